@@ -1,0 +1,292 @@
+"""The `kojinbango` command."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path("demo-data")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from kojinbango.domain import identifiers as ids
+
+    validators = {
+        "mynumber": ids.validate_my_number,
+        "resident-code": ids.validate_resident_code,
+        "corporate": ids.validate_corporate_number,
+        "lg-code": ids.validate_lg_code,
+    }
+    try:
+        validators[args.kind](args.value)
+    except ids.IdentifierError as exc:
+        print(f"invalid: {exc}")
+        return 1
+    print("valid")
+    return 0
+
+
+def _setup_logs(data_dir: Path) -> None:
+    from kojinbango.common.logs import configure
+
+    configure(data_dir / "logs" / "kojinbango.log")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from kojinbango.nation import init_nation
+
+    _setup_logs(args.data_dir)
+    info = init_nation(args.data_dir, args.residents, args.seed)
+    _print_json(info)
+    return 0
+
+
+class _Progress:
+    """A progress bar on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._bars: dict[str, Any] = {}
+        self._progress: Any = None
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                                      transient=False)
+
+    def __enter__(self) -> _Progress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def __call__(self, org: str, n: int, total: int) -> None:
+        if not self._progress:
+            return
+        if org not in self._bars:
+            self._bars[org] = self._progress.add_task(f"{org} 個人番号の指定", total=total)
+        self._progress.advance(self._bars[org], n)
+
+
+def cmd_intro(args: argparse.Namespace) -> int:
+    from kojinbango.nation import intro, read_nation, running
+
+    read_nation(args.data_dir)
+    _setup_logs(args.data_dir)
+    with running(args.data_dir) as nation, _Progress() as progress:
+        result = intro(nation, progress)
+    _print_json(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kojinbango import demo
+    from kojinbango.nation import NATION_FILE, init_nation, intro, running
+
+    data_dir: Path = args.data_dir
+    _setup_logs(data_dir)
+    if not (data_dir / NATION_FILE).exists():
+        init_nation(data_dir, args.residents, args.seed)
+    today = dt.date.today()
+    with running(data_dir, fixed_ports=False) as nation:
+        intro(nation)
+        state = data_dir / "demo-events.json"
+        if not state.exists():
+            births = demo.births(nation, args.seed, today)
+            moved = demo.move(nation, args.seed, today)
+            state.write_text(json.dumps({"births": births, "move": moved}), encoding="utf-8")
+        for rt in nation.municipalities():
+            nation.register(rt.org_id).push()
+        munis, totals = demo.check_consistency(nation)
+    summary = {"municipalities": munis, **totals}
+    if args.no_serve:
+        _print_json(summary)
+        return 1 if totals["errors"] else 0
+    print(json.dumps(summary, ensure_ascii=False, indent=2)[:2000])
+    return _serve_all(data_dir)
+
+
+def _serve_all(data_dir: Path) -> int:
+    from kojinbango.nation import running
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running(data_dir, fixed_ports=True) as nation:
+        print("\nkojinbango is serving (Ctrl-C to stop):")
+        for org_id, url in nation.urls.items():
+            org = nation.topology.org(org_id)
+            print(f"  {org.name:<24} {org_id:<8} API {url}/docs")
+            if org.kind == "municipality":
+                print(f"  {'':<24} {'':<8} staff page {url}/staff/")
+        sys.stdout.flush()
+        stop.wait()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kojinbango.common.logs import configure
+    from kojinbango.common.topology import Topology
+    from kojinbango.nation import build
+
+    topology = Topology.load(Path(args.topology))
+    org = topology.org(args.org)
+    configure(topology.root / "logs" / f"{org.id}.log")
+    runtime = build(topology, org.id, database_url=args.database_url)
+    host, port = org.base_url.split("://", 1)[1].rsplit(":", 1)
+    uvicorn.run(runtime.app, host=args.host or host, port=int(port), log_level="info", access_log=False)
+    return 0
+
+
+def _rows_to_csv(header: list[str], rows: Any, out: Path | None) -> None:
+    fh = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    finally:
+        if out:
+            fh.close()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from kojinbango.common.db import Database
+    from kojinbango.common.topology import Topology
+
+    topology = Topology.load(args.data_dir / "topology.json")
+    if args.what == "residents":
+        from kojinbango.municipality.register.models import Resident
+        from kojinbango.municipality.register.service import full_address
+
+        if not args.municipality:
+            raise SystemExit("export residents needs --municipality CODE")
+        org = topology.municipality_by_code(args.municipality)
+        db = Database(topology.database_url(org.id))
+        header = ["resident_code", "my_number", "name", "kana", "birth_date", "sex", "address", "status",
+                  "atena_number", "household_id", "relationship"]
+        with db.transaction() as s:
+            rows = [
+                [r.resident_code, r.my_number or "", f"{r.family_name}\u3000{r.given_name}",
+                 f"{r.family_kana}\u3000{r.given_kana}", r.birth_date.isoformat(), r.sex,
+                 full_address(r.address, r.address_extra), r.status, r.atena_number, r.household_id, r.relationship]
+                for r in s.scalars(select(Resident).order_by(Resident.id))
+            ]
+    else:
+        from kojinbango.jlis.models import IdentityRecord
+
+        org = topology.of_kind("jlis")[0]
+        db = Database(topology.database_url(org.id))
+        header = ["resident_code", "my_number", "name", "kana", "birth_date", "sex", "address", "status",
+                  "municipality"]
+        with db.transaction() as s:
+            rows = [
+                [r.resident_code, r.my_number or "", f"{r.family_name}\u3000{r.given_name}",
+                 f"{r.family_kana}\u3000{r.given_kana}", r.birth_date.isoformat(), r.sex, r.address, r.status,
+                 r.municipality]
+                for r in s.scalars(select(IdentityRecord).order_by(IdentityRecord.resident_code))
+            ]
+    _rows_to_csv(header, rows, args.out)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    bench_file = Path(__file__).resolve().parents[2] / "bench" / "numbering.py"
+    if not bench_file.exists():
+        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_numbering", bench_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pg = args.pg_url if args.pg_url is not None else os.environ.get("KOJINBANGO_BENCH_PG_URL")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = module.run(args.count, pg or None, Path(tmp))
+    _print_json(result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kojinbango", description="Japan's My Number system as a municipality lives it")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_dir(sp: argparse.ArgumentParser, default: Path | None = None) -> None:
+        sp.add_argument("--data-dir", type=Path, required=default is None, default=default)
+
+    sp = sub.add_parser("init", help="create the nation: residents registered, no numbers yet")
+    data_dir(sp)
+    sp.add_argument("--residents", type=int, default=3000)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("intro", help="flow 1-1: number every resident, notices, push to J-LIS")
+    data_dir(sp)
+    sp.set_defaults(func=cmd_intro)
+
+    sp = sub.add_parser("demo", help="init + intro + births + a move, then serve everything")
+    data_dir(sp, DEFAULT_DATA_DIR)
+    sp.add_argument("--residents", type=int, default=3000)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--no-serve", action="store_true")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("export", help="CSV of a register or of J-LIS's 本人確認情報")
+    sp.add_argument("what", choices=["residents", "jukinet"])
+    data_dir(sp)
+    sp.add_argument("--municipality")
+    sp.add_argument("--out", type=Path)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("validate", help="check an identifier's format and check digit")
+    sp.add_argument("kind", choices=["mynumber", "resident-code", "corporate", "lg-code"])
+    sp.add_argument("value")
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("serve", help="run one organisation alone on its own database")
+    sp.add_argument("org")
+    sp.add_argument("--topology", required=True)
+    sp.add_argument("--database-url")
+    sp.add_argument("--host")
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("bench", help="benchmarks (print JSON)")
+    sp.add_argument("what", choices=["numbering"])
+    sp.add_argument("--count", type=int, default=10_000_000)
+    sp.add_argument("--pg-url", default=None)
+    sp.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"kojinbango: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

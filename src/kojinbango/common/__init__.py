@@ -1,0 +1,1 @@
+"""Organisation-free infrastructure shared by every organisation: PKI, signed transport, databases."""

@@ -1,0 +1,70 @@
+"""The FastAPI application shell every organisation shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from kojinbango.common.db import Database, DbNonceStore
+from kojinbango.common.errors import BusinessError
+from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.signing import TrustStore
+from kojinbango.common.transport import SignatureMiddleware
+from kojinbango.domain.identifiers import IdentifierError
+
+
+def org_app(
+    title: str,
+    creds: OrgCredentials,
+    trust: TrustStore,
+    db: Database,
+    nonce_store: DbNonceStore,
+    allowed_callers: Iterable[str] | None = None,
+) -> FastAPI:
+    app = FastAPI(title=title, version="0.1.0")
+    app.add_middleware(
+        SignatureMiddleware, creds=creds, trust=trust, nonce_store=nonce_store, allowed_callers=allowed_callers
+    )
+
+    @app.exception_handler(BusinessError)
+    async def _business(_request: Request, exc: BusinessError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(IdentifierError)
+    async def _identifier(_request: Request, exc: IdentifierError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Pydantic echoes input values; report only where and what, never the value itself.
+        problems = [
+            {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")} for err in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "organisation": creds.org_id}
+
+    return app
+
+
+class OrgRuntime:
+    """One organisation assembled: its app, database, outgoing client and services."""
+
+    def __init__(self, org_id: str, kind: str, app: FastAPI, db: Database, client: object, services: dict[str, object]):
+        self.org_id = org_id
+        self.kind = kind
+        self.app = app
+        self.db = db
+        self.client = client
+        self.services = services
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close:
+            close()
+        self.db.dispose()

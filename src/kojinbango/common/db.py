@@ -1,0 +1,142 @@
+"""Databases: one per organisation, SQLite file by default, PostgreSQL by URL; Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kojinbango.common.signing import MAX_SKEW_SECONDS
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def upgrade(engine: Engine, migrations: str) -> None:
+    """Bring the organisation's schema to the newest Alembic revision.
+
+    ``migrations`` is a package resource location such as ``kojinbango.jlis:migrations``.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations)
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    """An organisation's own database: an engine and one transaction per business operation."""
+
+    def __init__(self, url: str, migrations: str | None = None):
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrations:
+            upgrade(self.engine, migrations)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed together, or not at all."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def nonce_table(metadata: MetaData) -> Table:
+    """The table where an organisation remembers the nonces of requests it accepted."""
+    return Table(
+        "seen_nonces",
+        metadata,
+        Column("signer", String(40), nullable=False),
+        Column("nonce", String(64), nullable=False),
+        Column("created", BigInteger, nullable=False),
+        Column("seen_at", DateTime, nullable=False),
+        PrimaryKeyConstraint("signer", "nonce"),
+    )
+
+
+class DbNonceStore:
+    """Replay protection that survives restarts: a nonce is accepted once per signer."""
+
+    def __init__(self, db: Database, table: Table):
+        self.db = db
+        self.table = table
+        self._last_prune = 0.0
+
+    def __call__(self, signer: str, nonce: str, created: int) -> bool:
+        now = time.time()
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    insert(self.table).values(
+                        signer=signer, nonce=nonce, created=created, seen_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                    )
+                )
+                if now - self._last_prune > 60:
+                    # Older nonces can never be accepted again: their signatures are stale.
+                    conn.execute(delete(self.table).where(self.table.c.created < int(now) - 2 * MAX_SKEW_SECONDS))
+                    self._last_prune = now
+        except IntegrityError:
+            return False
+        return True

@@ -1,0 +1,55 @@
+"""Logging that never writes an identifier in clear.
+
+Code never logs 個人番号 or 住民票コード on purpose; this filter is the second line of defence: any
+run of 11 or 12 digits (or their full-width forms) in a log record is masked to its last 4 digits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+_DIGITS = re.compile(r"(?<![0-9０-９])[0-9０-９]{11,12}(?![0-9０-９])")
+
+
+def redact(text: str) -> str:
+    return _DIGITS.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure(log_file: Path | None = None, level: int = logging.INFO) -> None:
+    """Root logging to ``log_file`` (and stderr for warnings), every handler redacting."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setLevel(level)
+        handlers.append(fh)
+    err = logging.StreamHandler()
+    err.setLevel(logging.WARNING)
+    handlers.append(err)
+    for h in handlers:
+        h.setFormatter(fmt)
+        h.addFilter(RedactingFilter())
+        root.addHandler(h)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

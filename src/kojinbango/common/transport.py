@@ -1,0 +1,206 @@
+"""HTTP between organisations: a signing client and a verifying ASGI middleware.
+
+Only paths under ``/api/`` are organisation-to-organisation calls and must be signed; staff pages,
+the OpenAPI document and the health check are not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.signing import (
+    MemoryNonceStore,
+    NonceStore,
+    SignatureError,
+    TrustStore,
+    sign_request,
+    sign_response,
+    verify_request,
+    verify_response,
+)
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/"
+
+
+class RemoteError(Exception):
+    """Another organisation refused or failed a call; ``status`` is its HTTP status."""
+
+    def __init__(self, org_id: str, status: int, detail: str):
+        super().__init__(f"{org_id} answered {status}: {detail}")
+        self.org_id = org_id
+        self.status = status
+        self.detail = detail
+
+
+class Unreachable(Exception):
+    """Another organisation could not be reached at all."""
+
+
+class SignedClient:
+    """Calls other organisations' APIs with signed requests and checks their signed answers."""
+
+    def __init__(
+        self,
+        creds: OrgCredentials,
+        trust: TrustStore,
+        directory: Mapping[str, str],
+        timeout: float = 120.0,
+    ):
+        self.creds = creds
+        self.trust = trust
+        self.directory = dict(directory)
+        self._http = httpx.Client(timeout=timeout)
+        self._answer_nonces = MemoryNonceStore()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, org_id: str, method: str, path: str, payload: Any = None) -> Any:
+        """Send ``payload`` as JSON to ``org_id`` and return the verified JSON answer."""
+        try:
+            base = self.directory[org_id]
+        except KeyError:
+            raise Unreachable(f"no address known for organisation {org_id}") from None
+        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, default=str).encode()
+        url = base.rstrip("/") + path
+        parts = urlsplit(url)
+        headers = sign_request(self.creds, method, parts.path, parts.query, body, org_id)
+        headers["content-type"] = "application/json"
+        try:
+            resp = self._http.request(method, url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{org_id} could not be reached: {type(exc).__name__}") from exc
+        nonce = _nonce_of(headers["signature-input"])
+        try:
+            verified = verify_response(resp.headers, resp.status_code, resp.content, org_id, nonce, self.trust)
+        except SignatureError as exc:
+            raise RemoteError(org_id, resp.status_code, f"answer rejected: {exc}") from exc
+        if not self._answer_nonces(verified.signer, verified.nonce, verified.created):
+            raise RemoteError(org_id, resp.status_code, "answer rejected: replayed")
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise RemoteError(org_id, resp.status_code, str(detail))
+        return resp.json() if resp.content else None
+
+
+def _nonce_of(signature_input: str) -> str:
+    marker = ';nonce="'
+    start = signature_input.index(marker) + len(marker)
+    return signature_input[start : signature_input.index('"', start)]
+
+
+class SignatureMiddleware:
+    """Verifies every ``/api/`` request and signs every ``/api/`` answer.
+
+    Unsigned, wrongly signed, mis-addressed, stale or replayed requests get 401 before any handler
+    runs, so they change nothing.  The verified signer is put in ``request.state.caller``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        creds: OrgCredentials,
+        trust: TrustStore,
+        nonce_store: NonceStore,
+        allowed_callers: Iterable[str] | None = None,
+    ):
+        self.app = app
+        self.creds = creds
+        self.trust = trust
+        self.nonce_store = nonce_store
+        self.allowed = set(allowed_callers) if allowed_callers is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            verified = verify_request(
+                headers, scope["method"], scope["path"], query, body, self.creds.org_id, self.trust
+            )
+            if self.allowed is not None and verified.signer not in self.allowed:
+                raise SignatureError("signer may not call this organisation")
+            if not self.nonce_store(verified.signer, verified.nonce, verified.created):
+                raise SignatureError("request was replayed")
+        except SignatureError as exc:
+            log.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
+            nonce = _nonce_or_blank(headers.get("signature-input", ""))
+            await self._send_signed(send, 401, {"detail": f"unauthorised: {exc}"}, nonce)
+            return
+        scope.setdefault("state", {})["caller"] = verified.signer
+
+        sent = False
+
+        async def replay_receive() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    payload = b"".join(chunks)
+                    sig = sign_response(self.creds, start["status"], payload, verified.nonce)
+                    raw_headers = [
+                        (k, v)
+                        for k, v in start.get("headers", [])
+                        if k.lower() not in (b"content-length",)
+                    ]
+                    raw_headers += [(k.encode(), v.encode()) for k, v in sig.items()]
+                    raw_headers.append((b"content-length", str(len(payload)).encode()))
+                    await send({"type": "http.response.start", "status": start["status"], "headers": raw_headers})
+                    await send({"type": "http.response.body", "body": payload})
+
+        await self.app(scope, replay_receive, capture)
+
+    async def _send_signed(self, send: Send, status: int, payload: dict[str, Any], nonce: str) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        sig = sign_response(self.creds, status, body, nonce)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(k.encode(), v.encode()) for k, v in sig.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _nonce_or_blank(signature_input: str) -> str:
+    try:
+        return _nonce_of(signature_input)
+    except ValueError:
+        return ""
+
+
+def caller(request: Request) -> str:
+    """The organisation that signed the current request (set by SignatureMiddleware)."""
+    value = request.scope.get("state", {}).get("caller")
+    if not isinstance(value, str):
+        raise RuntimeError("caller requested outside a signed /api/ route")
+    return value

@@ -1,0 +1,214 @@
+"""The miniature nation: creating a deployment and running every organisation in one process.
+
+Each organisation still has its own database and its own HTTP server (on 127.0.0.1) and talks to
+the others only through signed HTTP; "embedded" only means one process hosts all the servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kojinbango.common.app import OrgRuntime
+from kojinbango.common.pki import create_ca, issue_org_certificate
+from kojinbango.common.topology import OrgEntry, Topology
+from kojinbango.municipality.register.notices import NoticePrinter
+from kojinbango.municipality.register.service import RegisterService
+from kojinbango.synth import generate_population, municipality_names
+
+log = logging.getLogger(__name__)
+
+JLIS_ID = "jlis"
+PREFECTURE = ("130001", "東京都")
+MUNICIPALITIES = ("131016", "131041")  # 千代田区, 新宿区 (real 地方公共団体コード)
+SHARES = (0.4, 0.6)
+BASE_PORT = 8700
+NATION_FILE = "nation.json"
+
+
+def org_id_for(lg_code: str, kind: str) -> str:
+    return ("p" if kind == "prefecture" else "m") + lg_code
+
+
+def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
+    """PKI and topology for J-LIS, one prefecture and two municipalities (kept if already there)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "topology.json"
+    if path.exists():
+        return Topology.load(path)
+    pki = data_dir / "pki"
+    create_ca(pki)
+    orgs: dict[str, OrgEntry] = {}
+
+    def add(org_id: str, kind: str, name: str, port: int, **extra: Any) -> None:
+        issue_org_certificate(pki, org_id, name)
+        orgs[org_id] = OrgEntry(
+            id=org_id, kind=kind, name=name, base_url=f"http://127.0.0.1:{port}",
+            certificate=f"pki/{org_id}.pem", key=f"pki/{org_id}.key", database_url=f"sqlite:///{org_id}.db", **extra,
+        )
+
+    add(JLIS_ID, "jlis", "地方公共団体情報システム機構", base_port, secrets={"numbering_key": "secrets/jlis/numbering.key"})
+    pref_id = org_id_for(PREFECTURE[0], "prefecture")
+    add(pref_id, "prefecture", PREFECTURE[1], base_port + 1, lg_code=PREFECTURE[0])
+    for i, code in enumerate(MUNICIPALITIES):
+        pref_name, city = municipality_names(code)
+        mid = org_id_for(code, "municipality")
+        add(mid, "municipality", pref_name + city, base_port + 10 + i, lg_code=code, prefecture=pref_id,
+            short_name=city, secrets={"notice_key": f"secrets/{mid}/notice.key", "files_dir": f"files/{mid}"})
+    topo = Topology(path, "pki/ca.pem", orgs)
+    topo.save()
+    return topo
+
+
+def build(topology: Topology, org_id: str, directory: dict[str, str] | None = None,
+          database_url: str | None = None) -> OrgRuntime:
+    """Assemble one organisation from the topology."""
+    kind = topology.org(org_id).kind
+    if kind == "jlis":
+        from kojinbango.jlis.app import create as create_jlis
+
+        return create_jlis(topology, org_id, database_url)
+    if kind == "prefecture":
+        from kojinbango.prefecture.app import create as create_pref
+
+        return create_pref(topology, org_id, directory, database_url)
+    from kojinbango.municipality.app import create as create_muni
+
+    return create_muni(topology, org_id, directory, database_url)
+
+
+class _Server(threading.Thread):
+    def __init__(self, app: Any, sock: socket.socket):
+        super().__init__(daemon=True)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.sock = sock
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.join(timeout=10)
+
+
+@dataclass
+class Nation:
+    topology: Topology
+    runtimes: dict[str, OrgRuntime]
+    urls: dict[str, str]
+
+    def municipalities(self) -> list[OrgRuntime]:
+        return [r for r in self.runtimes.values() if r.kind == "municipality"]
+
+    def register(self, org_id: str) -> RegisterService:
+        svc = self.runtimes[org_id].services["register"]
+        assert isinstance(svc, RegisterService)
+        return svc
+
+    def printer(self, org_id: str) -> NoticePrinter:
+        svc = self.runtimes[org_id].services["printer"]
+        assert isinstance(svc, NoticePrinter)
+        return svc
+
+    def runtime(self, kind: str) -> OrgRuntime:
+        return next(r for r in self.runtimes.values() if r.kind == kind)
+
+
+@contextmanager
+def running(data_dir: Path, fixed_ports: bool = False) -> Iterator[Nation]:
+    """Start every organisation of the deployment in ``data_dir`` on 127.0.0.1; stop them after."""
+    topology = Topology.load(data_dir / "topology.json")
+    sockets: dict[str, socket.socket] = {}
+    for org in topology.organisations.values():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        port = int(org.base_url.rsplit(":", 1)[1]) if fixed_ports else 0
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+        sockets[org.id] = sock
+    urls = {oid: f"http://127.0.0.1:{s.getsockname()[1]}" for oid, s in sockets.items()}
+    runtimes: dict[str, OrgRuntime] = {}
+    servers: list[_Server] = []
+    try:
+        for org_id in topology.organisations:
+            runtimes[org_id] = build(topology, org_id, urls)
+        for org_id, rt in runtimes.items():
+            srv = _Server(rt.app, sockets[org_id])
+            srv.start()
+            servers.append(srv)
+        deadline = time.time() + 30
+        while not all(s.server.started for s in servers):
+            if time.time() > deadline:
+                raise RuntimeError("organisations did not start within 30 s")
+            time.sleep(0.02)
+        yield Nation(topology, runtimes, urls)
+    finally:
+        for srv in servers:
+            srv.stop()
+        for rt in runtimes.values():
+            rt.close()
+        for sock in sockets.values():
+            sock.close()
+
+
+def read_nation(data_dir: Path) -> dict[str, Any]:
+    path = data_dir / NATION_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{data_dir} holds no nation yet: run `kojinbango init --data-dir {data_dir}` first")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None = None) -> dict[str, Any]:
+    """Create the nation with its residents registered (住民票コード, no numbers yet)."""
+    if (data_dir / NATION_FILE).exists():
+        raise FileExistsError(f"{data_dir} already holds a nation; use another --data-dir or remove it")
+    if residents < len(MUNICIPALITIES):
+        raise ValueError(f"--residents must be at least {len(MUNICIPALITIES)}")
+    as_of = as_of or dt.date.today()
+    topology = create_deployment(data_dir)
+    counts: dict[str, int] = {}
+    with running(data_dir) as nation:
+        remaining = residents
+        munis = topology.of_kind("municipality")
+        for i, org in enumerate(munis):
+            n = remaining if i == len(munis) - 1 else int(residents * SHARES[i])
+            remaining -= n
+            assert org.lg_code
+            households = generate_population(org.lg_code, n, seed + i, as_of)
+            reg = nation.register(org.id)
+            counts[org.id] = reg.register_households(households, as_of)
+            reg.push()
+    info = {"seed": seed, "residents": residents, "as_of": as_of.isoformat(), "created": counts}
+    (data_dir / NATION_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    return info
+
+
+def intro(nation: Nation, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Flow 1-1 for every municipality: numbers from J-LIS, designation, notices, push."""
+    result: dict[str, Any] = {}
+    for rt in nation.municipalities():
+        reg, printer = nation.register(rt.org_id), nation.printer(rt.org_id)
+        todo = reg.residents_without_number()
+
+        def step(n: int, org: str = rt.org_id, total: int = todo) -> None:
+            if progress:
+                progress(org, n, total)
+
+        designated = reg.designate_numbers(progress=step)
+        pages = printer.print_pending()
+        pushed = reg.push()
+        result[rt.org_id] = {"designated": designated, "pages_printed": pages, "pushed": pushed}
+    return result
