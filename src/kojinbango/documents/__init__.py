@@ -1,0 +1,1 @@
+"""Printed documents (帳票): notices and forms rendered as print-ready PDF."""
