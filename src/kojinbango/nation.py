@@ -207,8 +207,17 @@ def intro(nation: Nation, progress: Callable[[str, int, int], None] | None = Non
             if progress:
                 progress(org, n, total)
 
+        t0 = time.perf_counter()
         designated = reg.designate_numbers(progress=step)
+        t1 = time.perf_counter()
         pages = printer.print_pending()
+        t2 = time.perf_counter()
         pushed = reg.push()
-        result[rt.org_id] = {"designated": designated, "pages_printed": pages, "pushed": pushed}
+        t3 = time.perf_counter()
+        result[rt.org_id] = {
+            "designated": designated,
+            "pages_printed": pages,
+            "pushed": pushed,
+            "seconds": {"designate": round(t1 - t0, 2), "print": round(t2 - t1, 2), "push": round(t3 - t2, 2)},
+        }
     return result

@@ -15,3 +15,9 @@ class NotFound(BusinessError):
 
 class Conflict(BusinessError):
     status = 409
+
+
+class Unauthorised(BusinessError):
+    """The (correctly signed) caller is not an organisation allowed to make this request."""
+
+    status = 401

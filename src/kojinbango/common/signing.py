@@ -187,6 +187,8 @@ def verify_request(
     now: float | None = None,
 ) -> Verified:
     """Verify a request addressed to organisation ``me``; raises SignatureError."""
+    if not headers.get("signature") or not headers.get("signature-input"):
+        raise SignatureError("message is not signed")
     if headers.get(RECIPIENT_HEADER) != me:
         raise SignatureError("request is addressed to another organisation")
     values = {

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
-from kojinbango.common.errors import BusinessError
+from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import caller
 from kojinbango.jlis.service import JlisService, LookupResult, record_to_dict
@@ -59,7 +59,7 @@ def build_router(service: JlisService, topology: Topology) -> APIRouter:
     def municipality(request: Request) -> str:
         org = topology.org(caller(request))
         if org.kind != "municipality" or not org.lg_code:
-            raise BusinessError("only a municipality may make this request")
+            raise Unauthorised("only a municipality may make this request")
         return org.lg_code
 
     @router.post("/code-bundles")
@@ -78,13 +78,13 @@ def build_router(service: JlisService, topology: Topology) -> APIRouter:
     @router.post("/identity/changes")
     def identity_changes(body: IdentityChangesRequest, request: Request) -> dict[str, Any]:
         if kind_of(caller(request)) != "prefecture":
-            raise BusinessError("本人確認情報 reaches J-LIS only through a prefecture")
+            raise Unauthorised("本人確認情報 reaches J-LIS only through a prefecture")
         return {"applied": service.apply_changes(body.changes)}
 
     @router.post("/identity/lookup")
     def lookup(body: LookupRequest, request: Request) -> dict[str, Any]:
         if kind_of(caller(request)) not in ("municipality", "prefecture"):
-            raise BusinessError("this organisation may not search 本人確認情報")
+            raise Unauthorised("this organisation may not search 本人確認情報")
         if body.my_number:
             return _result(service.lookup_by_number(body.my_number))
         if body.resident_code:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, update
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
@@ -110,23 +109,24 @@ class JlisService:
                 ).all()
                 for code, _version, number in rows:
                     result[code] = number  # ordered by version: the newest wins
-            fresh = [c for c in codes if c not in result]
-            if fresh:
-                bases = np.fromiter((int(c[:10]) for c in fresh), dtype=np.int64, count=len(fresh))
-                numbers = self.generator.my_numbers_batch(bases, 0)
-                texts = [f"{int(n):012d}" for n in numbers]
-                persist_issued_numbers(
-                    s.connection(),
-                    IssuedNumber.__table__,  # type: ignore[arg-type]
-                    {
-                        "resident_code": np.array(fresh),
-                        "version": np.zeros(len(fresh), dtype=np.int64),
-                        "my_number": np.array(texts),
-                        "municipality": municipality,
-                        "issued_at": _now(),
-                    },
-                )
-                result.update(zip(fresh, texts, strict=True))
+        fresh = [c for c in codes if c not in result]
+        if fresh:
+            bases = np.fromiter((int(c[:10]) for c in fresh), dtype=np.int64, count=len(fresh))
+            numbers = self.generator.my_numbers_batch(bases, 0)
+            texts = [f"{int(n):012d}" for n in numbers]
+            # One bulk transaction (COPY on PostgreSQL); the primary key refuses a concurrent duplicate.
+            persist_issued_numbers(
+                self.db.engine,
+                IssuedNumber.__table__,  # type: ignore[arg-type]
+                {
+                    "resident_code": np.array(fresh),
+                    "version": np.zeros(len(fresh), dtype=np.int64),
+                    "my_number": np.array(texts),
+                    "municipality": municipality,
+                    "issued_at": _now(),
+                },
+            )
+            result.update(zip(fresh, texts, strict=True))
         log.info("generated numbers for %d codes (%d new) for %s", len(codes), len(fresh), municipality)
         return {c: result[c] for c in codes}
 
@@ -146,63 +146,57 @@ class JlisService:
 
     # --- 住基ネット: 本人確認情報 -----------------------------------------------------------
     def apply_changes(self, changes: Sequence[dict[str, Any]]) -> int:
-        """Apply 本人確認情報 changes relayed by a prefecture; idempotent per (source, seq)."""
-        applied = 0
+        """Apply 本人確認情報 changes relayed by a prefecture, in order; idempotent per (source, seq)."""
+        if not changes:
+            return 0
         with self.db.transaction() as s:
+            seen: set[tuple[str, int]] = set()
+            by_source: dict[str, list[int]] = {}
             for ch in changes:
-                source, seq = str(ch["source"]), int(ch["seq"])
-                if s.scalar(select(IdentityChange.id).where(IdentityChange.source == source, IdentityChange.seq == seq)):
-                    continue
-                rec = ch["record"]
-                code = validate_resident_code(rec["resident_code"])
-                event_date = dt.date.fromisoformat(str(ch["event_date"]))
-                s.add(
-                    IdentityChange(
-                        source=source,
-                        seq=seq,
-                        event_type=str(ch["event_type"]),
-                        event_date=event_date,
-                        resident_code=code,
-                        payload=rec,
-                        received_at=_now(),
+                by_source.setdefault(str(ch["source"]), []).append(int(ch["seq"]))
+            for source, seqs in by_source.items():
+                for chunk in _chunks(seqs):
+                    seen.update(
+                        (source, q)
+                        for q in s.scalars(
+                            select(IdentityChange.seq).where(IdentityChange.source == source, IdentityChange.seq.in_(chunk))
+                        )
                     )
-                )
-                self._apply_one(s, source, str(ch["event_type"]), event_date, rec)
-                applied += 1
-        return applied
-
-    def _apply_one(self, s: Session, source: str, event_type: str, event_date: dt.date, rec: dict[str, Any]) -> None:
-        code = rec["resident_code"]
-        current = s.get(IdentityRecord, code)
-        # A municipality speaks for a person only while it holds them; a late 転出 from the
-        # old municipality must not undo the 転入 the new one already reported.
-        if current is not None and current.municipality != source and event_type != "転入":
-            return
-        my_number = rec.get("my_number")
-        if my_number:
-            my_number = validate_my_number(my_number)
-        values = dict(
-            my_number=my_number,
-            family_name=rec["family_name"],
-            given_name=rec["given_name"],
-            family_kana=rec.get("family_kana") or "",
-            given_kana=rec.get("given_kana") or "",
-            birth_date=dt.date.fromisoformat(str(rec["birth_date"])),
-            sex=int(rec["sex"]),
-            address=rec["address"],
-            municipality=source,
-            status=rec.get("status", "current"),
-            removal_reason=rec.get("removal_reason"),
-            last_event=event_type,
-            last_event_date=event_date,
-            updated_at=_now(),
-            **record_keys(rec["family_name"], rec["given_name"], rec.get("family_kana") or "", rec.get("given_kana") or "", rec["address"]),
-        )
-        if current is None:
-            s.add(IdentityRecord(resident_code=code, **values))
-        else:
-            for k, v in values.items():
-                setattr(current, k, v)
+            fresh = []
+            for ch in changes:
+                key = (str(ch["source"]), int(ch["seq"]))
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(ch)
+            codes = sorted({validate_resident_code(ch["record"]["resident_code"]) for ch in fresh})
+            current: dict[str, dict[str, Any]] = {}
+            for chunk in _chunks(codes):
+                for rec in s.scalars(select(IdentityRecord).where(IdentityRecord.resident_code.in_(chunk))):
+                    current[rec.resident_code] = {c: getattr(rec, c) for c in _RECORD_COLUMNS}
+            existing = set(current)
+            ts = _now()
+            rows = []
+            for ch in fresh:
+                event_date = dt.date.fromisoformat(str(ch["event_date"]))
+                rows.append({
+                    "source": str(ch["source"]), "seq": int(ch["seq"]), "event_type": str(ch["event_type"]),
+                    "event_date": event_date, "resident_code": ch["record"]["resident_code"], "payload": ch["record"],
+                    "received_at": ts,
+                })
+                updated = _apply_one(current.get(ch["record"]["resident_code"]), str(ch["source"]),
+                                     str(ch["event_type"]), event_date, ch["record"], ts)
+                if updated is not None:
+                    current[updated["resident_code"]] = updated
+            if rows:
+                s.execute(insert(IdentityChange), rows)
+            touched = {r["resident_code"] for r in rows}
+            new_rows = [current[c] for c in touched if c not in existing and c in current]
+            upd_rows = [current[c] for c in touched if c in existing]
+            if new_rows:
+                s.execute(insert(IdentityRecord), new_rows)
+            if upd_rows:
+                s.execute(update(IdentityRecord), upd_rows)
+        return len(fresh)
 
     def lookup_by_number(self, my_number: str) -> LookupResult:
         number = validate_my_number(my_number)
@@ -254,6 +248,40 @@ class JlisService:
                 "numbers_issued": s.scalar(select(func.count()).select_from(IssuedNumber)) or 0,
                 "changes_received": s.scalar(select(func.count()).select_from(IdentityChange)) or 0,
             }
+
+
+_RECORD_COLUMNS = [c.name for c in IdentityRecord.__table__.columns]
+
+
+def _apply_one(
+    current: dict[str, Any] | None, source: str, event_type: str, event_date: dt.date, rec: dict[str, Any],
+    ts: dt.datetime,
+) -> dict[str, Any] | None:
+    """The record after one change, or None when the change must not touch the current record."""
+    # A municipality speaks for a person only while it holds them; a late 転出 from the old
+    # municipality must not undo the 転入 the new one already reported.
+    if current is not None and current["municipality"] != source and event_type != "転入":
+        return None
+    my_number = rec.get("my_number")
+    family_kana, given_kana = rec.get("family_kana") or "", rec.get("given_kana") or ""
+    return {
+        "resident_code": rec["resident_code"],
+        "my_number": validate_my_number(my_number) if my_number else None,
+        "family_name": rec["family_name"],
+        "given_name": rec["given_name"],
+        "family_kana": family_kana,
+        "given_kana": given_kana,
+        "birth_date": dt.date.fromisoformat(str(rec["birth_date"])),
+        "sex": int(rec["sex"]),
+        "address": rec["address"],
+        "municipality": source,
+        "status": rec.get("status", "current"),
+        "removal_reason": rec.get("removal_reason"),
+        "last_event": event_type,
+        "last_event_date": event_date,
+        "updated_at": ts,
+        **record_keys(rec["family_name"], rec["given_name"], family_kana, given_kana, rec["address"]),
+    }
 
 
 def record_to_dict(rec: IdentityRecord) -> dict[str, Any]:
