@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -140,3 +141,15 @@ class DbNonceStore:
         except IntegrityError:
             return False
         return True
+
+
+def sync_id_sequence(session: Session, table: Table, column: str = "id") -> None:
+    """After a bulk insert with explicit ids, move PostgreSQL's sequence past them (SQLite needs nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column}'), "
+            f"(SELECT COALESCE(MAX({column}), 1) FROM {table.name}))"
+        )
+    )

@@ -407,11 +407,28 @@ class NumberGenerator:
             run(0, n)
             return
         # one contiguous run of whole tiles per thread; cryptography's update_into and numpy's
-        # loops release the GIL, so the threads really run in parallel
+        # loops release the GIL, so the threads really run in parallel. The calling thread takes
+        # the first run; the pool threads persist, so their workspaces stay allocated and warm.
         per = -(-ntiles // nw) * TILE
-        with ThreadPoolExecutor(max_workers=nw, thread_name_prefix="jlis-numbering") as pool:
-            for f in [pool.submit(run, lo, min(lo + per, n)) for lo in range(0, n, per)]:
+        futures = [_pool(nw - 1).submit(run, lo, min(lo + per, n)) for lo in range(per, n, per)]
+        try:
+            run(0, min(per, n))
+        finally:
+            for f in futures:
                 f.result()
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``size`` threads for the batch path (created on first use)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(size)
+        if pool is None:
+            pool = _POOLS[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="jlis-numbering")
+        return pool
 
 
 def _finish(

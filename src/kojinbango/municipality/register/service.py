@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kojinbango.common.db import Database
+from kojinbango.common.db import Database, sync_id_sequence
 from kojinbango.common.documents import sign_document, verify_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.pki import OrgCredentials
@@ -288,6 +288,8 @@ class RegisterService:
                     i += 1
             s.execute(insert(Household), hh_rows)
             s.execute(insert(Resident), res_rows)
+            sync_id_sequence(s, Household.__table__)  # type: ignore[arg-type]
+            sync_id_sequence(s, Resident.__table__)  # type: ignore[arg-type]
             s.execute(insert(ResidentEvent), ev_rows)
             s.execute(insert(CsOutbox), out_rows)
         return total

@@ -1,0 +1,89 @@
+"""The command line as a new user meets it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kojinbango.common.logs import redact
+
+CLI = [sys.executable, "-m", "kojinbango.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "ok", "why"),
+    [
+        ("mynumber", "123456789012", False, "check digit"),
+        ("mynumber", "123456789018", True, ""),
+        ("mynumber", "１２３４５６７８９０１８", True, ""),
+        ("mynumber", " 123456789018 ", True, ""),
+        ("mynumber", "12345678901", False, "expected twelve digits"),
+        ("mynumber", "12345678901a", False, "not a digit"),
+        ("corporate", "5835678256246", True, ""),
+        ("lg-code", "131016", True, ""),
+        ("lg-code", "131017", False, "check digit"),
+    ],
+)
+def test_validate(kind: str, value: str, ok: bool, why: str) -> None:
+    r = run("validate", kind, value)
+    assert r.returncode == (0 if ok else 1)
+    if ok:
+        assert r.stdout.strip() == "valid"
+    else:
+        assert why in r.stdout.lower()
+        assert value.strip() not in r.stdout  # the identifier itself is never echoed
+
+
+def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
+    d = tmp_path / "demo"
+    r = run("demo", "--data-dir", str(d), "--residents", "300", "--no-serve")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"municipalities", "numbers_issued", "notices_written", "errors"}
+    assert out["errors"] == []
+    assert [m["code"] for m in out["municipalities"]] == ["131016", "131041"]
+    for m in out["municipalities"]:
+        assert set(m) == {"code", "name", "residents", "numbered"} and m["residents"] == m["numbered"] > 0
+    total = sum(m["residents"] for m in out["municipalities"])
+    assert out["numbers_issued"] == out["notices_written"] == total  # births added, the move added none
+
+    jukinet = run("export", "jukinet", "--data-dir", str(d))
+    rows = list(csv.DictReader(io.StringIO(jukinet.stdout)))
+    current = [row for row in rows if row["status"] == "current"]
+    assert len(current) == total
+    identifiers = {row["my_number"] for row in rows} | {row["resident_code"] for row in rows}
+    for code in ("131016", "131041"):
+        res = run("export", "residents", "--data-dir", str(d), "--municipality", code)
+        reader = csv.DictReader(io.StringIO(res.stdout))
+        assert reader.fieldnames and {"resident_code", "my_number", "name", "kana", "birth_date", "sex",
+                                      "address"} <= set(reader.fieldnames)
+        for row in reader:
+            if row["status"] == "active":
+                assert row["my_number"] in identifiers
+
+    # No 個人番号 or 住民票コード in clear in any log the demo wrote.
+    logs = "".join(p.read_text(encoding="utf-8") for p in (d / "logs").glob("*.log"))
+    assert logs  # the demo does log
+    leaked = [i for i in identifiers if i and i in logs]
+    assert leaked == []
+
+
+def test_export_unknown_municipality_is_a_clear_error(small_nation_dir: Path) -> None:
+    r = run("export", "residents", "--data-dir", str(small_nation_dir), "--municipality", "999999")
+    assert r.returncode != 0 and "no municipality with code 999999" in r.stderr
+
+
+def test_redaction_masks_identifier_shaped_digits() -> None:
+    assert redact("number 123456789018 and code 12345678903 ok 2026") == "number ********9018 and code *******8903 ok 2026"
+    assert re.search(r"\d{11}", redact("１２３４５６７８９０１８")) is None
