@@ -64,8 +64,12 @@ def pg_database(pg_base_url: str) -> Iterator[Callable[[str], str]]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _pg_status.get("skipped"):
         terminalreporter.write_line(
-            "PostgreSQL tests were SKIPPED: " + _pg_status.get("reason", "") +
-            " — set KOJINBANGO_TEST_PG_URL to run them.", yellow=True, bold=True)
+            "PostgreSQL tests were SKIPPED: "
+            + _pg_status.get("reason", "")
+            + " — set KOJINBANGO_TEST_PG_URL to run them.",
+            yellow=True,
+            bold=True,
+        )
     elif _pg_status.get("used"):
         terminalreporter.write_line("PostgreSQL tests ran against " + _pg_status["used"], green=True)
 

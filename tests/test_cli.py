@@ -66,8 +66,15 @@ def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
     for code in ("131016", "131041"):
         res = run("export", "residents", "--data-dir", str(d), "--municipality", code)
         reader = csv.DictReader(io.StringIO(res.stdout))
-        assert reader.fieldnames and {"resident_code", "my_number", "name", "kana", "birth_date", "sex",
-                                      "address"} <= set(reader.fieldnames)
+        assert reader.fieldnames and {
+            "resident_code",
+            "my_number",
+            "name",
+            "kana",
+            "birth_date",
+            "sex",
+            "address",
+        } <= set(reader.fieldnames)
         for row in reader:
             if row["status"] == "active":
                 assert row["my_number"] in identifiers
@@ -85,5 +92,8 @@ def test_export_unknown_municipality_is_a_clear_error(small_nation_dir: Path) ->
 
 
 def test_redaction_masks_identifier_shaped_digits() -> None:
-    assert redact("number 123456789018 and code 12345678903 ok 2026") == "number ********9018 and code *******8903 ok 2026"
+    assert (
+        redact("number 123456789018 and code 12345678903 ok 2026")
+        == "number ********9018 and code *******8903 ok 2026"
+    )
     assert re.search(r"\d{11}", redact("１２３４５６７８９０１８")) is None

@@ -25,7 +25,9 @@ def nation(small_nation_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         yield n
 
 
-def _post(nation: Nation, sender: str, target: str, path: str, payload: dict, creds=None) -> tuple[httpx.Response, dict]:
+def _post(
+    nation: Nation, sender: str, target: str, path: str, payload: dict, creds=None
+) -> tuple[httpx.Response, dict]:
     body = json.dumps(payload).encode()
     creds = creds or nation.topology.credentials(sender)
     headers = sign_request(creds, "POST", path, "", body, target)
@@ -62,11 +64,16 @@ def test_unsigned_request_is_refused(nation: Nation, target: str, path: str, pay
 
 def test_good_request_then_replay(nation: Nation) -> None:
     before = _bundles(nation)
-    resp, headers = _post(nation, "m131016", "jlis", "/api/code-bundles", {"request_id": "sec-test-0002", "count": 5})
+    resp, headers = _post(
+        nation, "m131016", "jlis", "/api/code-bundles", {"request_id": "sec-test-0002", "count": 5}
+    )
     assert resp.status_code == 200 and len(resp.json()["resident_codes"]) == 5
     assert _bundles(nation) == before + 1
-    replay = httpx.post(nation.urls["jlis"] + "/api/code-bundles", content=json.dumps(
-        {"request_id": "sec-test-0002", "count": 5}).encode(), headers=headers)
+    replay = httpx.post(
+        nation.urls["jlis"] + "/api/code-bundles",
+        content=json.dumps({"request_id": "sec-test-0002", "count": 5}).encode(),
+        headers=headers,
+    )
     assert replay.status_code == 401 and "replayed" in replay.json()["detail"]
     assert _bundles(nation) == before + 1
 
@@ -75,8 +82,14 @@ def test_request_signed_by_an_outsider_is_refused(nation: Nation, tmp_path: Path
     # Same organisation id, but a key pair from a CA this deployment does not trust.
     impostor = issue_org_certificate(tmp_path, "m131016", "impostor")
     before = _bundles(nation)
-    resp, _ = _post(nation, "m131016", "jlis", "/api/code-bundles", {"request_id": "sec-test-0003", "count": 5},
-                    creds=impostor)
+    resp, _ = _post(
+        nation,
+        "m131016",
+        "jlis",
+        "/api/code-bundles",
+        {"request_id": "sec-test-0003", "count": 5},
+        creds=impostor,
+    )
     assert resp.status_code == 401
     assert _bundles(nation) == before
 
@@ -84,13 +97,20 @@ def test_request_signed_by_an_outsider_is_refused(nation: Nation, tmp_path: Path
 @pytest.mark.parametrize(
     ("sender", "target", "path", "payload"),
     [
-        ("p130001", "jlis", "/api/code-bundles", {"request_id": "sec-test-0004", "count": 5}),  # not a municipality
+        (
+            "p130001",
+            "jlis",
+            "/api/code-bundles",
+            {"request_id": "sec-test-0004", "count": 5},
+        ),  # not a municipality
         ("m131016", "jlis", "/api/identity/changes", {"changes": []}),  # must come through the prefecture
         ("jlis", "p130001", "/api/identity/changes", {"changes": []}),  # not one of its municipalities
         ("p130001", "m131041", "/api/moves/arrival", {"resident_codes": [], "moved_in_on": "2026-01-01"}),
     ],
 )
-def test_request_from_the_wrong_organisation_is_refused(nation: Nation, sender, target, path, payload) -> None:
+def test_request_from_the_wrong_organisation_is_refused(
+    nation: Nation, sender, target, path, payload
+) -> None:
     before = (_bundles(nation), _relay(nation))
     resp, _ = _post(nation, sender, target, path, payload)
     assert resp.status_code == 401
@@ -99,7 +119,9 @@ def test_request_from_the_wrong_organisation_is_refused(nation: Nation, sender, 
 
 def test_request_addressed_to_another_organisation_is_refused(nation: Nation) -> None:
     body = json.dumps({"request_id": "sec-test-0005", "count": 5}).encode()
-    headers = sign_request(nation.topology.credentials("m131016"), "POST", "/api/code-bundles", "", body, "p130001")
+    headers = sign_request(
+        nation.topology.credentials("m131016"), "POST", "/api/code-bundles", "", body, "p130001"
+    )
     resp = httpx.post(nation.urls["jlis"] + "/api/code-bundles", content=body, headers=headers)
     assert resp.status_code == 401
 

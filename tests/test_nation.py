@@ -74,10 +74,17 @@ def test_birth_flow_1_2(nation_dir: Path) -> None:
             with reg.db.transaction() as s:
                 r = s.get(Resident, b["resident_id"])
                 assert r is not None and r.birth_date == today and is_valid_my_number(r.my_number or "")
-                assert s.scalar(select(CodeStock.used).where(CodeStock.resident_code == r.resident_code)) is True
-                events = [e.event_type for e in s.scalars(select(ResidentEvent).where(ResidentEvent.resident_id == r.id))]
+                assert (
+                    s.scalar(select(CodeStock.used).where(CodeStock.resident_code == r.resident_code)) is True
+                )
+                events = [
+                    e.event_type
+                    for e in s.scalars(select(ResidentEvent).where(ResidentEvent.resident_id == r.id))
+                ]
                 assert events == ["出生", "個人番号の職権記載"]
-                assert s.scalar(select(func.count()).select_from(Notice).where(Notice.resident_id == r.id)) == 1
+                assert (
+                    s.scalar(select(func.count()).select_from(Notice).where(Notice.resident_id == r.id)) == 1
+                )
         _, totals = demo.check_consistency(nation)
         assert totals["errors"] == []
 
@@ -97,7 +104,9 @@ def test_move_between_municipalities(nation_dir: Path) -> None:
                 old = s.scalar(select(Resident).where(Resident.resident_code == r.resident_code))
                 assert old is not None and old.status == "moved_out"
                 assert old.my_number == r.my_number  # the number travels with the person
-                kinds = list(s.scalars(select(ResidentEvent.event_type).where(ResidentEvent.resident_id == old.id)))
+                kinds = list(
+                    s.scalars(select(ResidentEvent.event_type).where(ResidentEvent.resident_id == old.id))
+                )
                 assert kinds[-2:] == ["国内転出", "転入通知受理"]
         jlis = nation.runtime("jlis")
         with jlis.db.transaction() as s:
@@ -119,7 +128,10 @@ def test_transfer_certificate_must_be_genuine(nation_dir: Path) -> None:
         with a.db.transaction() as s:
             hid = s.scalar(select(Resident.household_id).where(Resident.status == "active").limit(1))
         cert = a.move_out(hid, b.lg_code, "東京都新宿区西新宿二丁目8番1号", today)
-        forged = {**cert, "payload": {**cert["payload"], "destination_address": "東京都新宿区歌舞伎町一丁目1番1号"}}
+        forged = {
+            **cert,
+            "payload": {**cert["payload"], "destination_address": "東京都新宿区歌舞伎町一丁目1番1号"},
+        }
         with pytest.raises(BusinessError, match="not genuine"):
             b.move_in(forged, "1600023", "東京都新宿区西新宿二丁目8番1号", "", today)
         other = _other_household(a, hid)
@@ -131,7 +143,9 @@ def test_transfer_certificate_must_be_genuine(nation_dir: Path) -> None:
 def _other_household(reg, not_this: int) -> int:
     with reg.db.transaction() as s:
         hid = s.scalar(
-            select(Resident.household_id).where(Resident.status == "active", Resident.household_id != not_this).limit(1)
+            select(Resident.household_id)
+            .where(Resident.status == "active", Resident.household_id != not_this)
+            .limit(1)
         )
         assert hid is not None
         return hid
@@ -146,5 +160,9 @@ def test_reprint_on_demand_is_marked(nation_dir: Path) -> None:
         path = printer.print_for_resident(rid)
         assert path.exists() and path.read_bytes().startswith(b"%PDF")
         with rt.db.transaction() as s:
-            prints = list(s.scalars(select(NoticePrint).join(Notice).where(Notice.resident_id == rid).order_by(NoticePrint.id)))
+            prints = list(
+                s.scalars(
+                    select(NoticePrint).join(Notice).where(Notice.resident_id == rid).order_by(NoticePrint.id)
+                )
+            )
         assert [p.reprint for p in prints] == [False, True]

@@ -55,9 +55,21 @@ def test_serve_one_organisation_alone(pg_database, tmp_path: Path) -> None:
     topo.organisations["jlis"].base_url = f"http://127.0.0.1:{port}"
     topo.save()
     url = pg_database("jlis_alone")
-    proc = subprocess.Popen([sys.executable, "-m", "kojinbango.cli", "serve", "jlis", "--topology",
-                             str(d / "topology.json"), "--database-url", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kojinbango.cli",
+            "serve",
+            "jlis",
+            "--topology",
+            str(d / "topology.json"),
+            "--database-url",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(150):
@@ -67,12 +79,19 @@ def test_serve_one_organisation_alone(pg_database, tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
-            pytest.fail("the J-LIS service did not start: " + proc.stderr.read1().decode() if proc.stderr else "")
-        assert httpx.post(base + "/api/code-bundles", json={"request_id": "alone-00001", "count": 3}).status_code == 401
+            pytest.fail(
+                "the J-LIS service did not start: " + proc.stderr.read1().decode() if proc.stderr else ""
+            )
+        assert (
+            httpx.post(base + "/api/code-bundles", json={"request_id": "alone-00001", "count": 3}).status_code
+            == 401
+        )
         body = json.dumps({"request_id": "alone-00001", "count": 3}).encode()
         topo = Topology.load(d / "topology.json")
         headers = sign_request(topo.credentials("m131016"), "POST", "/api/code-bundles", "", body, "jlis")
-        resp = httpx.post(base + "/api/code-bundles", content=body, headers={**headers, "content-type": "application/json"})
+        resp = httpx.post(
+            base + "/api/code-bundles", content=body, headers={**headers, "content-type": "application/json"}
+        )
         assert resp.status_code == 200 and len(resp.json()["resident_codes"]) == 3
     finally:
         proc.terminate()

@@ -33,11 +33,17 @@ def check_invariants(data_dir: Path) -> dict[str, int]:
         db = Database(topo.database_url(org.id))
         with db.transaction() as s:
             rows = s.execute(select(Resident.id, Resident.my_number).where(Resident.status == "active")).all()
-            assert all(n is not None and is_valid_my_number(n) for _, n in rows), "a resident has no valid number"
+            assert all(n is not None and is_valid_my_number(n) for _, n in rows), (
+                "a resident has no valid number"
+            )
             numbers += [n for _, n in rows]
             residents += len(rows)
-            per_person = s.execute(select(Notice.resident_id, func.count()).group_by(Notice.resident_id)).all()
-            assert len(per_person) == len(rows) and all(c == 1 for _, c in per_person), "notices not one per person"
+            per_person = s.execute(
+                select(Notice.resident_id, func.count()).group_by(Notice.resident_id)
+            ).all()
+            assert len(per_person) == len(rows) and all(c == 1 for _, c in per_person), (
+                "notices not one per person"
+            )
             notices += len(per_person)
             # Every notice printed in a finished run; the first print of each is not a reprint.
             assert s.scalar(select(func.count()).select_from(PrintRun).where(PrintRun.status != "done")) == 0
@@ -65,8 +71,12 @@ def test_sigkill_during_intro_then_rerun(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     kills = 0
     for delay in (2.0, 4.0, 6.5, 9.0):
-        proc = subprocess.Popen(CLI + ["intro", "--data-dir", str(d)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            CLI + ["intro", "--data-dir", str(d)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         time.sleep(delay)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -63,9 +63,13 @@ class _Progress:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                                      transient=False)
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
 
     def __enter__(self) -> _Progress:
         if self._progress:
@@ -157,14 +161,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _rows_to_csv(header: list[str], rows: Any, out: Path | None) -> None:
-    fh = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
-    try:
+    if out is None:
+        w = csv.writer(sys.stdout)
+        w.writerow(header)
+        w.writerows(rows)
+        return
+    with open(out, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    finally:
-        if out:
-            fh.close()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -182,13 +187,34 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise SystemExit("export residents needs --municipality CODE")
         org = topology.municipality_by_code(args.municipality)
         db = Database(topology.database_url(org.id))
-        header = ["resident_code", "my_number", "name", "kana", "birth_date", "sex", "address", "status",
-                  "atena_number", "household_id", "relationship"]
+        header = [
+            "resident_code",
+            "my_number",
+            "name",
+            "kana",
+            "birth_date",
+            "sex",
+            "address",
+            "status",
+            "atena_number",
+            "household_id",
+            "relationship",
+        ]
         with db.transaction() as s:
             rows = [
-                [r.resident_code, r.my_number or "", f"{r.family_name}\u3000{r.given_name}",
-                 f"{r.family_kana}\u3000{r.given_kana}", r.birth_date.isoformat(), r.sex,
-                 full_address(r.address, r.address_extra), r.status, r.atena_number, r.household_id, r.relationship]
+                [
+                    r.resident_code,
+                    r.my_number or "",
+                    f"{r.family_name}\u3000{r.given_name}",
+                    f"{r.family_kana}\u3000{r.given_kana}",
+                    r.birth_date.isoformat(),
+                    r.sex,
+                    full_address(r.address, r.address_extra),
+                    r.status,
+                    r.atena_number,
+                    r.household_id,
+                    r.relationship,
+                ]
                 for r in s.scalars(select(Resident).order_by(Resident.id))
             ]
     else:
@@ -196,13 +222,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         org = topology.of_kind("jlis")[0]
         db = Database(topology.database_url(org.id))
-        header = ["resident_code", "my_number", "name", "kana", "birth_date", "sex", "address", "status",
-                  "municipality"]
+        header = [
+            "resident_code",
+            "my_number",
+            "name",
+            "kana",
+            "birth_date",
+            "sex",
+            "address",
+            "status",
+            "municipality",
+        ]
         with db.transaction() as s:
             rows = [
-                [r.resident_code, r.my_number or "", f"{r.family_name}\u3000{r.given_name}",
-                 f"{r.family_kana}\u3000{r.given_kana}", r.birth_date.isoformat(), r.sex, r.address, r.status,
-                 r.municipality]
+                [
+                    r.resident_code,
+                    r.my_number or "",
+                    f"{r.family_name}\u3000{r.given_name}",
+                    f"{r.family_kana}\u3000{r.given_kana}",
+                    r.birth_date.isoformat(),
+                    r.sex,
+                    r.address,
+                    r.status,
+                    r.municipality,
+                ]
                 for r in s.scalars(select(IdentityRecord).order_by(IdentityRecord.resident_code))
             ]
     _rows_to_csv(header, rows, args.out)
@@ -229,7 +272,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kojinbango", description="Japan's My Number system as a municipality lives it")
+    p = argparse.ArgumentParser(
+        prog="kojinbango", description="Japan's My Number system as a municipality lives it"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_dir(sp: argparse.ArgumentParser, default: Path | None = None) -> None:

@@ -25,11 +25,30 @@ def _spec_of(nation: Nation, org_id: str, household_id: int) -> HouseholdSpec:
     with reg.db.transaction() as s:
         h = s.get(Household, household_id)
         assert h is not None
-        members = list(s.scalars(select(Resident).where(Resident.household_id == h.id, Resident.status == "active").order_by(Resident.id)))
+        members = list(
+            s.scalars(
+                select(Resident)
+                .where(Resident.household_id == h.id, Resident.status == "active")
+                .order_by(Resident.id)
+            )
+        )
         return HouseholdSpec(
-            postal_code=h.postal_code, address=h.address, address_extra=h.address_extra,
-            members=tuple(PersonSpec(m.family_name, m.given_name, m.family_kana, m.given_kana, m.birth_date, m.sex,
-                                     m.relationship, m.resident_since) for m in members),
+            postal_code=h.postal_code,
+            address=h.address,
+            address_extra=h.address_extra,
+            members=tuple(
+                PersonSpec(
+                    m.family_name,
+                    m.given_name,
+                    m.family_kana,
+                    m.given_kana,
+                    m.birth_date,
+                    m.sex,
+                    m.relationship,
+                    m.resident_since,
+                )
+                for m in members
+            ),
         )
 
 
@@ -39,18 +58,37 @@ def births(nation: Nation, seed: int, today: dt.date) -> list[dict[str, Any]]:
     for i, rt in enumerate(nation.municipalities()):
         reg = nation.register(rt.org_id)
         with reg.db.transaction() as s:
-            candidates = list(s.scalars(
-                select(Resident.household_id).where(
-                    Resident.status == "active", Resident.relationship == "妻",
-                    Resident.birth_date.between(dt.date(today.year - 42, 1, 1), dt.date(today.year - 22, 1, 1)),
-                ).order_by(Resident.household_id).limit(50)
-            ))
+            candidates = list(
+                s.scalars(
+                    select(Resident.household_id)
+                    .where(
+                        Resident.status == "active",
+                        Resident.relationship == "妻",
+                        Resident.birth_date.between(
+                            dt.date(today.year - 42, 1, 1), dt.date(today.year - 22, 1, 1)
+                        ),
+                    )
+                    .order_by(Resident.household_id)
+                    .limit(50)
+                )
+            )
         rng = random.Random(seed * 31 + i)
         for hid in rng.sample(candidates, min(BIRTHS_PER_MUNICIPALITY, len(candidates))):
             spec = _spec_of(nation, rt.org_id, hid)
             baby = generate_birth(spec, rng.randrange(1 << 30), today)
-            rid = reg.register_birth(hid, PersonInput(baby.family_name, baby.given_name, baby.family_kana,
-                                                      baby.given_kana, baby.birth_date, baby.sex, "子"), today)
+            rid = reg.register_birth(
+                hid,
+                PersonInput(
+                    baby.family_name,
+                    baby.given_name,
+                    baby.family_kana,
+                    baby.given_kana,
+                    baby.birth_date,
+                    baby.sex,
+                    "子",
+                ),
+                today,
+            )
             done.append({"municipality": rt.org_id, "resident_id": rid})
     return done
 
@@ -61,8 +99,12 @@ def move(nation: Nation, seed: int, today: dt.date) -> dict[str, Any]:
     src_reg, dst_reg = nation.register(src.org_id), nation.register(dst.org_id)
     with src_reg.db.transaction() as s:
         hid = s.scalar(
-            select(Resident.household_id).where(Resident.status == "active")
-            .group_by(Resident.household_id).having(func.count() >= 3).order_by(Resident.household_id).limit(1)
+            select(Resident.household_id)
+            .where(Resident.status == "active")
+            .group_by(Resident.household_id)
+            .having(func.count() >= 3)
+            .order_by(Resident.household_id)
+            .limit(1)
         )
     if hid is None:
         raise RuntimeError("no household of 3 or more to move")
@@ -70,8 +112,12 @@ def move(nation: Nation, seed: int, today: dt.date) -> dict[str, Any]:
     target = generate_household(dst_reg.lg_code, seed + 7, today)
     certificate = src_reg.move_out(hid, dst_reg.lg_code, target.address, today)
     new_hid = dst_reg.move_in(certificate, target.postal_code, target.address, target.address_extra, today)
-    return {"from": src.org_id, "to": dst.org_id, "persons": len(certificate["payload"]["persons"]),
-            "household_id": new_hid}
+    return {
+        "from": src.org_id,
+        "to": dst.org_id,
+        "persons": len(certificate["payload"]["persons"]),
+        "household_id": new_hid,
+    }
 
 
 def check_consistency(nation: Nation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -105,13 +151,40 @@ def check_consistency(nation: Nation) -> tuple[list[dict[str, Any]], dict[str, A
             if rec is None:
                 errors.append(f"{where}: missing at J-LIS")
                 continue
-            expected = (r.my_number, r.family_name, r.given_name, r.birth_date, r.sex,
-                        full_address(r.address, r.address_extra), reg.lg_code, "current")
-            actual = (rec.my_number, rec.family_name, rec.given_name, rec.birth_date, rec.sex, rec.address,
-                      rec.municipality, rec.status)
-            for label, e, a in zip(("number", "氏", "名", "生年月日", "性別", "住所", "municipality", "status"),
-                                   expected, actual, strict=True):
+            expected = (
+                r.my_number,
+                r.family_name,
+                r.given_name,
+                r.birth_date,
+                r.sex,
+                full_address(r.address, r.address_extra),
+                reg.lg_code,
+                "current",
+            )
+            actual = (
+                rec.my_number,
+                rec.family_name,
+                rec.given_name,
+                rec.birth_date,
+                rec.sex,
+                rec.address,
+                rec.municipality,
+                rec.status,
+            )
+            for label, e, a in zip(
+                ("number", "氏", "名", "生年月日", "性別", "住所", "municipality", "status"),
+                expected,
+                actual,
+                strict=True,
+            ):
                 if e != a:
                     errors.append(f"{where}: J-LIS {label} disagrees with the register")
-        munis.append({"code": reg.lg_code, "name": reg.name, "residents": counts["residents"], "numbered": counts["numbered"]})
+        munis.append(
+            {
+                "code": reg.lg_code,
+                "name": reg.name,
+                "residents": counts["residents"],
+                "numbered": counts["numbered"],
+            }
+        )
     return munis, {"errors": errors, "numbers_issued": issued, "notices_written": notices}

@@ -54,25 +54,46 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
     def add(org_id: str, kind: str, name: str, port: int, **extra: Any) -> None:
         issue_org_certificate(pki, org_id, name)
         orgs[org_id] = OrgEntry(
-            id=org_id, kind=kind, name=name, base_url=f"http://127.0.0.1:{port}",
-            certificate=f"pki/{org_id}.pem", key=f"pki/{org_id}.key", database_url=f"sqlite:///{org_id}.db", **extra,
+            id=org_id,
+            kind=kind,
+            name=name,
+            base_url=f"http://127.0.0.1:{port}",
+            certificate=f"pki/{org_id}.pem",
+            key=f"pki/{org_id}.key",
+            database_url=f"sqlite:///{org_id}.db",
+            **extra,
         )
 
-    add(JLIS_ID, "jlis", "地方公共団体情報システム機構", base_port, secrets={"numbering_key": "secrets/jlis/numbering.key"})
+    add(
+        JLIS_ID,
+        "jlis",
+        "地方公共団体情報システム機構",
+        base_port,
+        secrets={"numbering_key": "secrets/jlis/numbering.key"},
+    )
     pref_id = org_id_for(PREFECTURE[0], "prefecture")
     add(pref_id, "prefecture", PREFECTURE[1], base_port + 1, lg_code=PREFECTURE[0])
     for i, code in enumerate(MUNICIPALITIES):
         pref_name, city = municipality_names(code)
         mid = org_id_for(code, "municipality")
-        add(mid, "municipality", pref_name + city, base_port + 10 + i, lg_code=code, prefecture=pref_id,
-            short_name=city, secrets={"notice_key": f"secrets/{mid}/notice.key", "files_dir": f"files/{mid}"})
+        add(
+            mid,
+            "municipality",
+            pref_name + city,
+            base_port + 10 + i,
+            lg_code=code,
+            prefecture=pref_id,
+            short_name=city,
+            secrets={"notice_key": f"secrets/{mid}/notice.key", "files_dir": f"files/{mid}"},
+        )
     topo = Topology(path, "pki/ca.pem", orgs)
     topo.save()
     return topo
 
 
-def build(topology: Topology, org_id: str, directory: dict[str, str] | None = None,
-          database_url: str | None = None) -> OrgRuntime:
+def build(
+    topology: Topology, org_id: str, directory: dict[str, str] | None = None, database_url: str | None = None
+) -> OrgRuntime:
     """Assemble one organisation from the topology."""
     kind = topology.org(org_id).kind
     if kind == "jlis":
@@ -166,7 +187,9 @@ def running(data_dir: Path, fixed_ports: bool = False) -> Iterator[Nation]:
 def read_nation(data_dir: Path) -> dict[str, Any]:
     path = data_dir / NATION_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{data_dir} holds no nation yet: run `kojinbango init --data-dir {data_dir}` first")
+        raise FileNotFoundError(
+            f"{data_dir} holds no nation yet: run `kojinbango init --data-dir {data_dir}` first"
+        )
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
@@ -218,6 +241,10 @@ def intro(nation: Nation, progress: Callable[[str, int, int], None] | None = Non
             "designated": designated,
             "pages_printed": pages,
             "pushed": pushed,
-            "seconds": {"designate": round(t1 - t0, 2), "print": round(t2 - t1, 2), "push": round(t3 - t2, 2)},
+            "seconds": {
+                "designate": round(t1 - t0, 2),
+                "print": round(t2 - t1, 2),
+                "push": round(t3 - t2, 2),
+            },
         }
     return result

@@ -26,7 +26,11 @@ def org_app(
 ) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0")
     app.add_middleware(
-        SignatureMiddleware, creds=creds, trust=trust, nonce_store=nonce_store, allowed_callers=allowed_callers
+        SignatureMiddleware,
+        creds=creds,
+        trust=trust,
+        nonce_store=nonce_store,
+        allowed_callers=allowed_callers,
     )
 
     @app.exception_handler(BusinessError)
@@ -55,7 +59,9 @@ def org_app(
 class OrgRuntime:
     """One organisation assembled: its app, database, outgoing client and services."""
 
-    def __init__(self, org_id: str, kind: str, app: FastAPI, db: Database, client: object, services: dict[str, object]):
+    def __init__(
+        self, org_id: str, kind: str, app: FastAPI, db: Database, client: object, services: dict[str, object]
+    ):
         self.org_id = org_id
         self.kind = kind
         self.app = app

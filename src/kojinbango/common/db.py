@@ -131,12 +131,17 @@ class DbNonceStore:
             with self.db.engine.begin() as conn:
                 conn.execute(
                     insert(self.table).values(
-                        signer=signer, nonce=nonce, created=created, seen_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                        signer=signer,
+                        nonce=nonce,
+                        created=created,
+                        seen_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                     )
                 )
                 if now - self._last_prune > 60:
                     # Older nonces can never be accepted again: their signatures are stale.
-                    conn.execute(delete(self.table).where(self.table.c.created < int(now) - 2 * MAX_SKEW_SECONDS))
+                    conn.execute(
+                        delete(self.table).where(self.table.c.created < int(now) - 2 * MAX_SKEW_SECONDS)
+                    )
                     self._last_prune = now
         except IntegrityError:
             return False

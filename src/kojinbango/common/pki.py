@@ -87,9 +87,7 @@ def create_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifi
     return key, cert
 
 
-def issue_org_certificate(
-    directory: Path, org_id: str, org_name: str
-) -> OrgCredentials:
+def issue_org_certificate(directory: Path, org_id: str, org_name: str) -> OrgCredentials:
     """Create (or load) ``org_id``'s key pair and a certificate signed by the deployment CA."""
     key_path, cert_path = directory / f"{org_id}.key", directory / f"{org_id}.pem"
     if key_path.exists() and cert_path.exists():

@@ -58,7 +58,9 @@ class Topology:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise TopologyError(f"topology file {path} does not exist (run `kojinbango init` first)") from None
+            raise TopologyError(
+                f"topology file {path} does not exist (run `kojinbango init` first)"
+            ) from None
         except json.JSONDecodeError as exc:
             raise TopologyError(f"topology file {path} is not valid JSON: {exc}") from None
         try:
@@ -106,7 +108,9 @@ class Topology:
         org = self.org(org_id)
         if not org.key:
             raise TopologyError(f"this machine does not hold the private key of {org_id}")
-        return OrgCredentials(org_id, load_key(self.resolve(org.key)), load_certificate(self.resolve(org.certificate)))
+        return OrgCredentials(
+            org_id, load_key(self.resolve(org.key)), load_certificate(self.resolve(org.certificate))
+        )
 
     def directory(self) -> dict[str, str]:
         return {o.id: o.base_url for o in self.organisations.values()}

@@ -82,7 +82,9 @@ class SignedClient:
             raise Unreachable(f"{org_id} could not be reached: {type(exc).__name__}") from exc
         nonce = _nonce_of(headers["signature-input"])
         try:
-            verified = verify_response(resp.headers, resp.status_code, resp.content, org_id, nonce, self.trust)
+            verified = verify_response(
+                resp.headers, resp.status_code, resp.content, org_id, nonce, self.trust
+            )
         except SignatureError as exc:
             raise RemoteError(org_id, resp.status_code, f"answer rejected: {exc}") from exc
         if not self._answer_nonces(verified.signer, verified.nonce, verified.created):
@@ -171,13 +173,13 @@ class SignatureMiddleware:
                     payload = b"".join(chunks)
                     sig = sign_response(self.creds, start["status"], payload, verified.nonce)
                     raw_headers = [
-                        (k, v)
-                        for k, v in start.get("headers", [])
-                        if k.lower() not in (b"content-length",)
+                        (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length",)
                     ]
                     raw_headers += [(k.encode(), v.encode()) for k, v in sig.items()]
                     raw_headers.append((b"content-length", str(len(payload)).encode()))
-                    await send({"type": "http.response.start", "status": start["status"], "headers": raw_headers})
+                    await send(
+                        {"type": "http.response.start", "status": start["status"], "headers": raw_headers}
+                    )
                     await send({"type": "http.response.body", "body": payload})
 
         await self.app(scope, replay_receive, capture)

@@ -35,7 +35,9 @@ def create(topology: Topology, org_id: str, database_url: str | None = None) -> 
     creds = topology.credentials(org_id)
     trust = topology.trust_store()
     db = Database(database_url or topology.database_url(org_id), MIGRATIONS)
-    key = load_or_create_key(topology.resolve(org.secrets.get("numbering_key", f"secrets/{org_id}/numbering.key")))
+    key = load_or_create_key(
+        topology.resolve(org.secrets.get("numbering_key", f"secrets/{org_id}/numbering.key"))
+    )
     service = JlisService(db, NumberGenerator(key))
     app = org_app("J-LIS 地方公共団体情報システム機構", creds, trust, db, DbNonceStore(db, seen_nonces))
     api.install(app, service, topology)

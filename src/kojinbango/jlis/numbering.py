@@ -75,6 +75,7 @@ and numpy releases it in its loops, so tiles are spread over a thread pool (``wo
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import threading
@@ -396,23 +397,27 @@ class NumberGenerator:
 
     def _run_tiles(self, n: int, tile: Callable[[_Workspace, int, int], None], workers: int | None) -> None:
         ntiles = -(-n // TILE)
-
-        def run(lo: int, hi: int) -> None:
-            ws = self._workspace()
-            for s in range(lo, hi, TILE):
-                tile(ws, s, min(s + TILE, hi))
-
         nw = max(1, min(workers if workers is not None else default_workers(), ntiles))
+        # Tiles are handed out one at a time from a shared counter (next() on itertools.count
+        # is atomic under the GIL), so a thread whose core is busy with something else simply
+        # takes fewer tiles instead of holding up the whole call.
+        counter = itertools.count()
+
+        def run() -> None:
+            ws = self._workspace()
+            while (k := next(counter)) < ntiles:
+                s = k * TILE
+                tile(ws, s, min(s + TILE, n))
+
         if nw == 1:
-            run(0, n)
+            run()
             return
-        # one contiguous run of whole tiles per thread; cryptography's update_into and numpy's
-        # loops release the GIL, so the threads really run in parallel. The calling thread takes
-        # the first run; the pool threads persist, so their workspaces stay allocated and warm.
-        per = -(-ntiles // nw) * TILE
-        futures = [_pool(nw - 1).submit(run, lo, min(lo + per, n)) for lo in range(per, n, per)]
+        # cryptography's update_into and numpy's loops release the GIL, so the threads really run
+        # in parallel. The calling thread works too; the pool threads persist, so their
+        # workspaces stay allocated and warm between calls.
+        futures = [_pool(nw - 1).submit(run) for _ in range(nw - 1)]
         try:
-            run(0, min(per, n))
+            run()
         finally:
             for f in futures:
                 f.result()

@@ -47,7 +47,9 @@ class LookupResult:
     reason: str = ""
 
 
-def record_keys(family_name: str, given_name: str, family_kana: str, given_kana: str, address: str) -> dict[str, str]:
+def record_keys(
+    family_name: str, given_name: str, family_kana: str, given_kana: str, address: str
+) -> dict[str, str]:
     """Derived matching keys; the raw values are stored beside them unchanged."""
     return {
         "name_key": name_key(family_name + given_name),
@@ -134,14 +136,26 @@ class JlisService:
         """個人番号の変更 (番号法7条2項): a new number that was never issued before."""
         code = validate_resident_code(resident_code)
         with self.db.transaction() as s:
-            current = s.scalar(select(func.max(IssuedNumber.version)).where(IssuedNumber.resident_code == code))
+            current = s.scalar(
+                select(func.max(IssuedNumber.version)).where(IssuedNumber.resident_code == code)
+            )
             if current is None:
                 raise NotFound("no number has been generated for this 住民票コード")
             version = current + 1
             if version > NumberGenerator.MAX_VERSION:
-                raise BusinessError("this 住民票コード has used all its number versions; change the 住民票コード")
+                raise BusinessError(
+                    "this 住民票コード has used all its number versions; change the 住民票コード"
+                )
             number = self.generator.my_number(code, version)
-            s.add(IssuedNumber(resident_code=code, version=version, my_number=number, municipality=municipality, issued_at=_now()))
+            s.add(
+                IssuedNumber(
+                    resident_code=code,
+                    version=version,
+                    my_number=number,
+                    municipality=municipality,
+                    issued_at=_now(),
+                )
+            )
         return number
 
     # --- 住基ネット: 本人確認情報 -----------------------------------------------------------
@@ -159,7 +173,9 @@ class JlisService:
                     seen.update(
                         (source, q)
                         for q in s.scalars(
-                            select(IdentityChange.seq).where(IdentityChange.source == source, IdentityChange.seq.in_(chunk))
+                            select(IdentityChange.seq).where(
+                                IdentityChange.source == source, IdentityChange.seq.in_(chunk)
+                            )
                         )
                     )
             fresh = []
@@ -178,13 +194,25 @@ class JlisService:
             rows = []
             for ch in fresh:
                 event_date = dt.date.fromisoformat(str(ch["event_date"]))
-                rows.append({
-                    "source": str(ch["source"]), "seq": int(ch["seq"]), "event_type": str(ch["event_type"]),
-                    "event_date": event_date, "resident_code": ch["record"]["resident_code"], "payload": ch["record"],
-                    "received_at": ts,
-                })
-                updated = _apply_one(current.get(ch["record"]["resident_code"]), str(ch["source"]),
-                                     str(ch["event_type"]), event_date, ch["record"], ts)
+                rows.append(
+                    {
+                        "source": str(ch["source"]),
+                        "seq": int(ch["seq"]),
+                        "event_type": str(ch["event_type"]),
+                        "event_date": event_date,
+                        "resident_code": ch["record"]["resident_code"],
+                        "payload": ch["record"],
+                        "received_at": ts,
+                    }
+                )
+                updated = _apply_one(
+                    current.get(ch["record"]["resident_code"]),
+                    str(ch["source"]),
+                    str(ch["event_type"]),
+                    event_date,
+                    ch["record"],
+                    ts,
+                )
                 if updated is not None:
                     current[updated["resident_code"]] = updated
             if rows:
@@ -254,7 +282,11 @@ _RECORD_COLUMNS = [c.name for c in IdentityRecord.__table__.columns]
 
 
 def _apply_one(
-    current: dict[str, Any] | None, source: str, event_type: str, event_date: dt.date, rec: dict[str, Any],
+    current: dict[str, Any] | None,
+    source: str,
+    event_type: str,
+    event_date: dt.date,
+    rec: dict[str, Any],
     ts: dt.datetime,
 ) -> dict[str, Any] | None:
     """The record after one change, or None when the change must not touch the current record."""

@@ -18,8 +18,12 @@ from kojinbango.municipality.register.service import RegisterService
 MIGRATIONS = "kojinbango.municipality.register:migrations"
 
 
-def create(topology: Topology, org_id: str, directory: Mapping[str, str] | None = None,
-           database_url: str | None = None) -> OrgRuntime:
+def create(
+    topology: Topology,
+    org_id: str,
+    directory: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+) -> OrgRuntime:
     org = topology.org(org_id)
     if not org.lg_code or not org.prefecture:
         raise ValueError(f"municipality {org_id} needs lg_code and prefecture in the topology")
@@ -28,13 +32,18 @@ def create(topology: Topology, org_id: str, directory: Mapping[str, str] | None 
     db = Database(database_url or topology.database_url(org_id), MIGRATIONS)
     client = SignedClient(creds, trust, directory or topology.directory())
     files_dir: Path = topology.resolve(org.secrets.get("files_dir", f"files/{org_id}"))
-    notice_key = load_or_create_key(topology.resolve(org.secrets.get("notice_key", f"secrets/{org_id}/notice.key")))
+    notice_key = load_or_create_key(
+        topology.resolve(org.secrets.get("notice_key", f"secrets/{org_id}/notice.key"))
+    )
     jlis = topology.of_kind("jlis")[0].id
-    register = RegisterService(db, org_id, org.lg_code, org.name, client, trust, creds, jlis, org.prefecture,
-                               files_dir, notice_key)
+    register = RegisterService(
+        db, org_id, org.lg_code, org.name, client, trust, creds, jlis, org.prefecture, files_dir, notice_key
+    )
     printer = NoticePrinter(register, f"{org.short_name or org.name}長")
     peers = {m.id for m in topology.of_kind("municipality") if m.id != org_id}
-    app = org_app(f"{org.name} 住民記録システム", creds, trust, db, DbNonceStore(db, seen_nonces), allowed_callers=peers)
+    app = org_app(
+        f"{org.name} 住民記録システム", creds, trust, db, DbNonceStore(db, seen_nonces), allowed_callers=peers
+    )
     api.install(app, register, topology)
     views.install(app, register, printer)
     return OrgRuntime(org_id, "municipality", app, db, client, {"register": register, "printer": printer})

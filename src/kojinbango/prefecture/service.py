@@ -47,7 +47,9 @@ class PrefectureService:
             for i in range(0, len(seqs), 900):
                 seen.update(
                     s.scalars(
-                        select(RelayEntry.seq).where(RelayEntry.source == lg_code, RelayEntry.seq.in_(seqs[i : i + 900]))
+                        select(RelayEntry.seq).where(
+                            RelayEntry.source == lg_code, RelayEntry.seq.in_(seqs[i : i + 900])
+                        )
                     )
                 )
             fresh = []
@@ -58,7 +60,9 @@ class PrefectureService:
             codes = sorted({ch["record"]["resident_code"] for ch in fresh})
             current: dict[str, dict[str, Any]] = {}
             for i in range(0, len(codes), 900):
-                for r in s.scalars(select(ReplicaRecord).where(ReplicaRecord.resident_code.in_(codes[i : i + 900]))):
+                for r in s.scalars(
+                    select(ReplicaRecord).where(ReplicaRecord.resident_code.in_(codes[i : i + 900]))
+                ):
                     current[r.resident_code] = {c: getattr(r, c) for c in _REPLICA_COLUMNS}
             existing = set(current)
             ts = _now()
@@ -96,7 +100,7 @@ class PrefectureService:
                 }
             if entries:
                 s.execute(insert(RelayEntry), entries)
-            touched = {e["payload"]["record"]["resident_code"] for e in entries}
+            touched = {ch["record"]["resident_code"] for ch in fresh}
             new_rows = [current[c] for c in touched if c not in existing and c in current]
             upd_rows = [current[c] for c in touched if c in existing]
             if new_rows:
@@ -113,7 +117,10 @@ class PrefectureService:
                 with self.db.transaction() as s:
                     batch = list(
                         s.scalars(
-                            select(RelayEntry).where(RelayEntry.forwarded_at.is_(None)).order_by(RelayEntry.id).limit(FORWARD_BATCH)
+                            select(RelayEntry)
+                            .where(RelayEntry.forwarded_at.is_(None))
+                            .order_by(RelayEntry.id)
+                            .limit(FORWARD_BATCH)
                         )
                     )
                     ids = [e.id for e in batch]
@@ -131,4 +138,9 @@ class PrefectureService:
 
     def pending(self) -> int:
         with self.db.transaction() as s:
-            return s.scalar(select(func.count()).select_from(RelayEntry).where(RelayEntry.forwarded_at.is_(None))) or 0
+            return (
+                s.scalar(
+                    select(func.count()).select_from(RelayEntry).where(RelayEntry.forwarded_at.is_(None))
+                )
+                or 0
+            )

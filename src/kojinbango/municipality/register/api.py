@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
-from kojinbango.common.errors import BusinessError, Unauthorised
+from kojinbango.common.errors import Unauthorised
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import caller
 from kojinbango.municipality.register.service import RegisterService
@@ -28,6 +28,8 @@ def install(app: FastAPI, service: RegisterService, topology: Topology) -> None:
         sender = topology.org(caller(request))
         if sender.kind != "municipality" or not sender.lg_code:
             raise Unauthorised("only a municipality sends a 転入通知")
-        return {"recorded": service.record_arrival_notice(sender.lg_code, body.resident_codes, body.moved_in_on)}
+        return {
+            "recorded": service.record_arrival_notice(sender.lg_code, body.resident_codes, body.moved_in_on)
+        }
 
     app.include_router(router)

@@ -63,7 +63,9 @@ class Resident(Base):
     resident_since: Mapped[dt.date] = mapped_column(Date, nullable=False)  # 住民となった年月日
     address_since: Mapped[dt.date] = mapped_column(Date, nullable=False)  # 住所を定めた年月日
     previous_address: Mapped[str] = mapped_column(String(400), nullable=False, default="")  # 転入前住所
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")  # active | moved_out | dead
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, default="active"
+    )  # active | moved_out | dead
     removed_on: Mapped[dt.date | None] = mapped_column(Date)
     removal_reason: Mapped[str | None] = mapped_column(String(20))  # 消除事由
     name_key: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
@@ -100,7 +102,9 @@ class CsOutbox(Base):
     """The CS's ordered queue of 本人確認情報 changes toward the prefecture (transactional outbox)."""
 
     __tablename__ = "cs_outbox"
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     event_type: Mapped[str] = mapped_column(String(40), nullable=False)
     event_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     record: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False)

@@ -54,10 +54,16 @@ class NoticePrinter:
     def _render_run(self, run: PrintRun) -> None:
         with self.db.transaction() as s:
             rows = s.execute(
-                select(Notice, Resident).join(Resident, Resident.id == Notice.resident_id)
-                .where(Notice.print_run_id == run.id).order_by(Notice.id)
+                select(Notice, Resident)
+                .join(Resident, Resident.id == Notice.resident_id)
+                .where(Notice.print_run_id == run.id)
+                .order_by(Notice.id)
             ).all()
-            printed_before = set(s.scalars(select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_([n.id for n, _ in rows]))))
+            printed_before = set(
+                s.scalars(
+                    select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_([n.id for n, _ in rows]))
+                )
+            )
             data = [self._notice_data(n, r, n.id in printed_before, run.started_at.date()) for n, r in rows]
         self.directory.mkdir(parents=True, exist_ok=True)
         render_notices(data, self.directory / run.file_name)
@@ -69,12 +75,22 @@ class NoticePrinter:
             if run.status == "done":
                 return 0
             notice_ids = list(s.scalars(select(Notice.id).where(Notice.print_run_id == run_id)))
-            printed_before = set(s.scalars(select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_(notice_ids))))
+            printed_before = set(
+                s.scalars(select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_(notice_ids)))
+            )
             ts = now()
-            s.execute(insert(NoticePrint), [
-                {"notice_id": nid, "print_run_id": run_id, "reprint": nid in printed_before, "printed_at": ts}
-                for nid in notice_ids
-            ])
+            s.execute(
+                insert(NoticePrint),
+                [
+                    {
+                        "notice_id": nid,
+                        "print_run_id": run_id,
+                        "reprint": nid in printed_before,
+                        "printed_at": ts,
+                    }
+                    for nid in notice_ids
+                ],
+            )
             run.status, run.finished_at = "done", ts
             return len(notice_ids)
 
@@ -83,14 +99,23 @@ class NoticePrinter:
         pages = 0
         # Finish runs a killed process left behind.
         with self.db.transaction() as s:
-            unfinished = list(s.scalars(select(PrintRun).where(PrintRun.status == "started", PrintRun.kind == "bulk")))
+            unfinished = list(
+                s.scalars(select(PrintRun).where(PrintRun.status == "started", PrintRun.kind == "bulk"))
+            )
         for run in unfinished:
             if not (self.directory / run.file_name).exists():
                 self._render_run(run)
             pages += self._finish_run(run.id)
         while True:
             with self.db.transaction() as s:
-                ids = list(s.scalars(select(Notice.id).where(Notice.print_run_id.is_(None)).order_by(Notice.id).limit(run_size)))
+                ids = list(
+                    s.scalars(
+                        select(Notice.id)
+                        .where(Notice.print_run_id.is_(None))
+                        .order_by(Notice.id)
+                        .limit(run_size)
+                    )
+                )
                 if not ids:
                     break
                 run = PrintRun(kind="bulk", file_name="", pages=len(ids), status="started", started_at=now())
@@ -109,7 +134,12 @@ class NoticePrinter:
         """One person's current notice on demand (staff page); a second print is marked 再発行."""
         with self.db.transaction() as s:
             r = self.register.get_resident(s, resident_id)
-            notice = s.scalar(select(Notice).where(Notice.resident_id == r.id).order_by(Notice.my_number_version.desc()).limit(1))
+            notice = s.scalar(
+                select(Notice)
+                .where(Notice.resident_id == r.id)
+                .order_by(Notice.my_number_version.desc())
+                .limit(1)
+            )
             if notice is None or r.my_number is None:
                 raise NotFound("this person has no 個人番号通知書 yet")
             reprint = bool(s.scalar(select(exists().where(NoticePrint.notice_id == notice.id))))
@@ -130,5 +160,8 @@ class NoticePrinter:
             return {
                 "notices": s.scalar(select(func.count()).select_from(Notice)) or 0,
                 "printed": s.scalar(select(func.count(func.distinct(NoticePrint.notice_id)))) or 0,
-                "reprints": s.scalar(select(func.count()).select_from(NoticePrint).where(NoticePrint.reprint.is_(True))) or 0,
+                "reprints": s.scalar(
+                    select(func.count()).select_from(NoticePrint).where(NoticePrint.reprint.is_(True))
+                )
+                or 0,
             }

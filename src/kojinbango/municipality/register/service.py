@@ -131,7 +131,9 @@ def snapshot(r: Resident) -> dict[str, Any]:
     }
 
 
-def derived_keys(family_name: str, given_name: str, family_kana: str, given_kana: str, address: str) -> dict[str, str]:
+def derived_keys(
+    family_name: str, given_name: str, family_kana: str, given_kana: str, address: str
+) -> dict[str, str]:
     return {
         "name_key": name_key(family_name + given_name),
         "kana_key": kana_search_key(family_kana + given_kana),
@@ -182,15 +184,33 @@ class RegisterService:
         row.value = str(first + n)
         return first
 
-    def _event(self, s: Session, r: Resident, event_type: str, event_date: dt.date, before: dict[str, Any] | None,
-               notified_on: dt.date | None = None) -> None:
-        s.add(ResidentEvent(
-            resident_id=r.id, event_type=event_type, event_date=event_date, notified_on=notified_on,
-            processed_at=now(), before=before or {}, after=snapshot(r),
-        ))
+    def _event(
+        self,
+        s: Session,
+        r: Resident,
+        event_type: str,
+        event_date: dt.date,
+        before: dict[str, Any] | None,
+        notified_on: dt.date | None = None,
+    ) -> None:
+        s.add(
+            ResidentEvent(
+                resident_id=r.id,
+                event_type=event_type,
+                event_date=event_date,
+                notified_on=notified_on,
+                processed_at=now(),
+                before=before or {},
+                after=snapshot(r),
+            )
+        )
 
     def _outbox(self, s: Session, r: Resident, event_type: str, event_date: dt.date) -> None:
-        s.add(CsOutbox(event_type=event_type, event_date=event_date, record=identity_record(r), created_at=now()))
+        s.add(
+            CsOutbox(
+                event_type=event_type, event_date=event_date, record=identity_record(r), created_at=now()
+            )
+        )
 
     def application_id(self, resident_id: int, version: int) -> str:
         """申請書ID (23 digits): keyed so it reveals nothing and cannot be guessed."""
@@ -218,10 +238,15 @@ class RegisterService:
             request_id = self._pending_bundle_request() or uuid.uuid4().hex
             with self.db.transaction() as s:
                 s.merge(Setting(key="pending_bundle_request", value=request_id))
-            answer = self.client.call(self.jlis_id, "POST", "/api/code-bundles", {"request_id": request_id, "count": count})
+            answer = self.client.call(
+                self.jlis_id, "POST", "/api/code-bundles", {"request_id": request_id, "count": count}
+            )
             codes = answer["resident_codes"]
             with self.db.transaction() as s:
-                s.execute(insert(CodeStock), [{"resident_code": c, "bundle_request": request_id, "used": False} for c in codes])
+                s.execute(
+                    insert(CodeStock),
+                    [{"resident_code": c, "bundle_request": request_id, "used": False} for c in codes],
+                )
                 s.execute(update(Setting).where(Setting.key == "pending_bundle_request").values(value=""))
             log.info("received a bundle of %d 住民票コード from J-LIS", len(codes))
             return len(codes)
@@ -234,7 +259,14 @@ class RegisterService:
             return row.value if row is not None and row.value else None
 
     def _take_codes(self, s: Session, n: int) -> list[str]:
-        codes = list(s.scalars(select(CodeStock.resident_code).where(CodeStock.used.is_(False)).order_by(CodeStock.resident_code).limit(n)))
+        codes = list(
+            s.scalars(
+                select(CodeStock.resident_code)
+                .where(CodeStock.used.is_(False))
+                .order_by(CodeStock.resident_code)
+                .limit(n)
+            )
+        )
         if len(codes) < n:
             raise BusinessError("the 住民票コード stock is exhausted; ask J-LIS for a bundle first")
         s.execute(update(CodeStock).where(CodeStock.resident_code.in_(codes)).values(used=True))
@@ -256,35 +288,91 @@ class RegisterService:
             i = 0
             for hi, h in enumerate(households):
                 hid = base_hid + hi
-                hh_rows.append({"id": hid, "household_number": make_atena_number(h_first + hi), "postal_code": h.postal_code,
-                                "address": h.address, "address_extra": h.address_extra, "status": "active"})
+                hh_rows.append(
+                    {
+                        "id": hid,
+                        "household_number": make_atena_number(h_first + hi),
+                        "postal_code": h.postal_code,
+                        "address": h.address,
+                        "address_extra": h.address_extra,
+                        "status": "active",
+                    }
+                )
                 for p in h.members:
                     rid = base_rid + i
                     born_here = p.resident_since == p.birth_date
                     row = {
-                        "id": rid, "atena_number": make_atena_number(p_first + i), "household_id": hid,
-                        "relationship": p.relationship, "resident_code": codes[i], "my_number": None,
-                        "family_name": p.family_name, "given_name": p.given_name, "family_kana": p.family_kana,
-                        "given_kana": p.given_kana, "birth_date": p.birth_date, "sex": p.sex, "postal_code": h.postal_code,
-                        "address": h.address, "address_extra": h.address_extra, "resident_since": p.resident_since,
-                        "address_since": p.resident_since, "previous_address": "", "status": "active", "removed_on": None,
-                        "removal_reason": None, "updated_at": ts,
+                        "id": rid,
+                        "atena_number": make_atena_number(p_first + i),
+                        "household_id": hid,
+                        "relationship": p.relationship,
+                        "resident_code": codes[i],
+                        "my_number": None,
+                        "family_name": p.family_name,
+                        "given_name": p.given_name,
+                        "family_kana": p.family_kana,
+                        "given_kana": p.given_kana,
+                        "birth_date": p.birth_date,
+                        "sex": p.sex,
+                        "postal_code": h.postal_code,
+                        "address": h.address,
+                        "address_extra": h.address_extra,
+                        "resident_since": p.resident_since,
+                        "address_since": p.resident_since,
+                        "previous_address": "",
+                        "status": "active",
+                        "removed_on": None,
+                        "removal_reason": None,
+                        "updated_at": ts,
                         **derived_keys(p.family_name, p.given_name, p.family_kana, p.given_kana, h.address),
                     }
                     res_rows.append(row)
                     event_type = "出生" if born_here else "国内転入"
-                    after = {k: row[k] for k in ("family_name", "given_name", "family_kana", "given_kana", "address",
-                                                   "address_extra", "relationship", "status")}
-                    ev_rows.append({"resident_id": rid, "event_type": event_type, "event_date": p.resident_since,
-                                    "notified_on": p.resident_since, "processed_at": ts, "before": {}, "after": after})
-                    record = {
-                        "resident_code": codes[i], "my_number": None, "family_name": p.family_name,
-                        "given_name": p.given_name, "family_kana": p.family_kana, "given_kana": p.given_kana,
-                        "birth_date": p.birth_date.isoformat(), "sex": p.sex,
-                        "address": full_address(h.address, h.address_extra), "status": "current", "removal_reason": None,
+                    after = {
+                        k: row[k]
+                        for k in (
+                            "family_name",
+                            "given_name",
+                            "family_kana",
+                            "given_kana",
+                            "address",
+                            "address_extra",
+                            "relationship",
+                            "status",
+                        )
                     }
-                    out_rows.append({"event_type": "出生" if born_here else "転入", "event_date": p.resident_since,
-                                     "record": record, "created_at": ts})
+                    ev_rows.append(
+                        {
+                            "resident_id": rid,
+                            "event_type": event_type,
+                            "event_date": p.resident_since,
+                            "notified_on": p.resident_since,
+                            "processed_at": ts,
+                            "before": {},
+                            "after": after,
+                        }
+                    )
+                    record = {
+                        "resident_code": codes[i],
+                        "my_number": None,
+                        "family_name": p.family_name,
+                        "given_name": p.given_name,
+                        "family_kana": p.family_kana,
+                        "given_kana": p.given_kana,
+                        "birth_date": p.birth_date.isoformat(),
+                        "sex": p.sex,
+                        "address": full_address(h.address, h.address_extra),
+                        "status": "current",
+                        "removal_reason": None,
+                    }
+                    out_rows.append(
+                        {
+                            "event_type": "出生" if born_here else "転入",
+                            "event_date": p.resident_since,
+                            "record": record,
+                            "created_at": ts,
+                        }
+                    )
                     i += 1
             s.execute(insert(Household), hh_rows)
             s.execute(insert(Resident), res_rows)
@@ -297,10 +385,18 @@ class RegisterService:
     # --- flows 1-1 / 1-2: designating numbers ----------------------------------------------
     def residents_without_number(self) -> int:
         with self.db.transaction() as s:
-            return s.scalar(select(func.count()).select_from(Resident).where(
-                Resident.my_number.is_(None), Resident.status == "active")) or 0
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Resident)
+                    .where(Resident.my_number.is_(None), Resident.status == "active")
+                )
+                or 0
+            )
 
-    def designate_numbers(self, batch: int = NUMBER_BATCH, progress: Callable[[int], None] | None = None) -> int:
+    def designate_numbers(
+        self, batch: int = NUMBER_BATCH, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Ask J-LIS for the numbers of every active resident who has none and designate them.
 
         Each batch is one transaction (numbers, 異動履歴, notices, CS outbox); J-LIS answers the same
@@ -313,13 +409,15 @@ class RegisterService:
                 rows = s.execute(
                     select(Resident.id, Resident.resident_code)
                     .where(Resident.my_number.is_(None), Resident.status == "active", Resident.id > last_id)
-                    .order_by(Resident.id).limit(batch)
+                    .order_by(Resident.id)
+                    .limit(batch)
                 ).all()
             if not rows:
                 return done
             last_id = rows[-1][0]
-            answer = self.client.call(self.jlis_id, "POST", "/api/numbers/generate",
-                                      {"resident_codes": [code for _, code in rows]})
+            answer = self.client.call(
+                self.jlis_id, "POST", "/api/numbers/generate", {"resident_codes": [code for _, code in rows]}
+            )
             by_code = {n["resident_code"]: validate_my_number(n["my_number"]) for n in answer["numbers"]}
             if set(by_code) != {code for _, code in rows}:
                 raise BusinessError("J-LIS answered numbers for other codes than asked")
@@ -332,7 +430,9 @@ class RegisterService:
         ids = [rid for rid, _ in rows]
         with self.db.transaction() as s:
             # Re-read inside the transaction: skip anyone numbered meanwhile (idempotent re-run).
-            residents = list(s.scalars(select(Resident).where(Resident.id.in_(ids), Resident.my_number.is_(None))))
+            residents = list(
+                s.scalars(select(Resident).where(Resident.id.in_(ids), Resident.my_number.is_(None)))
+            )
             ts = now()
             today = ts.date()
             events, notices, outbox = [], [], []
@@ -340,12 +440,33 @@ class RegisterService:
                 before = snapshot(r)
                 r.my_number = by_code[r.resident_code]
                 r.updated_at = ts
-                events.append({"resident_id": r.id, "event_type": "個人番号の職権記載", "event_date": today,
-                               "notified_on": None, "processed_at": ts, "before": before, "after": snapshot(r)})
-                notices.append({"resident_id": r.id, "my_number_version": 0,
-                                "application_id": self.application_id(r.id, 0), "created_at": ts})
-                outbox.append({"event_type": "個人番号の職権記載", "event_date": today, "record": identity_record(r),
-                               "created_at": ts})
+                events.append(
+                    {
+                        "resident_id": r.id,
+                        "event_type": "個人番号の職権記載",
+                        "event_date": today,
+                        "notified_on": None,
+                        "processed_at": ts,
+                        "before": before,
+                        "after": snapshot(r),
+                    }
+                )
+                notices.append(
+                    {
+                        "resident_id": r.id,
+                        "my_number_version": 0,
+                        "application_id": self.application_id(r.id, 0),
+                        "created_at": ts,
+                    }
+                )
+                outbox.append(
+                    {
+                        "event_type": "個人番号の職権記載",
+                        "event_date": today,
+                        "record": identity_record(r),
+                        "created_at": ts,
+                    }
+                )
             s.flush()
             if events:
                 s.execute(insert(ResidentEvent), events)
@@ -353,7 +474,9 @@ class RegisterService:
                 s.execute(insert(CsOutbox), outbox)
 
     # --- events ---------------------------------------------------------------------------
-    def register_birth(self, household_id: int, person: PersonInput, notified_on: dt.date | None = None) -> int:
+    def register_birth(
+        self, household_id: int, person: PersonInput, notified_on: dt.date | None = None
+    ) -> int:
         """出生届 (flow 1-2): a new 住民票 with a code from the stock, then its number, notice and push."""
         today = now().date()
         person = person.validate(today)
@@ -365,12 +488,26 @@ class RegisterService:
             code = self._take_codes(s, 1)[0]
             serial = self._next_serials(s, "person", 1)
             r = Resident(
-                atena_number=make_atena_number(serial), household_id=h.id, relationship=person.relationship,
-                resident_code=code, family_name=person.family_name, given_name=person.given_name,
-                family_kana=person.family_kana, given_kana=person.given_kana, birth_date=person.birth_date,
-                sex=person.sex, postal_code=h.postal_code, address=h.address, address_extra=h.address_extra,
-                resident_since=person.birth_date, address_since=person.birth_date, status="active", updated_at=now(),
-                **derived_keys(person.family_name, person.given_name, person.family_kana, person.given_kana, h.address),
+                atena_number=make_atena_number(serial),
+                household_id=h.id,
+                relationship=person.relationship,
+                resident_code=code,
+                family_name=person.family_name,
+                given_name=person.given_name,
+                family_kana=person.family_kana,
+                given_kana=person.given_kana,
+                birth_date=person.birth_date,
+                sex=person.sex,
+                postal_code=h.postal_code,
+                address=h.address,
+                address_extra=h.address_extra,
+                resident_since=person.birth_date,
+                address_since=person.birth_date,
+                status="active",
+                updated_at=now(),
+                **derived_keys(
+                    person.family_name, person.given_name, person.family_kana, person.given_kana, h.address
+                ),
             )
             s.add(r)
             s.flush()
@@ -382,8 +519,15 @@ class RegisterService:
         self._record_designations([(rid, rcode)], {rcode: number})
         return rid
 
-    def move_within(self, household_id: int, postal_code: str, address: str, address_extra: str,
-                    moved_on: dt.date, notified_on: dt.date | None = None) -> None:
+    def move_within(
+        self,
+        household_id: int,
+        postal_code: str,
+        address: str,
+        address_extra: str,
+        moved_on: dt.date,
+        notified_on: dt.date | None = None,
+    ) -> None:
         """転居: the whole household moves to another address in this municipality."""
         if not address.strip():
             raise BusinessError("the new 住所 is required")
@@ -392,9 +536,16 @@ class RegisterService:
             if h is None or h.status != "active":
                 raise NotFound(f"no active household with internal id {household_id}")
             h.postal_code, h.address, h.address_extra = postal_code, address, address_extra
-            for r in s.scalars(select(Resident).where(Resident.household_id == h.id, Resident.status == "active")):
+            for r in s.scalars(
+                select(Resident).where(Resident.household_id == h.id, Resident.status == "active")
+            ):
                 before = snapshot(r)
-                r.previous_address, r.postal_code, r.address, r.address_extra = r.address, postal_code, address, address_extra
+                r.previous_address, r.postal_code, r.address, r.address_extra = (
+                    r.address,
+                    postal_code,
+                    address,
+                    address_extra,
+                )
                 r.address_since, r.updated_at = moved_on, now()
                 r.address_key = address_key(address)
                 self._event(s, r, "転居", moved_on, before, notified_on)
@@ -411,8 +562,15 @@ class RegisterService:
             self._event(s, r, "死亡", died_on, before, notified_on)
             self._outbox(s, r, "死亡", died_on)
 
-    def change_name(self, resident_id: int, family_name: str, given_name: str, family_kana: str, given_kana: str,
-                    changed_on: dt.date) -> None:
+    def change_name(
+        self,
+        resident_id: int,
+        family_name: str,
+        given_name: str,
+        family_kana: str,
+        given_kana: str,
+        changed_on: dt.date,
+    ) -> None:
         """氏名変更 (e.g. marriage): the number does not change."""
         if not family_name.strip() or not given_name.strip():
             raise BusinessError("氏 and 名 are both required")
@@ -429,14 +587,21 @@ class RegisterService:
             self._event(s, r, "氏名変更", changed_on, before)
             self._outbox(s, r, "氏名変更", changed_on)
 
-    def move_out(self, household_id: int, destination_lg_code: str, destination_address: str,
-                 moved_on: dt.date) -> dict[str, Any]:
+    def move_out(
+        self, household_id: int, destination_lg_code: str, destination_address: str, moved_on: dt.date
+    ) -> dict[str, Any]:
         """転出届: the household's 住民票 are removed and a signed 転出証明書 is issued to carry along."""
         with self.db.transaction() as s:
             h = s.get(Household, household_id)
             if h is None or h.status != "active":
                 raise NotFound(f"no active household with internal id {household_id}")
-            members = list(s.scalars(select(Resident).where(Resident.household_id == h.id, Resident.status == "active").order_by(Resident.id)))
+            members = list(
+                s.scalars(
+                    select(Resident)
+                    .where(Resident.household_id == h.id, Resident.status == "active")
+                    .order_by(Resident.id)
+                )
+            )
             if not members:
                 raise BusinessError("the household has no active members")
             persons = []
@@ -445,7 +610,13 @@ class RegisterService:
                 r.status, r.removed_on, r.removal_reason, r.updated_at = "moved_out", moved_on, "転出", now()
                 self._event(s, r, "国内転出", moved_on, before)
                 self._outbox(s, r, "転出", moved_on)
-                persons.append({**identity_record(r), "relationship": r.relationship, "resident_since": r.resident_since.isoformat()})
+                persons.append(
+                    {
+                        **identity_record(r),
+                        "relationship": r.relationship,
+                        "resident_since": r.resident_since.isoformat(),
+                    }
+                )
             h.status = "dissolved"
             payload = {
                 "from_municipality": self.lg_code,
@@ -457,8 +628,14 @@ class RegisterService:
             }
             return sign_document(self.creds, TRANSFER_CERTIFICATE, payload)
 
-    def move_in(self, certificate: dict[str, Any], postal_code: str, address: str, address_extra: str,
-                moved_in_on: dt.date) -> int:
+    def move_in(
+        self,
+        certificate: dict[str, Any],
+        postal_code: str,
+        address: str,
+        address_extra: str,
+        moved_in_on: dt.date,
+    ) -> int:
         """転入届 with a 転出証明書: code and number travel with the person; returns the household id."""
         try:
             signer, payload = verify_document(certificate, self.trust, TRANSFER_CERTIFICATE)
@@ -469,11 +646,20 @@ class RegisterService:
         persons = payload["persons"]
         codes = [p["resident_code"] for p in persons]
         with self.db.transaction() as s:
-            if s.scalar(select(func.count()).select_from(Resident).where(Resident.resident_code.in_(codes), Resident.status == "active")):
+            if s.scalar(
+                select(func.count())
+                .select_from(Resident)
+                .where(Resident.resident_code.in_(codes), Resident.status == "active")
+            ):
                 raise Conflict("these persons are already registered here (転入 recorded twice?)")
             first = self._next_serials(s, "household", 1)
-            h = Household(household_number=make_atena_number(first), postal_code=postal_code, address=address,
-                          address_extra=address_extra, status="active")
+            h = Household(
+                household_number=make_atena_number(first),
+                postal_code=postal_code,
+                address=address,
+                address_extra=address_extra,
+                status="active",
+            )
             s.add(h)
             s.flush()
             for p in persons:
@@ -482,8 +668,10 @@ class RegisterService:
                     r = existing
                     before = snapshot(r)
                 else:
-                    r = Resident(atena_number=make_atena_number(self._next_serials(s, "person", 1)),
-                                 resident_code=p["resident_code"])
+                    r = Resident(
+                        atena_number=make_atena_number(self._next_serials(s, "person", 1)),
+                        resident_code=p["resident_code"],
+                    )
                     before = None
                     s.add(r)
                 r.household_id, r.relationship = h.id, p["relationship"]
@@ -495,7 +683,9 @@ class RegisterService:
                 r.previous_address = payload["from_address"]
                 r.resident_since = r.address_since = moved_in_on
                 r.status, r.removed_on, r.removal_reason, r.updated_at = "active", None, None, now()
-                for k, v in derived_keys(r.family_name, r.given_name, r.family_kana, r.given_kana, address).items():
+                for k, v in derived_keys(
+                    r.family_name, r.given_name, r.family_kana, r.given_kana, address
+                ).items():
                     setattr(r, k, v)
                 s.flush()
                 self._event(s, r, "国内転入", moved_in_on, before)
@@ -504,16 +694,27 @@ class RegisterService:
         # 転入通知: tell the former municipality the move is complete.
         from_org = signer
         try:
-            self.client.call(from_org, "POST", "/api/moves/arrival", {"resident_codes": codes, "moved_in_on": moved_in_on.isoformat()})
+            self.client.call(
+                from_org,
+                "POST",
+                "/api/moves/arrival",
+                {"resident_codes": codes, "moved_in_on": moved_in_on.isoformat()},
+            )
         except Exception as exc:  # the arrival notice is retried by staff; the 転入 itself stands
             log.warning("転入通知 to the former municipality failed: %s", type(exc).__name__)
         return hid
 
-    def record_arrival_notice(self, sender_lg_code: str, resident_codes: Sequence[str], moved_in_on: dt.date) -> int:
+    def record_arrival_notice(
+        self, sender_lg_code: str, resident_codes: Sequence[str], moved_in_on: dt.date
+    ) -> int:
         """転入通知受理: another municipality reports that our former residents arrived there."""
         n = 0
         with self.db.transaction() as s:
-            for r in s.scalars(select(Resident).where(Resident.resident_code.in_(list(resident_codes)), Resident.status == "moved_out")):
+            for r in s.scalars(
+                select(Resident).where(
+                    Resident.resident_code.in_(list(resident_codes)), Resident.status == "moved_out"
+                )
+            ):
                 before = snapshot(r)
                 self._event(s, r, "転入通知受理", moved_in_on, before)
                 n += 1
@@ -532,21 +733,46 @@ class RegisterService:
         with self._push_lock:
             while True:
                 with self.db.transaction() as s:
-                    batch = s.execute(select(CsOutbox.seq, CsOutbox.event_type, CsOutbox.event_date, CsOutbox.record)
-                                      .where(CsOutbox.sent_at.is_(None)).order_by(CsOutbox.seq).limit(PUSH_BATCH)).all()
+                    batch = s.execute(
+                        select(CsOutbox.seq, CsOutbox.event_type, CsOutbox.event_date, CsOutbox.record)
+                        .where(CsOutbox.sent_at.is_(None))
+                        .order_by(CsOutbox.seq)
+                        .limit(PUSH_BATCH)
+                    ).all()
                 if not batch:
                     return sent
-                changes = [{"source": self.lg_code, "seq": seq, "event_type": et, "event_date": ed.isoformat(), "record": rec}
-                           for seq, et, ed, rec in batch]
+                changes = [
+                    {
+                        "source": self.lg_code,
+                        "seq": seq,
+                        "event_type": et,
+                        "event_date": ed.isoformat(),
+                        "record": rec,
+                    }
+                    for seq, et, ed, rec in batch
+                ]
                 self.client.call(self.prefecture_id, "POST", "/api/identity/changes", {"changes": changes})
                 with self.db.transaction() as s:
-                    s.execute(update(CsOutbox).where(CsOutbox.seq.in_([c["seq"] for c in changes])).values(sent_at=now()))
+                    s.execute(
+                        update(CsOutbox)
+                        .where(CsOutbox.seq.in_([c["seq"] for c in changes]))
+                        .values(sent_at=now())
+                    )
                 sent += len(changes)
 
     # --- reading ------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         with self.db.transaction() as s:
-            active = s.scalar(select(func.count()).select_from(Resident).where(Resident.status == "active")) or 0
-            numbered = s.scalar(select(func.count()).select_from(Resident).where(Resident.status == "active", Resident.my_number.is_not(None))) or 0
+            active = (
+                s.scalar(select(func.count()).select_from(Resident).where(Resident.status == "active")) or 0
+            )
+            numbered = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Resident)
+                    .where(Resident.status == "active", Resident.my_number.is_not(None))
+                )
+                or 0
+            )
             notices = s.scalar(select(func.count()).select_from(Notice)) or 0
             return {"residents": active, "numbered": numbered, "notices": notices}

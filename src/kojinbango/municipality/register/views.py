@@ -68,7 +68,9 @@ def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> N
                 query = query.where(Resident.kana_key.like(kana_search_key(q) + "%"))
             else:
                 key = name_key(q)
-                query = query.where(or_(Resident.name_key.like(key + "%"), Resident.name_key.like("%" + key + "%")))
+                query = query.where(
+                    or_(Resident.name_key.like(key + "%"), Resident.name_key.like("%" + key + "%"))
+                )
         with service.db.transaction() as s:
             total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = list(s.scalars(query.order_by(Resident.kana_key, Resident.id).limit(PAGE)))
@@ -81,8 +83,16 @@ def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> N
         with service.db.transaction() as s:
             r = service.get_resident(s, resident_id)
             household = s.get(Household, r.household_id)
-            members = list(s.scalars(select(Resident).where(Resident.household_id == r.household_id).order_by(Resident.id)))
-            events = list(s.scalars(select(ResidentEvent).where(ResidentEvent.resident_id == r.id).order_by(ResidentEvent.id)))
+            members = list(
+                s.scalars(
+                    select(Resident).where(Resident.household_id == r.household_id).order_by(Resident.id)
+                )
+            )
+            events = list(
+                s.scalars(
+                    select(ResidentEvent).where(ResidentEvent.resident_id == r.id).order_by(ResidentEvent.id)
+                )
+            )
         return templates.TemplateResponse(
             request, "resident.html", {"r": r, "household": household, "members": members, "events": events}
         )
