@@ -587,6 +587,38 @@ class RegisterService:
             self._event(s, r, "氏名変更", changed_on, before)
             self._outbox(s, r, "氏名変更", changed_on)
 
+    def change_number(self, resident_id: int, reason: str, requested_on: dt.date | None = None) -> None:
+        """個人番号の変更 (番号法7条2項): only when the number may have leaked; J-LIS makes a new one."""
+        if not reason.strip():
+            raise BusinessError("a reason is required for changing a 個人番号 (番号法7条2項)")
+        with self.db.transaction() as s:
+            r = self.get_resident(s, resident_id)
+            if r.status != "active" or r.my_number is None:
+                raise Conflict("only an active resident with a number can have it changed")
+            code = r.resident_code
+        answer = self.client.call(
+            self.jlis_id, "POST", "/api/numbers/change", {"resident_code": code, "reason": reason}
+        )
+        number = validate_my_number(answer["my_number"])
+        with self.db.transaction() as s:
+            r = self.get_resident(s, resident_id)
+            before = snapshot(r)
+            version = (
+                s.scalar(select(func.max(Notice.my_number_version)).where(Notice.resident_id == r.id)) or 0
+            ) + 1
+            r.my_number, r.updated_at = number, now()
+            day = requested_on or now().date()
+            self._event(s, r, "個人番号の変更請求", day, before, day)
+            s.add(
+                Notice(
+                    resident_id=r.id,
+                    my_number_version=version,
+                    application_id=self.application_id(r.id, version),
+                    created_at=now(),
+                )
+            )
+            self._outbox(s, r, "個人番号の変更", day)
+
     def move_out(
         self, household_id: int, destination_lg_code: str, destination_address: str, moved_on: dt.date
     ) -> dict[str, Any]:
