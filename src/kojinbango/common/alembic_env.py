@@ -8,9 +8,12 @@ from sqlalchemy import MetaData, engine_from_config, pool
 
 def run(metadata: MetaData) -> None:
     config = context.config
+    version_table = config.get_main_option("version_table") or "alembic_version"
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=metadata, render_as_batch=True, version_table=version_table
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -25,6 +28,8 @@ def run(metadata: MetaData) -> None:
         config.get_section(config.config_ini_section) or {}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+        context.configure(
+            connection=conn, target_metadata=metadata, render_as_batch=True, version_table=version_table
+        )
         with context.begin_transaction():
             context.run_migrations()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,13 +64,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def upgrade(engine: Engine, migrations: str) -> None:
-    """Bring the organisation's schema to the newest Alembic revision.
+def upgrade(engine: Engine, migrations: str, version_table: str = "alembic_version") -> None:
+    """Bring a schema to the newest Alembic revision.
 
-    ``migrations`` is a package resource location such as ``kojinbango.jlis:migrations``.
+    ``migrations`` is a package resource location such as ``kojinbango.jlis:migrations``.  Several
+    systems of one organisation (the register, 統合宛名, business systems) share its database, each
+    with its own migration history in its own ``version_table``.
     """
     cfg = Config()
     cfg.set_main_option("script_location", migrations)
+    cfg.set_main_option("version_table", version_table)
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -80,12 +83,16 @@ def upgrade(engine: Engine, migrations: str) -> None:
 class Database:
     """An organisation's own database: an engine and one transaction per business operation."""
 
-    def __init__(self, url: str, migrations: str | None = None):
+    def __init__(
+        self, url: str, migrations: str | None = None, extra_migrations: Sequence[tuple[str, str]] = ()
+    ):
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrations:
             upgrade(self.engine, migrations)
+        for location, version_table in extra_migrations:
+            upgrade(self.engine, location, version_table)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from kojinbango.common.pki import OrgCredentials, load_certificate, load_key
 from kojinbango.common.signing import TrustStore
 
-KINDS = ("jlis", "prefecture", "municipality")
+KINDS = ("jlis", "prefecture", "municipality", "portal", "relying_party", "network", "intermediate", "agency")
 
 
 class TopologyError(Exception):
