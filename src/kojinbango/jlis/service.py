@@ -15,7 +15,8 @@ from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.domain.address import address_key
 from kojinbango.domain.identifiers import validate_my_number, validate_resident_code
-from kojinbango.domain.text import kana_search_key, name_key
+from kojinbango.domain.keys import person_keys
+from kojinbango.domain.text import name_key
 from kojinbango.jlis.bulk import persist_issued_numbers
 from kojinbango.jlis.models import CodeBundle, Counter, IdentityChange, IdentityRecord, IssuedNumber
 from kojinbango.jlis.numbering import NumberGenerator
@@ -45,17 +46,6 @@ class LookupResult:
     record: IdentityRecord | None = None
     candidates: int = 0
     reason: str = ""
-
-
-def record_keys(
-    family_name: str, given_name: str, family_kana: str, given_kana: str, address: str
-) -> dict[str, str]:
-    """Derived matching keys; the raw values are stored beside them unchanged."""
-    return {
-        "name_key": name_key(family_name + given_name),
-        "kana_key": kana_search_key(family_kana + given_kana),
-        "address_key": address_key(address),
-    }
 
 
 class JlisService:
@@ -312,7 +302,7 @@ def _apply_one(
         "last_event": event_type,
         "last_event_date": event_date,
         "updated_at": ts,
-        **record_keys(rec["family_name"], rec["given_name"], family_kana, given_kana, rec["address"]),
+        **person_keys(rec["family_name"], rec["given_name"], family_kana, given_kana, rec["address"]),
     }
 
 

@@ -29,6 +29,7 @@ from kojinbango.common.signing import SignatureError, TrustStore
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.address import address_key
 from kojinbango.domain.identifiers import make_atena_number, validate_my_number
+from kojinbango.domain.keys import person_keys
 from kojinbango.domain.relationships import validate_relationship
 from kojinbango.domain.text import kana_search_key, name_key, to_katakana
 from kojinbango.municipality.register.models import (
@@ -128,16 +129,6 @@ def snapshot(r: Resident) -> dict[str, Any]:
         "relationship": r.relationship,
         "status": r.status,
         "my_number_last4": r.my_number[-4:] if r.my_number else None,
-    }
-
-
-def derived_keys(
-    family_name: str, given_name: str, family_kana: str, given_kana: str, address: str
-) -> dict[str, str]:
-    return {
-        "name_key": name_key(family_name + given_name),
-        "kana_key": kana_search_key(family_kana + given_kana),
-        "address_key": address_key(address),
     }
 
 
@@ -324,7 +315,7 @@ class RegisterService:
                         "removed_on": None,
                         "removal_reason": None,
                         "updated_at": ts,
-                        **derived_keys(p.family_name, p.given_name, p.family_kana, p.given_kana, h.address),
+                        **person_keys(p.family_name, p.given_name, p.family_kana, p.given_kana, h.address),
                     }
                     res_rows.append(row)
                     event_type = "出生" if born_here else "国内転入"
@@ -505,7 +496,7 @@ class RegisterService:
                 address_since=person.birth_date,
                 status="active",
                 updated_at=now(),
-                **derived_keys(
+                **person_keys(
                     person.family_name, person.given_name, person.family_kana, person.given_kana, h.address
                 ),
             )
@@ -715,7 +706,7 @@ class RegisterService:
                 r.previous_address = payload["from_address"]
                 r.resident_since = r.address_since = moved_in_on
                 r.status, r.removed_on, r.removal_reason, r.updated_at = "active", None, None, now()
-                for k, v in derived_keys(
+                for k, v in person_keys(
                     r.family_name, r.given_name, r.family_kana, r.given_kana, address
                 ).items():
                     setattr(r, k, v)
