@@ -16,6 +16,7 @@ import pypdf
 import pytest
 import segno
 
+from kojinbango.documents import qr
 from kojinbango.documents.fonts import (
     FONT_ENV,
     cjk_font_path,
@@ -28,7 +29,9 @@ from kojinbango.documents.notice import (
     format_application_id,
     format_my_number,
     qr_matrix,
+    qr_operators,
     qr_rectangles,
+    render_notice_runs,
     render_notices,
 )
 
@@ -183,6 +186,21 @@ def test_qr_drawn_equals_segno_symbol(reader: pypdf.PdfReader) -> None:
         assert len(matches) == 1, "drawn symbol is not a segno QR of the payload"
 
 
+def test_qr_drawn_is_the_batch_symbol(reader: pypdf.PdfReader) -> None:
+    symbols = qr.encode([notice.qr_payload for notice in NOTICES])
+    for symbol, page in zip(symbols, reader.pages, strict=True):
+        assert np.array_equal(_drawn_qr(page)[0], symbol)
+    single = qr_matrix(NOTICES[1].qr_payload)  # the single-notice path gives the same symbol
+    assert np.array_equal(single, symbols[1])
+
+
+def test_qr_operators_single_payload() -> None:
+    ops = qr_operators(NOTICES[0].qr_payload, 10.0, 20.0, 85.0)
+    assert ops.startswith("/KojinbangoQR BMC q 0 g ") and ops.endswith("f Q EMC")
+    rects = [tuple(map(int, m)) for m in re.findall(r"^(\d+) (\d+) (\d+) (\d+) re$", ops, re.M)]
+    assert len(rects) == len(qr_rectangles(qr_matrix(NOTICES[0].qr_payload)))
+
+
 def test_qr_masks_match_segno() -> None:
     rng = random.Random(7)
     for length in (5, 40, 90, 160, 300):  # versions 1 to 10, with and without version information
@@ -206,17 +224,19 @@ def test_qr_rectangles_cover_exactly_the_dark_modules() -> None:
     not (shutil.which("pdftoppm") and shutil.which("zbarimg")), reason="poppler-utils / zbar-tools"
 )
 def test_qr_decodes_to_payload(pdf: Path, tmp_path: Path) -> None:
-    png = tmp_path / "page"
-    subprocess.run(
-        ["pdftoppm", "-r", "200", "-png", "-f", "3", "-l", "3", "-singlefile", pdf, png], check=True
-    )
-    result = subprocess.run(
-        ["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", f"{png}.png"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == NOTICES[2].qr_payload
+    for page, notice in enumerate(NOTICES, start=1):
+        png = tmp_path / f"page-{page}"
+        subprocess.run(
+            ["pdftoppm", "-r", "150", "-png", "-f", str(page), "-l", str(page), "-singlefile", pdf, png],
+            check=True,
+        )
+        result = subprocess.run(
+            ["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", f"{png}.png"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout.strip() == notice.qr_payload
 
 
 def test_failure_midway_leaves_no_file(tmp_path: Path) -> None:
@@ -278,3 +298,63 @@ def test_font_path_errors_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr("kojinbango.documents.fonts._MINCHO_PATHS", (tmp_path / "none.ttf",))
     with pytest.raises(RuntimeError, match="fonts-ipamj-mincho"):
         cjk_font_path()
+
+
+def test_issuer_per_page_when_the_run_does_not_share_it(tmp_path: Path) -> None:
+    out = tmp_path / "mixed.pdf"
+    other = dataclasses.replace(
+        NOTICES[1], municipality_name="東京都港区", mayor_title="港区長", issued_on=datetime.date(2026, 12, 1)
+    )
+    assert render_notices([NOTICES[0], other], out) == 2
+    reader = pypdf.PdfReader(out)
+    first, second = (page.extract_text() for page in reader.pages)
+    assert "千代田区長" in first and "令和8年11月26日" in first and "港区長" not in first
+    assert "港区長" in second and "令和8年12月1日" in second and "千代田区長" not in second
+    for page in reader.pages:
+        ops = page.get_contents().get_data().decode("latin-1")
+        assert len(re.findall(r"\bBT\b", ops)) <= 2
+
+
+def _run(first: int, count: int) -> list[NoticeData]:
+    return [
+        _notice(first + i, "髙橋　一郎", "タカハシ　イチロウ", f"東京都千代田区千代田{i + 1}番1号")
+        for i in range(count)
+    ]
+
+
+def test_render_notice_runs_in_workers(tmp_path: Path) -> None:
+    runs = [(_run(10 * r, r + 1), tmp_path / f"run-{r}.pdf") for r in range(4)]
+    assert render_notice_runs(runs, workers=2) == [1, 2, 3, 4]
+    for notices, path in runs:
+        reader = pypdf.PdfReader(path)
+        assert len(reader.pages) == len(notices)
+        assert notices[-1].name in reader.pages[-1].extract_text()
+        drawn, _ = _drawn_qr(reader.pages[-1])
+        assert np.array_equal(drawn, qr_matrix(notices[-1].qr_payload))
+        assert path.stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"run-{r}.pdf" for r in range(4)]
+    assert render_notice_runs(runs[:2], workers=1) == [1, 2]  # in-process
+    assert render_notice_runs([]) == []
+
+
+def test_render_notice_runs_error_propagates(tmp_path: Path) -> None:
+    bad = _notice(99, "外字\ue000太郎", "ガイジ　タロウ", "東京都千代田区千代田１番１号")
+    failing = tmp_path / "run-1.pdf"
+    failing.write_bytes(b"previous run")
+    runs = [
+        (_run(0, 2), tmp_path / "run-0.pdf"),
+        ([*_run(20, 2), bad], failing),
+        (_run(40, 2), tmp_path / "run-2.pdf"),
+    ]
+    with pytest.raises(ValueError, match="U\\+E000") as excinfo:
+        render_notice_runs(runs, workers=2)
+    assert bad.my_number not in str(excinfo.value)
+    assert failing.read_bytes() == b"previous run"  # never a partial file under the final name
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not [name for name in names if name.endswith(".part")]
+    for name in names - {"run-1.pdf"}:
+        assert len(pypdf.PdfReader(tmp_path / name).pages) == 2  # runs that finished are complete
+    with pytest.raises(ValueError, match="workers"):
+        render_notice_runs(runs, workers=0)
+    with pytest.raises(ValueError, match="no notices"):
+        render_notice_runs([([], tmp_path / "empty.pdf"), *runs], workers=2)

@@ -141,6 +141,10 @@ def missing_glyphs(text: str, font_name: str | None = None) -> list[str]:
     name = font_name or register_fonts()
     font = _registered.get(name) or pdfmetrics.getFont(name)
     char_to_glyph = font.face.charToGlyph
+    if _VARIATION_SELECTORS.search(text) is None:  # the common case, once per field of every page
+        return [
+            ch for ch in text if (ord(ch) not in char_to_glyph or ord(ch) >= _PSEUDO_BASE) and ch != "\u00a0"
+        ]
     missing: list[str] = []
     previous = ""
     for ch in text:

@@ -6,12 +6,17 @@ mayor, and the statement that the notice does not prove the number (it is not a 
 lower part, below a perforation, is the card application form pre-printed with the person's
 氏名・住所・生年月日・性別, the 申請書ID and its QR code, a photo box and a signature box.
 
-Speed: a print run draws the static parts of the page (frames, labels, instructions) once per
-document as a Form XObject and, per page, only one text object with the person's values plus the
-QR code as a single filled path of merged rectangles (vector, no raster image).  Fonts are loaded
-and registered once per process; subsetting the 46 MB IPAmj明朝 costs about a millisecond per
-256-glyph subset (see ``fonts``).  The QR data mask is chosen with numpy instead of segno's
-pure-Python search, and streams are Flate-compressed without reportlab's ASCII85 layer.
+Speed (flow 1-1 prints one page per resident, in runs of 1,000): a print run draws the static
+parts of the page (frames, labels, instructions, and the issue date and issuer when the whole run
+shares them) once per document as a Form XObject.  Per page there is one text object with the
+person's values, assembled from reportlab's own subsetting (``splitString``) without its per-call
+string-width and number formatting, and the QR code as a single filled path of merged rectangles
+(vector, no raster image).  The QR codes of a run are encoded together with numpy (``qr``: batch
+Reed–Solomon, placement by index map, mask penalties of all symbols at once) and their paths
+formatted with numpy.  Fonts are loaded and registered once per process; subsetting the 46 MB
+IPAmj明朝 costs about a millisecond per 256-glyph subset (see ``fonts``).  Streams are
+Flate-compressed without reportlab's ASCII85 layer.  :func:`render_notice_runs` renders several
+runs in worker processes (forked, so the fonts loaded in the parent are shared).
 
 The output file is written next to ``out_path`` under a temporary name, fsync'ed and renamed into
 place only when complete; it is created with mode 0600 (it holds 特定個人情報).
@@ -21,22 +26,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
+import multiprocessing
+import multiprocessing.context
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import segno
 from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.rl_accel import escapePDF
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 
+from kojinbango.documents import qr
 from kojinbango.documents.fonts import encode_text, missing_glyphs, register_fonts, register_label_font
 from kojinbango.domain.identifiers import is_valid_my_number
 from kojinbango.domain.wareki import to_wareki
@@ -120,6 +129,52 @@ def render_notices(notices: Sequence[NoticeData], out_path: Path) -> int:
     return pages
 
 
+def render_notice_runs(
+    runs: Sequence[tuple[Sequence[NoticeData], Path]], workers: int | None = None
+) -> list[int]:
+    """Render several print runs, each with :func:`render_notices` (atomic), in worker processes.
+
+    Returns the pages of each run, in order.  ``workers`` defaults to ``os.cpu_count()``; with one
+    worker (or one run) everything happens in this process.  Workers are forked where the
+    platform allows it, so the fonts registered here once are shared; otherwise each worker
+    registers them once.  The first failing run's exception is raised here after the runs already
+    being rendered have finished and the runs not yet started have been cancelled: a failed run
+    leaves no file (a previous file under its name is kept), a finished one is complete.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be at least 1")
+    jobs = [(list(notices), Path(path)) for notices, path in runs]
+    for notices, _path in jobs:
+        if not notices:
+            raise ValueError("no notices to render")
+    count = min(workers or os.cpu_count() or 1, len(jobs))
+    if count <= 1:
+        return [render_notices(notices, path) for notices, path in jobs]
+    register_fonts()
+    register_label_font()
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=_worker_context(), initializer=_init_worker)
+    try:
+        futures = [pool.submit(render_notices, notices, path) for notices, path in jobs]
+        pages = [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return pages
+
+
+def _worker_context() -> multiprocessing.context.BaseContext | None:
+    """'fork' on Linux (workers inherit the registered fonts); the platform default elsewhere."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def _init_worker() -> None:
+    register_fonts()  # no-op in a forked worker: already registered in the parent
+    register_label_font()
+
+
 def _fsync_directory(directory: Path) -> None:
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -195,9 +250,14 @@ class _Fonts:
         self.widths: dict[int, float] = font.face.charWidths
         self.default_width: float = font.face.defaultWidth
 
+        self._em: dict[str, float] = {}  # text -> width in 1/1000 em, for this document
+
     def width(self, text: str, size: float) -> float:
-        widths, default = self.widths, self.default_width
-        return sum(widths.get(ord(ch), default) for ch in text) * size / 1000.0
+        em = self._em.get(text)
+        if em is None:
+            widths, default = self.widths, self.default_width
+            em = self._em[text] = sum(widths.get(ord(ch), default) for ch in text)
+        return em * size / 1000.0
 
     def trimmed_width(self, text: str, size: float) -> float:
         return self.width(text.rstrip(_SPACES), size)
@@ -230,12 +290,24 @@ def _render_pages(notices: Sequence[NoticeData], fh: object) -> int:
     canvas.setAuthor(first.municipality_name)
     canvas.setSubject("個人番号通知書・個人番号カード交付申請書")
     canvas.setCreator("kojinbango")
-    _draw_static_form(canvas, fonts)
+    # The issue date and the issuer are printed once, in the static form, when the run shares them.
+    issuer_in_form = all(
+        n.issued_on == first.issued_on
+        and n.municipality_name == first.municipality_name
+        and n.mayor_title == first.mayor_title
+        for n in notices
+    )
+    if issuer_in_form:
+        _check_glyphs(fonts, first, _ISSUER_FIELDS)
+    _draw_static_form(canvas, fonts, _issuer_lines(fonts, first) if issuer_in_form else [])
+    encoder = _TextEncoder(canvas)
     pages = 0
-    for notice in notices:
-        _draw_page(canvas, fonts, notice)
-        canvas.showPage()
-        pages += 1
+    for start in range(0, len(notices), _QR_CHUNK):
+        chunk = notices[start : start + _QR_CHUNK]
+        for notice, qr_block in zip(chunk, _qr_blocks(chunk), strict=True):
+            _draw_page(canvas, fonts, encoder, notice, qr_block, issuer_in_form)
+            canvas.showPage()
+            pages += 1
     canvas.save()
     return pages
 
@@ -287,12 +359,21 @@ def _grid(canvas: Canvas, top: float, rows: Sequence[tuple[str, float]], right: 
     return tops
 
 
-def _draw_static_form(canvas: Canvas, fonts: _Fonts) -> None:
-    """Everything that is the same on every page, drawn once per document as a Form XObject."""
+def _draw_static_form(
+    canvas: Canvas, fonts: _Fonts, shared: Sequence[tuple[str, float, float, float, str]]
+) -> None:
+    """Everything that is the same on every page, drawn once per document as a Form XObject.
+
+    ``shared``: values that happen to be the same on every page of the run (font, size, x pt,
+    y pt, text already through ``encode_text``).
+    """
     canvas.beginForm(STATIC_FORM)
     label = fonts.label
     canvas.setStrokeColorRGB(*_BLACK)
     canvas.setFillColorRGB(*_BLACK)
+    for font, size, x, y, text in shared:
+        canvas.setFont(font, size)
+        canvas.drawString(x, y, text)
 
     # Fold marks for A4 三つ折り into a 長3 window envelope.
     canvas.setLineWidth(0.3)
@@ -464,62 +545,152 @@ def _greedy(units: Sequence[str], fonts: _Fonts, size: float, limit: float) -> l
     return lines
 
 
-class _PageText:
-    """One text object per page: fewer operators than a string helper call per value."""
+def _escaped(code: int) -> str:
+    escaped = escapePDF(bytes([code]))
+    return escaped.decode("latin-1") if isinstance(escaped, bytes) else str(escaped)
+
+
+_ESCAPED = tuple(_escaped(code) for code in range(256))  # reportlab's escaping of each subset code
+
+
+class _TextEncoder:
+    """Text for hand-assembled text objects, encoded by reportlab's own subsetting.
+
+    ``splitString`` is reportlab's subsetting itself: it gives each character its code in one of
+    the document's 256-glyph subsets (once; a code never changes afterwards), and
+    ``getSubsetInternalName`` registers the subset as a font resource of the document — the usage
+    ``reportlab.pdfbase.ttfonts`` documents for dynamic fonts.  Strings are escaped with
+    reportlab's ``escapePDF`` table.  The result per (font, text) is kept for the document, as
+    many values repeat from page to page.
+    """
 
     def __init__(self, canvas: Canvas) -> None:
-        self.obj = canvas.beginText()
+        self.doc = canvas._doc
+        self.cache: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+    def shows(self, font_name: str, text: str) -> list[tuple[str, str]]:
+        """(subset font resource name, ``(…) Tj``) for each run of ``text`` within one subset."""
+        key = (font_name, text)
+        shown = self.cache.get(key)
+        if shown is None:
+            font = pdfmetrics.getFont(font_name)
+            doc = self.doc
+            shown = [
+                (
+                    font.getSubsetInternalName(subset, doc),
+                    "(" + "".join([_ESCAPED[c] for c in chunk]) + ") Tj",
+                )
+                for subset, chunk in font.splitString(text, doc)
+            ]
+            self.cache[key] = shown
+        return shown
+
+
+_SIZE_TEXT: dict[float, str] = {}  # font size -> its text in a Tf operator
+
+
+class _PageText:
+    """One text object per page with the person's values: positioned runs, a font change only
+    where the subset or the size changes."""
+
+    def __init__(self, encoder: _TextEncoder) -> None:
+        self.encoder = encoder
+        self.ops = ["BT"]
         self.font = ""
-        self.size = 0.0
+        self.size = ""
 
     def put(self, font: str, size: float, x: float, y: float, text: str) -> None:
-        """``text`` at (x, y) in points."""
-        if font != self.font or size != self.size:
-            self.obj.setFont(font, size)
-            self.font, self.size = font, size
-        self.obj.setTextOrigin(x, y)
-        self.obj.textOut(text)
+        """``text`` (already through ``encode_text``) at (x, y) in points."""
+        ops = self.ops
+        ops.append(f"1 0 0 1 {x:.3f} {y:.3f} Tm")
+        size_text = _SIZE_TEXT.get(size)
+        if size_text is None:
+            size_text = f"{size:.3f}".rstrip("0").rstrip(".")
+            if len(_SIZE_TEXT) < 4096:
+                _SIZE_TEXT[size] = size_text
+        for name, shown in self.encoder.shows(font, text):
+            if name != self.font or size_text != self.size:
+                ops.append(f"{name} {size_text} Tf")
+                self.font, self.size = name, size_text
+            ops.append(shown)
+
+    def char_space(self, space: float) -> None:
+        self.ops.append(f"{space:g} Tc")
+
+    def code(self) -> str:
+        self.ops.append("ET")
+        return "\n".join(self.ops)
 
 
-def _draw_page(canvas: Canvas, fonts: _Fonts, notice: NoticeData) -> None:
-    fields = {
-        "name": notice.name,
-        "kana": notice.kana,
-        "address": notice.address,
-        "sex": notice.sex,
-        "municipality_name": notice.municipality_name,
-        "mayor_title": notice.mayor_title,
-        "notice_id": notice.notice_id,
-    }
-    for field, value in fields.items():
-        missing = missing_glyphs(value, fonts.text)
+def _check_glyphs(fonts: _Fonts, notice: NoticeData, fields: Sequence[str]) -> None:
+    for field in fields:
+        missing = missing_glyphs(getattr(notice, field), fonts.text)
         if missing:
             codes = ", ".join(" ".join(f"U+{ord(c):04X}" for c in seq) for seq in missing)
             raise ValueError(
                 f"notice {notice.notice_id!r}: {field} has characters the font cannot print: {codes}"
             )
 
+
+_PERSON_FIELDS = ("name", "kana", "address", "sex", "notice_id")
+_ISSUER_FIELDS = ("municipality_name", "mayor_title")
+
+
+def _issuer_lines(fonts: _Fonts, notice: NoticeData) -> list[tuple[str, float, float, float, str]]:
+    """Issue date, issuer and 「公印省略」 at the top right: (font, size, x pt, y pt, text)."""
+    issued = to_wareki(notice.issued_on)
+    municipality = encode_text(notice.municipality_name)
+    mayor = encode_text(notice.mayor_title)
+    width = fonts.width
+    text_font = fonts.text
+    seal = "（公印省略）"
+    return [
+        (text_font, 10, RIGHT * mm - width(issued, 10), _y(24), issued),
+        (text_font, 10, RIGHT * mm - width(municipality, 10), _y(31), municipality),
+        (text_font, 12, RIGHT * mm - width(mayor, 12), _y(38), mayor),
+        (fonts.label, 6.5, RIGHT * mm - fonts.label_width(seal, 6.5), _y(42.5), seal),
+    ]
+
+
+def _tops(top: float, rows: Sequence[tuple[str, float]]) -> list[float]:
+    tops = [top]
+    for _label, height in rows[:-1]:
+        tops.append(tops[-1] + height)
+    return tops
+
+
+_N_TOPS = _tops(N_TABLE_T, N_ROWS)
+_F_TOPS = _tops(F_TABLE_T, F_ROWS)
+_VALUE_X = (LEFT + LABEL_W + 3) * mm
+_N_VALUE_W = RIGHT - LEFT - LABEL_W - 6
+_F_VALUE_W = F_TABLE_R - LEFT - LABEL_W - 6
+
+
+def _draw_page(
+    canvas: Canvas,
+    fonts: _Fonts,
+    encoder: _TextEncoder,
+    notice: NoticeData,
+    qr_block: str,
+    issuer_in_form: bool,
+) -> None:
+    _check_glyphs(fonts, notice, _PERSON_FIELDS if issuer_in_form else _PERSON_FIELDS + _ISSUER_FIELDS)
     name = encode_text(notice.name)
     kana = encode_text(notice.kana)
     address = encode_text(notice.address)
     sex = encode_text(notice.sex)
-    issued = to_wareki(notice.issued_on)
     born = to_wareki(notice.birth_date)
-    text_font, label_font = fonts.text, fonts.label
+    text_font = fonts.text
 
     canvas.doForm(STATIC_FORM)
-    page = _PageText(canvas)
+    page = _PageText(encoder)
     put = page.put
-    width = fonts.width
 
-    # Header: control number, issue date, issuer.
+    # Header: control number; issue date and issuer unless the whole run shares them (static form).
     put(text_font, 6.5, (CONTROL_X + 11) * mm, _y(12), notice.notice_id)
-    put(text_font, 10, RIGHT * mm - width(issued, 10), _y(24), issued)
-    municipality = encode_text(notice.municipality_name)
-    mayor = encode_text(notice.mayor_title)
-    put(text_font, 10, RIGHT * mm - width(municipality, 10), _y(31), municipality)
-    put(text_font, 12, RIGHT * mm - width(mayor, 12), _y(38), mayor)
-    put(label_font, 6.5, RIGHT * mm - fonts.label_width("（公印省略）", 6.5), _y(42.5), "（公印省略）")
+    if not issuer_in_form:
+        for issuer_line in _issuer_lines(fonts, notice):
+            put(*issuer_line)
 
     # Addressee block (window of a 長3 envelope: about 90 × 40 mm at 20 mm / 15 mm).
     put(text_font, 10.5, 24 * mm, _y(22), format_postal_code(notice.postal_code))
@@ -533,49 +704,38 @@ def _draw_page(canvas: Canvas, fonts: _Fonts, notice: NoticeData) -> None:
     put(text_font, size, 24 * mm, _y(max(t + 5, 48)), addressee)
 
     # Notice table.
-    value_x = (LEFT + LABEL_W + 3) * mm
-    value_w = RIGHT - LEFT - LABEL_W - 6
-    rows = N_TABLE_T
-    heights = [h for _, h in N_ROWS]
-    tops = [rows + sum(heights[:i]) for i in range(len(heights))]
-    size = _fit(fonts, kana, 9, value_w, 6)
-    put(text_font, size, value_x, _y(tops[0] + 5), kana)
-    size = _fit(fonts, name, 16, value_w, 9)
-    put(text_font, size, value_x, _y(tops[1] + 8.2), name)
+    value_x, tops = _VALUE_X, _N_TOPS
+    put(text_font, _fit(fonts, kana, 9, _N_VALUE_W, 6), value_x, _y(tops[0] + 5), kana)
+    put(text_font, _fit(fonts, name, 16, _N_VALUE_W, 9), value_x, _y(tops[1] + 8.2), name)
     put(text_font, 11, value_x, _y(tops[2] + 6), born)
     put(text_font, 11, (N_SEX_X + N_SEX_LABEL_W + 4) * mm, _y(tops[2] + 6), sex)
-    size, lines = _lines(fonts, address, 10.5, value_w, 2)
+    size, lines = _lines(fonts, address, 10.5, _N_VALUE_W, 2)
     t = tops[3] + (6.0 if len(lines) > 1 else 9.0)
     for line in lines:
         put(text_font, size, value_x, _y(t), line)
         t += size * 1.4 / mm
-    page.obj.setCharSpace(2.5)
+    page.char_space(2.5)
     put(text_font, 20, value_x, _y(tops[4] + 10.4), format_my_number(notice.my_number))
-    page.obj.setCharSpace(0)
+    page.char_space(0)
 
     # Application form.
+    tops = _F_TOPS
     put(text_font, 12, (LEFT + 22) * mm, _y(ID_T + 5.1), format_application_id(notice.application_id))
-    value_w = F_TABLE_R - LEFT - LABEL_W - 6
-    heights = [h for _, h in F_ROWS]
-    tops = [F_TABLE_T + sum(heights[:i]) for i in range(len(heights))]
-    size = _fit(fonts, kana, 8, value_w, 5.5)
-    put(text_font, size, value_x, _y(tops[0] + 4.3), kana)
-    size = _fit(fonts, name, 14, value_w, 8)
-    put(text_font, size, value_x, _y(tops[1] + 7.5), name)
-    size, lines = _lines(fonts, address, 9.5, value_w, 2)
+    put(text_font, _fit(fonts, kana, 8, _F_VALUE_W, 5.5), value_x, _y(tops[0] + 4.3), kana)
+    put(text_font, _fit(fonts, name, 14, _F_VALUE_W, 8), value_x, _y(tops[1] + 7.5), name)
+    size, lines = _lines(fonts, address, 9.5, _F_VALUE_W, 2)
     t = tops[2] + (5.6 if len(lines) > 1 else 8.3)
     for line in lines:
         put(text_font, size, value_x, _y(t), line)
         t += size * 1.4 / mm
     put(text_font, 10, value_x, _y(tops[3] + 5.5), born)
     put(text_font, 10, (F_SEX_X + 20) * mm, _y(tops[3] + 5.5), sex)
-    control = f"{notice.notice_id}　{municipality}"
-    put(text_font, 6, LEFT * mm, _y(293.5), control)
-    canvas.drawText(page.obj)
+    put(text_font, 6, LEFT * mm, _y(293.5), f"{notice.notice_id}　{encode_text(notice.municipality_name)}")
+    canvas.addLiteral(page.code())
 
     if notice.reprint:
         _draw_reprint_stamp(canvas, fonts)
-    canvas.addLiteral(qr_operators(notice.qr_payload, QR_X * mm, _y(QR_T + QR_SIZE), QR_SIZE * mm))
+    canvas.addLiteral(qr_block)
 
 
 def _draw_reprint_stamp(canvas: Canvas, fonts: _Fonts) -> None:
@@ -594,165 +754,23 @@ def _draw_reprint_stamp(canvas: Canvas, fonts: _Fonts) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# QR code.  segno's automatic mask choice scores the eight masks in pure Python (≈4.6 ms per
-# symbol, more than the rest of a page).  Here segno encodes once with mask 0; the data modules are
-# unmasked, the eight candidates are scored at once with numpy using the penalty rules of
-# ISO/IEC 18004 §7.8.3, and the winner gets its format information (≈1 ms per symbol).  The
-# result equals ``segno.make(payload, error="m", micro=False, mask=chosen).matrix``.
+# QR code (see ``qr``): a print run's symbols are encoded together, in chunks of pages.
 
-_QR_ERROR = "m"
-_FORMAT_ECL_BITS = {"L": 1, "M": 0, "Q": 3, "H": 2}
-
-
-@functools.lru_cache(maxsize=64)
-def _mask_patterns(n: int) -> np.ndarray:
-    """The eight data-mask patterns (ISO/IEC 18004 Table 10) as a (8, n, n) bool array."""
-    i, j = np.indices((n, n))
-    patterns = np.stack(
-        [
-            (i + j) % 2 == 0,
-            i % 2 == 0,
-            j % 3 == 0,
-            (i + j) % 3 == 0,
-            (i // 2 + j // 3) % 2 == 0,
-            (i * j) % 2 + (i * j) % 3 == 0,
-            ((i * j) % 2 + (i * j) % 3) % 2 == 0,
-            ((i + j) % 2 + (i * j) % 3) % 2 == 0,
-        ]
-    )
-    patterns.flags.writeable = False
-    return patterns
-
-
-def _alignment_positions(version: int) -> list[int]:
-    if version == 1:
-        return []
-    count = version // 7 + 2
-    step = 26 if version == 32 else (version * 4 + count * 2 + 1) // (count * 2 - 2) * 2
-    size = version * 4 + 17
-    return [6] + sorted(size - 7 - k * step for k in range(count - 1))
-
-
-@functools.lru_cache(maxsize=64)
-def _data_masks(version: int) -> np.ndarray:
-    """The eight mask patterns restricted to the data modules of ``version`` (read-only)."""
-    masks = _mask_patterns(version * 4 + 17) & ~_function_region(version)
-    masks.flags.writeable = False
-    return masks
-
-
-def _function_region(version: int) -> np.ndarray:
-    """Modules that are not data: finders, separators, format and version info, timing, alignment."""
-    n = version * 4 + 17
-    region = np.zeros((n, n), dtype=bool)
-    region[:9, :9] = region[:9, n - 8 :] = region[n - 8 :, :9] = True
-    region[6, :] = region[:, 6] = True
-    positions = _alignment_positions(version)
-    corners = (
-        {(positions[0], positions[0]), (positions[0], positions[-1]), (positions[-1], positions[0])}
-        if positions
-        else set()
-    )
-    for r in positions:
-        for c in positions:
-            if (r, c) not in corners:
-                region[r - 2 : r + 3, c - 2 : c + 3] = True
-    if version >= 7:
-        region[:6, n - 11 : n - 8] = region[n - 11 : n - 8, :6] = True
-    return region
-
-
-def _format_bits(error: str, mask: int) -> list[bool]:
-    data = _FORMAT_ECL_BITS[error] << 3 | mask
-    rem = data
-    for _ in range(10):
-        rem = (rem << 1) ^ ((rem >> 9) * 0x537)
-    bits = (data << 10 | rem) ^ 0x5412
-    return [bool(bits >> k & 1) for k in range(15)]
-
-
-def _place_format(matrix: np.ndarray, bits: list[bool]) -> None:
-    n = matrix.shape[0]
-    for k in range(6):
-        matrix[k, 8] = bits[k]
-    matrix[7, 8], matrix[8, 8], matrix[8, 7] = bits[6], bits[7], bits[8]
-    for k in range(9, 15):
-        matrix[8, 14 - k] = bits[k]
-    for k in range(8):
-        matrix[8, n - 1 - k] = bits[k]
-    for k in range(8, 15):
-        matrix[n - 15 + k, 8] = bits[k]
-    matrix[n - 8, 8] = True  # the dark module
-
-
-def _penalties(candidates: np.ndarray) -> np.ndarray:
-    """Penalty N1+N2+N3+N4 of each (n, n) candidate in a (k, n, n) bool array."""
-    k, n, _ = candidates.shape
-    total = np.zeros(k, dtype=np.int64)
-    for a in (candidates, candidates.transpose(0, 2, 1)):
-        # N1: a run of L >= 5 same-colour modules scores L - 2 = (windows of five) + 2.
-        eq = a[:, :, 1:] == a[:, :, :-1]
-        five = eq[:, :, :-3] & eq[:, :, 1:-2] & eq[:, :, 2:-1] & eq[:, :, 3:]
-        total += five.sum(axis=(1, 2))
-        total += 2 * (five[:, :, 0].sum(axis=1) + (five[:, :, 1:] & ~eq[:, :, : n - 5]).sum(axis=(1, 2)))
-        # N3: 1:1:3:1:1 finder-like pattern with four light modules before or after it: 40.
-        p = np.zeros((k, n, n + 8), dtype=bool)
-        p[:, :, 4 : n + 4] = a
-        m = n + 8 - 14  # window starts: light(4) core(7) light(4)
-        core = p[:, :, 4 : 4 + m] & p[:, :, 6 : 6 + m] & p[:, :, 7 : 7 + m] & p[:, :, 8 : 8 + m]
-        core &= p[:, :, 10 : 10 + m] & ~p[:, :, 5 : 5 + m] & ~p[:, :, 9 : 9 + m]
-        before = ~(p[:, :, 0:m] | p[:, :, 1 : 1 + m] | p[:, :, 2 : 2 + m] | p[:, :, 3 : 3 + m])
-        after = ~(p[:, :, 11 : 11 + m] | p[:, :, 12 : 12 + m] | p[:, :, 13 : 13 + m] | p[:, :, 14 : 14 + m])
-        total += 40 * (core & (before | after)).sum(axis=(1, 2))
-    # N2: each 2x2 block of one colour: 3.
-    top = candidates[:, :-1, :-1]
-    same = (top == candidates[:, 1:, :-1]) & (top == candidates[:, :-1, 1:]) & (top == candidates[:, 1:, 1:])
-    total += 3 * same.sum(axis=(1, 2))
-    # N4: 10 per 5 % deviation of the dark proportion from 50 %.
-    dark = candidates.sum(axis=(1, 2))
-    total += 10 * (np.abs(dark * 20 - n * n * 10) // (n * n))
-    return total
+_QR_ERROR = "M"
+_QR_CHUNK = 64  # pages whose QR codes are encoded and cut into rectangles at once
 
 
 def qr_matrix(payload: str, mask: int | None = None) -> np.ndarray:
-    """The QR code of ``payload`` (error level M) as an (n, n) bool array, True = dark.
+    """The QR code of ``payload`` (error level M or higher) as an (n, n) bool array, True = dark.
 
     ``mask=None`` picks the data mask with the lowest penalty score; 0–7 forces one.
     """
-    qr = segno.make(payload, error=_QR_ERROR, micro=False, mask=0)
-    version = int(qr.version)
-    error = str(qr.error)
-    base = np.array(qr.matrix, dtype=bool)
-    patterns = _data_masks(version)
-    unmasked = base ^ patterns[0]
-    candidates = unmasked[None, :, :] ^ patterns
-    for k in range(8):
-        _place_format(candidates[k], _format_bits(error, k))
-    best = int(np.argmin(_penalties(candidates))) if mask is None else mask
-    return candidates[best]
+    return qr.encode_one(payload, _QR_ERROR, mask)
 
 
 def qr_rectangles(matrix: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Cover the dark modules with rectangles (x, y-from-top, w, h): row runs merged down columns."""
-    rows, n = matrix.shape
-    padded = np.zeros((rows, n + 2), dtype=np.int8)
-    padded[:, 1:-1] = matrix
-    edges = np.diff(padded, axis=1)
-    run_rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)  # row-major order: pairs up with the starts
-    done: list[tuple[int, int, int, int]] = []
-    open_runs: dict[tuple[int, int], tuple[int, int]] = {}  # (x, w) -> (first row, last row)
-    for row, x, w in zip(run_rows.tolist(), starts.tolist(), (ends - starts).tolist(), strict=True):
-        key = (x, w)
-        previous = open_runs.get(key)
-        if previous is not None and previous[1] == row - 1:
-            open_runs[key] = (previous[0], row)
-            continue
-        if previous is not None:
-            done.append((x, previous[0], w, previous[1] - previous[0] + 1))
-        open_runs[key] = (row, row)
-    done.extend((x, first, w, last - first + 1) for (x, w), (first, last) in open_runs.items())
-    return done
+    return [(x, top, w, h) for x, top, w, h in qr.rectangles(matrix[None])[0].tolist()]
 
 
 def qr_operators(payload: str, x: float, y: float, size: float) -> str:
@@ -760,13 +778,56 @@ def qr_operators(payload: str, x: float, y: float, size: float) -> str:
 
     One marked-content block, one transformation to module units, one path of rectangles, one fill.
     """
-    matrix = qr_matrix(payload)
-    n = matrix.shape[0]
+    return _qr_operators(np.stack([qr_matrix(payload)]), x, y, size)[0]
+
+
+def _qr_operators(symbols: np.ndarray, x: float, y: float, size: float) -> list[str]:
+    """:func:`qr_operators` for each symbol of a (N, n, n) array (the paths formatted with numpy)."""
+    count, n, _ = symbols.shape
     module = size / (n + 8)
     if module < 0.25 * mm:
         raise ValueError("QR payload too long for the printed QR area")
     ox, oy = x + 4 * module, y + 4 * module
-    ops = [f"/KojinbangoQR BMC q 0 g {module:.4f} 0 0 {module:.4f} {ox:.3f} {oy:.3f} cm"]
-    ops.extend(f"{rx} {n - top - h} {w} {h} re" for rx, top, w, h in qr_rectangles(matrix))
-    ops.append("f Q EMC")
-    return "\n".join(ops)
+    head = f"/KojinbangoQR BMC q 0 g {module:.4f} 0 0 {module:.4f} {ox:.3f} {oy:.3f} cm\n"
+    rects, bounds = qr.rectangle_runs(symbols)
+    rects[:, 1] = n - rects[:, 1] - rects[:, 3]  # PDF y grows upwards
+    text, ends = _format_rects(rects)
+    offsets = np.concatenate([[0], ends])[bounds].tolist()
+    return [head + text[offsets[i] : offsets[i + 1]] + "f Q EMC" for i in range(count)]
+
+
+def _number_tokens() -> tuple[np.ndarray, np.ndarray]:
+    """For 0–255: the text ``"<digits> "`` NUL-padded to 4 bytes as a little-endian uint32, and its length."""
+    tokens = [f"{v} ".encode("ascii").ljust(4, b"\0") for v in range(256)]
+    return np.frombuffer(b"".join(tokens), dtype="<u4"), np.array([len(f"{v} ") for v in range(256)])
+
+
+_NUMBER_TOKENS, _NUMBER_TOKEN_LENGTHS = _number_tokens()
+_RE_TOKEN = np.frombuffer(b"re\n\0", dtype="<u4")[0]
+
+
+def _format_rects(rects: np.ndarray) -> tuple[str, np.ndarray]:
+    """``"x y w h re\\n"`` for each row of a (R, 4) array of integers 0–255, concatenated, and the
+    end offset of each rectangle's line in the text."""
+    values = rects.astype(np.intp)
+    records = np.empty((len(rects), 5), dtype="<u4")
+    records[:, :4] = _NUMBER_TOKENS[values]
+    records[:, 4] = _RE_TOKEN
+    text = records.view(np.uint8).ravel()
+    ends = np.cumsum(_NUMBER_TOKEN_LENGTHS[values].sum(axis=1) + 3)
+    return text[text != 0].tobytes().decode("ascii"), ends
+
+
+def _qr_blocks(notices: Sequence[NoticeData]) -> list[str]:
+    """The QR operators of each notice's page, encoded together."""
+    symbols = qr.encode([notice.qr_payload for notice in notices], _QR_ERROR)
+    x, y, size = QR_X * mm, _y(QR_T + QR_SIZE), QR_SIZE * mm
+    blocks: list[str] = [""] * len(symbols)
+    by_size: dict[int, list[int]] = {}
+    for i, symbol in enumerate(symbols):
+        by_size.setdefault(symbol.shape[0], []).append(i)
+    for members in by_size.values():
+        ops = _qr_operators(np.stack([symbols[i] for i in members]), x, y, size)
+        for i, block in zip(members, ops, strict=True):
+            blocks[i] = block
+    return blocks

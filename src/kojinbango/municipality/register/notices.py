@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import exists, func, insert, select, update
 
 from kojinbango.common.errors import NotFound
-from kojinbango.documents.notice import NoticeData, render_notices
+from kojinbango.documents.notice import NoticeData, render_notice_runs, render_notices
 from kojinbango.municipality.register.models import Notice, NoticePrint, PrintRun, Resident
 from kojinbango.municipality.register.service import SEXES, RegisterService, full_address, now
 
@@ -26,8 +27,9 @@ APPLICATION_URL = "https://www.kojinbango.example/apply?id="
 
 
 class NoticePrinter:
-    def __init__(self, register: RegisterService, mayor_title: str):
+    def __init__(self, register: RegisterService, mayor_title: str, workers: int | None = None):
         self.register = register
+        self.workers = workers or os.cpu_count() or 1
         self.db = register.db
         self.mayor_title = mayor_title
         self.directory = register.files_dir / "notices"
@@ -51,7 +53,7 @@ class NoticePrinter:
             reprint=reprint,
         )
 
-    def _render_run(self, run: PrintRun) -> None:
+    def _run_data(self, run: PrintRun) -> list[NoticeData]:
         with self.db.transaction() as s:
             rows = s.execute(
                 select(Notice, Resident)
@@ -64,9 +66,14 @@ class NoticePrinter:
                     select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_([n.id for n, _ in rows]))
                 )
             )
-            data = [self._notice_data(n, r, n.id in printed_before, run.started_at.date()) for n, r in rows]
+            return [self._notice_data(n, r, n.id in printed_before, run.started_at.date()) for n, r in rows]
+
+    def _render_runs(self, runs: Sequence[PrintRun]) -> None:
+        """Render runs in parallel worker processes; each file appears complete or not at all."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        render_notices(data, self.directory / run.file_name)
+        render_notice_runs(
+            [(self._run_data(run), self.directory / run.file_name) for run in runs], self.workers
+        )
 
     def _finish_run(self, run_id: int) -> int:
         with self.db.transaction() as s:
@@ -95,40 +102,57 @@ class NoticePrinter:
             return len(notice_ids)
 
     def print_pending(self, run_size: int = RUN_SIZE, progress: Callable[[int], None] | None = None) -> int:
-        """Print every notice not yet printed, in bulk runs of ``run_size`` pages; returns pages."""
+        """Print every notice not yet printed, in bulk runs of ``run_size`` pages; returns pages.
+
+        Runs are rendered in parallel worker processes, ``workers`` at a time.
+        """
         pages = 0
         # Finish runs a killed process left behind.
         with self.db.transaction() as s:
             unfinished = list(
                 s.scalars(select(PrintRun).where(PrintRun.status == "started", PrintRun.kind == "bulk"))
             )
+        # A render killed midway leaves only its hidden temporary file; it was never printed.
+        if self.directory.exists():
+            for stale in self.directory.glob(".bulk-*.part"):
+                stale.unlink(missing_ok=True)
+        missing = [run for run in unfinished if not (self.directory / run.file_name).exists()]
+        if missing:
+            self._render_runs(missing)
         for run in unfinished:
-            if not (self.directory / run.file_name).exists():
-                self._render_run(run)
             pages += self._finish_run(run.id)
         while True:
-            with self.db.transaction() as s:
-                ids = list(
-                    s.scalars(
-                        select(Notice.id)
-                        .where(Notice.print_run_id.is_(None))
-                        .order_by(Notice.id)
-                        .limit(run_size)
-                    )
-                )
-                if not ids:
+            runs = []
+            for _ in range(self.workers):
+                run = self._start_run(run_size)
+                if run is None:
                     break
-                run = PrintRun(kind="bulk", file_name="", pages=len(ids), status="started", started_at=now())
-                s.add(run)
-                s.flush()
-                run.file_name = f"bulk-{run.id:06d}.pdf"
-                s.execute(update(Notice).where(Notice.id.in_(ids)).values(print_run_id=run.id))
-            self._render_run(run)
-            n = self._finish_run(run.id)
-            pages += n
-            if progress:
-                progress(n)
-        return pages
+                runs.append(run)
+            if not runs:
+                return pages
+            self._render_runs(runs)
+            for run in runs:
+                n = self._finish_run(run.id)
+                pages += n
+                if progress:
+                    progress(n)
+
+    def _start_run(self, run_size: int) -> PrintRun | None:
+        """Record a new bulk run holding the next ``run_size`` unprinted notices, or None."""
+        with self.db.transaction() as s:
+            ids = list(
+                s.scalars(
+                    select(Notice.id).where(Notice.print_run_id.is_(None)).order_by(Notice.id).limit(run_size)
+                )
+            )
+            if not ids:
+                return None
+            run = PrintRun(kind="bulk", file_name="", pages=len(ids), status="started", started_at=now())
+            s.add(run)
+            s.flush()
+            run.file_name = f"bulk-{run.id:06d}.pdf"
+            s.execute(update(Notice).where(Notice.id.in_(ids)).values(print_run_id=run.id))
+            return run
 
     def print_for_resident(self, resident_id: int) -> Path:
         """One person's current notice on demand (staff page); a second print is marked 再発行."""
