@@ -35,6 +35,11 @@ MUNICIPALITIES = ("131016", "131041")  # 千代田区, 新宿区 (real 地方公
 SHARES = (0.4, 0.6)
 BASE_PORT = 8700
 NATION_FILE = "nation.json"
+CARD_ORGANISATIONS = (  # (id, kind, name, port offset)
+    ("portal", "portal", "マイポータル", 20),
+    ("bank", "relying_party", "こじん銀行 (sample relying party)", 21),
+)
+READER_PORT_OFFSET = 90  # the holder's card reader service (kojinbango card reader)
 
 
 def org_id_for(lg_code: str, kind: str) -> str:
@@ -46,7 +51,7 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "topology.json"
     if path.exists():
-        return Topology.load(path)
+        return add_card_organisations(Topology.load(path), base_port)
     pki = data_dir / "pki"
     create_ca(pki)
     orgs: dict[str, OrgEntry] = {}
@@ -88,6 +93,38 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
         )
     topo = Topology(path, "pki/ca.pem", orgs)
     topo.save()
+    return add_card_organisations(topo, base_port)
+
+
+def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topology:
+    """The portal (マイポータル) and a sample bank, and each municipality's card issuance option
+    (交付時来庁方式 for the first, 申請時来庁方式 for the second); added to older deployments too."""
+    changed = False
+    pki = topo.root / "pki"
+    for org_id, kind, name, port in CARD_ORGANISATIONS:
+        if org_id in topo.organisations:
+            continue
+        issue_org_certificate(pki, org_id, name)
+        topo.organisations[org_id] = OrgEntry(
+            id=org_id,
+            kind=kind,
+            name=name,
+            base_url=f"http://127.0.0.1:{base_port + port}",
+            certificate=f"pki/{org_id}.pem",
+            key=f"pki/{org_id}.key",
+            database_url=f"sqlite:///{org_id}.db",
+        )
+        changed = True
+    if "card_issuance" not in topo.settings:
+        munis = [o.id for o in topo.of_kind("municipality")]
+        modes = ("交付時来庁方式", "申請時来庁方式")
+        topo.settings["card_issuance"] = {m: modes[i % 2] for i, m in enumerate(munis)}
+        changed = True
+    if "reader_url" not in topo.settings:
+        topo.settings["reader_url"] = f"http://127.0.0.1:{base_port + READER_PORT_OFFSET}"
+        changed = True
+    if changed:
+        topo.save()
     return topo
 
 
@@ -99,11 +136,19 @@ def build(
     if kind == "jlis":
         from kojinbango.jlis.app import create as create_jlis
 
-        return create_jlis(topology, org_id, database_url)
+        return create_jlis(topology, org_id, database_url, directory)
     if kind == "prefecture":
         from kojinbango.prefecture.app import create as create_pref
 
         return create_pref(topology, org_id, directory, database_url)
+    if kind == "portal":
+        from kojinbango.portal.app import create as create_portal
+
+        return create_portal(topology, org_id, directory, database_url)
+    if kind == "relying_party":
+        from kojinbango.relying_party.app import create as create_bank
+
+        return create_bank(topology, org_id, directory, database_url)
     from kojinbango.municipality.app import create as create_muni
 
     return create_muni(topology, org_id, directory, database_url)
@@ -220,8 +265,15 @@ def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None
 
 
 def intro(nation: Nation, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Flow 1-1 for every municipality: numbers from J-LIS, designation, notices, push."""
+    """Flow 1-1 for every municipality: numbers from J-LIS, designation, notices, push.
+
+    Each municipality's notices are printed by worker processes while the main process goes on
+    pushing 本人確認情報 and designating the next municipality's numbers, so the print runs overlap
+    the rest of the run instead of adding to it.
+    """
     result: dict[str, Any] = {}
+    printing: list[tuple[str, threading.Thread, dict[str, Any]]] = []
+    started = time.perf_counter()
     for rt in nation.municipalities():
         reg, printer = nation.register(rt.org_id), nation.printer(rt.org_id)
         todo = reg.residents_without_number()
@@ -233,18 +285,30 @@ def intro(nation: Nation, progress: Callable[[str, int, int], None] | None = Non
         t0 = time.perf_counter()
         designated = reg.designate_numbers(progress=step)
         t1 = time.perf_counter()
-        pages = printer.print_pending()
-        t2 = time.perf_counter()
+        outcome: dict[str, Any] = {}
+        thread = threading.Thread(target=_print_all, args=(printer, outcome), name=f"print-{rt.org_id}")
+        thread.start()
+        printing.append((rt.org_id, thread, outcome))
         pushed = reg.push()
-        t3 = time.perf_counter()
+        t2 = time.perf_counter()
         result[rt.org_id] = {
             "designated": designated,
-            "pages_printed": pages,
             "pushed": pushed,
-            "seconds": {
-                "designate": round(t1 - t0, 2),
-                "print": round(t2 - t1, 2),
-                "push": round(t3 - t2, 2),
-            },
+            "seconds": {"designate": round(t1 - t0, 2), "push": round(t2 - t1, 2)},
         }
-    return result
+    for org_id, thread, outcome in printing:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        result[org_id]["pages_printed"] = outcome["pages"]
+        result[org_id]["seconds"]["print"] = outcome["seconds"]
+    return {"municipalities": result, "seconds_total": round(time.perf_counter() - started, 2)}
+
+
+def _print_all(printer: NoticePrinter, outcome: dict[str, Any]) -> None:
+    t0 = time.perf_counter()
+    try:
+        outcome["pages"] = printer.print_pending()
+    except BaseException as exc:  # handed to the joining thread, which raises it
+        outcome["error"] = exc
+    outcome["seconds"] = round(time.perf_counter() - t0, 2)
