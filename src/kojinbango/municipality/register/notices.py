@@ -122,12 +122,12 @@ class NoticePrinter:
         for run in unfinished:
             pages += self._finish_run(run.id)
         while True:
-            runs = []
+            runs: list[PrintRun] = []
             for _ in range(self.workers):
-                run = self._start_run(run_size)
-                if run is None:
+                started = self._start_run(run_size)
+                if started is None:
                     break
-                runs.append(run)
+                runs.append(started)
             if not runs:
                 return pages
             self._render_runs(runs)
