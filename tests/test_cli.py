@@ -50,7 +50,8 @@ def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
     r = run("demo", "--data-dir", str(d), "--residents", "300", "--no-serve")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"municipalities", "numbers_issued", "notices_written", "errors"}
+    assert set(out) == {"municipalities", "numbers_issued", "notices_written", "errors", "cards"}
+    assert [c["state"] for c in out["cards"]][-1].startswith("suspended") and len(out["cards"]) == 3
     assert out["errors"] == []
     assert [m["code"] for m in out["municipalities"]] == ["131016", "131041"]
     for m in out["municipalities"]:

@@ -108,6 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (data_dir / NATION_FILE).exists():
         init_nation(data_dir, args.residents, args.seed)
     today = dt.date.today()
+    from kojinbango.holder import demo_cards, load_topology
+
+    load_topology(data_dir)  # an older data directory gets the portal and the bank
     with running(data_dir, fixed_ports=False) as nation:
         intro(nation)
         state = data_dir / "demo-events.json"
@@ -118,7 +121,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for rt in nation.municipalities():
             nation.register(rt.org_id).push()
         munis, totals = demo.check_consistency(nation)
-    summary = {"municipalities": munis, **totals}
+        cards = demo_cards(nation.topology, nation.urls)
+    summary = {"municipalities": munis, **totals, "cards": cards}
     if args.no_serve:
         _print_json(summary)
         return 1 if totals["errors"] else 0
@@ -139,9 +143,39 @@ def _serve_all(data_dir: Path) -> int:
             print(f"  {org.name:<24} {org_id:<8} API {url}/docs")
             if org.kind == "municipality":
                 print(f"  {'':<24} {'':<8} staff page {url}/staff/")
+                print(f"  {'':<24} {'':<8} card desk  {url}/staff/cards/")
+        reader = _demo_reader(nation)
         sys.stdout.flush()
         stop.wait()
+        if reader is not None:
+            reader.stop()
     return 0
+
+
+def _demo_reader(nation: Any) -> Any:
+    """The holder's card reader with the demo cards, for the portal's login page in a browser."""
+    from kojinbango.card.service import ReaderThread
+    from kojinbango.holder import DEMO_CARDS
+
+    state = nation.topology.root / DEMO_CARDS
+    if not state.exists():
+        return None
+    cards = json.loads(state.read_text(encoding="utf-8"))
+    portal = nation.urls[nation.topology.of_kind("portal")[0].id]
+    port = int(str(nation.topology.settings.get("reader_url", "http://127.0.0.1:8790")).rsplit(":", 1)[1])
+    try:
+        reader = ReaderThread(
+            [Path(c["card"]) for c in cards], port, [portal, portal.replace("127.0.0.1", "localhost")]
+        )
+    except OSError as exc:
+        print(f"  (card reader not started: port {port}: {exc.strerror})")
+        return None
+    print(f"\nマイポータル login page: {portal}/   (card reader {reader.url})")
+    for c in cards:
+        print(
+            f"  card {c['card']}  {c['name']}  {c['mode']}  PIN {c['auth_pin']} / 署名用 {c['sign_pin']}  [{c['state']}]"
+        )
+    return reader
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -255,6 +289,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
 
+    if args.what == "linkage":
+        return _bench_linkage(args)
+    if args.what == "portal":
+        return _bench_portal(args)
     bench_file = Path(__file__).resolve().parents[2] / "bench" / "numbering.py"
     if not bench_file.exists():
         raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
@@ -268,6 +306,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = module.run(args.count, pg or None, Path(tmp))
     _print_json(result)
+    return 0
+
+
+def _bench_linkage(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    bench_file = Path(__file__).resolve().parents[2] / "bench" / "linkage.py"
+    if not bench_file.exists():
+        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_linkage", bench_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for result in module.run(args.records, splink=not args.skip_splink):
+        _print_json(result)
+    return 0
+
+
+def _bench_portal(args: argparse.Namespace) -> int:
+    import importlib.util
+    import tempfile
+
+    bench_file = Path(__file__).resolve().parents[2] / "bench" / "portal_logins.py"
+    if not bench_file.exists():
+        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_portal", bench_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as tmp:
+        _print_json(module.run(args.seconds, args.workers or os.cpu_count() or 2, Path(tmp) / "nation"))
     return 0
 
 
@@ -316,8 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host")
     sp.set_defaults(func=cmd_serve)
 
+    from kojinbango import cardcli, linkcli
+
+    linkcli.add_parsers(sub)
+    cardcli.add_parsers(sub)
+
     sp = sub.add_parser("bench", help="benchmarks (print JSON)")
-    sp.add_argument("what", choices=["numbering"])
+    sp.add_argument("what", choices=["numbering", "linkage", "portal"])
+    sp.add_argument("--seconds", type=float, default=10.0, help="portal: measured window per phase")
+    sp.add_argument("--workers", type=int, default=0, help="portal: worker processes (default: CPU count)")
+    sp.add_argument("--records", type=int, default=100_000, help="linkage: business records")
+    sp.add_argument("--skip-splink", action="store_true", help="linkage: run only kojinbango's matcher")
     sp.add_argument("--count", type=int, default=10_000_000)
     sp.add_argument("--pg-url", default=None)
     sp.set_defaults(func=cmd_bench)

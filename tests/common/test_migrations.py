@@ -14,6 +14,8 @@ ORGS = [
     ("kojinbango.jlis:migrations", "kojinbango.jlis.models"),
     ("kojinbango.prefecture:migrations", "kojinbango.prefecture.models"),
     ("kojinbango.municipality.register:migrations", "kojinbango.municipality.register.models"),
+    ("kojinbango.municipality.business:migrations", "kojinbango.municipality.business.models"),
+    ("kojinbango.municipality.addressee:migrations", "kojinbango.municipality.addressee.models"),
 ]
 
 

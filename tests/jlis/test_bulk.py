@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -230,3 +231,60 @@ def test_sqlite_pragmas(sqlite_db: tuple[sa.Engine, sa.Table]) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         # the enlarged page cache is only for the duration of the call
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
+
+
+# --- bench/numbering.py: its baselines insert the same rows into identical tables -------------
+
+
+def _bench_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "numbering.py"
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_numbering_under_test", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_data(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    codes = rng.permutation(np.unique(rng.integers(0, 10**11, n + 100)))[:n]
+    numbers = rng.permutation(np.unique(rng.integers(0, 10**12, n + 100)))[:n]
+    return codes, numbers
+
+
+def test_bench_sqlite_baseline_matches_our_rows(tmp_path: Path) -> None:
+    bench = _bench_module()
+    codes, numbers = _bench_data(3000)
+    tables = {}
+    for kind in ("ours", "plain"):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / kind}.db")
+        md = sa.MetaData()
+        tables[kind] = (engine, bench._table(md, "issued_numbers", None, True))
+        md.create_all(engine)
+    persist_issued_numbers(*tables["ours"], bench._rows(codes, numbers))
+    ts = bench.ISSUED_AT.isoformat(sep=" ", timespec="microseconds")
+    assert bench._sqlite_plain(tmp_path / "plain.db", bench._baseline_tuples(codes, numbers, ts)) > 0
+    assert _read(*tables["ours"]) == _read(*tables["plain"])
+    assert len(_read(*tables["ours"])) == 3000
+    for engine, _ in tables.values():
+        engine.dispose()
+    runs = bench._sqlite(codes, numbers, tmp_path / "runs", 2)
+    assert set(runs) == set(bench.KINDS) and all(len(v) == 2 and min(v) > 0 for v in runs.values())
+
+
+@pytest.mark.postgres
+def test_bench_postgresql_baseline_matches_our_rows(pg_db: tuple[sa.Engine, sa.Table]) -> None:
+    bench = _bench_module()
+    engine, ours = pg_db
+    codes, numbers = _bench_data(3000)
+    md = sa.MetaData()
+    plain = bench._table(md, "plain_issued_numbers", ours.schema, True)
+    md.create_all(engine)
+    persist_issued_numbers(engine, ours, bench._rows(codes, numbers))
+    bench._pg_plain(engine, plain, bench._baseline_tuples(codes, numbers, bench.ISSUED_AT))
+    assert _read(engine, ours) == _read(engine, plain)
+    assert _count(engine, plain) == 3000
+    runs = bench._postgresql(codes, numbers, os.environ["KOJINBANGO_TEST_PG_URL"], 1)
+    assert set(runs) == set(bench.KINDS) and all(len(v) == 1 and min(v) > 0 for v in runs.values())

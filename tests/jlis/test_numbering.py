@@ -236,3 +236,103 @@ def test_bad_inputs_are_rejected_without_echo(gen: NumberGenerator) -> None:
         NumberGenerator(b"short")
     assert gen.my_numbers_batch(np.array([], dtype=np.int64)).shape == (0,)
     assert "0x" not in repr(gen) and KEY.hex() not in repr(gen)
+
+
+# --- the compiled kernels of the batch path: exact arithmetic at the edges ---------------------
+
+
+def _edge_words(m: int) -> list[int]:
+    """AES output words that stress the float64 reduction: extremes and values next to
+    multiples of ``m`` (after the mod 2**63 reduction), where a quotient off by one would show."""
+    words = [0, 1, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**62 + 12345]
+    for q in (1, 7, 2**31, (2**63 - 1) // m, (2**63 - 1) // m - 1, 2**40 + 3):
+        for d in (-1, 0, 1):
+            v = q * m + d
+            if 0 <= v < 2**63:
+                words += [v, v + 2**63]
+    return words
+
+
+@pytest.mark.parametrize("m", [1, 7, 100, 1000, 10**5, 10**6, 2**21])
+def test_round_kernel_reduces_exactly(m: int) -> None:
+    from kojinbango.jlis.numbering import _kernels
+
+    rng = np.random.default_rng(m)
+    words = _edge_words(m) + [int(w) for w in rng.integers(0, 2**63, 2000, dtype=np.int64)]
+    words += [w + 2**63 for w in words[-1000:]]
+    n = len(words)
+    halves = [m - 1, 0, m // 2] + [int(h) for h in rng.integers(0, m, n - 3)]
+    out = np.zeros(2 * n, dtype=np.uint64)
+    out[0::2] = np.array(words, dtype=np.uint64)
+    blocks = np.zeros(2 * n, dtype=np.uint64)
+    dst = np.array(halves, dtype=np.uint64)
+    tag, nxt = 0x0123456789ABCDEF, 3 << 56
+    _kernels().round(
+        out,
+        blocks,
+        dst,
+        np.uint64(tag),
+        np.uint64(nxt),
+        np.int64(m),
+        np.int64((1 << 32) % m),
+        np.float64(1 / m),
+    )
+    want = [((w % 2**63) + h) % m for w, h in zip(words, halves, strict=True)]
+    assert dst.tolist() == want
+    assert blocks[0::2].tolist() == [tag] * n
+    assert blocks[1::2].tolist() == [nxt | d for d in want]
+
+
+@pytest.mark.parametrize("mv", [1000, 10**5, 10**6])
+def test_split_and_finish_kernels_are_exact(mv: int) -> None:
+    from kojinbango.domain.identifiers import (
+        _my_number_check_tables,
+        _resident_code_check_tables,
+        resident_code_check_digits_np,
+    )
+    from kojinbango.jlis.numbering import _kernels
+
+    k = _kernels()
+    top = 10**11 if mv == 10**6 else 10**10
+    edges = [0, 1, top - 1, 2**32, 2**33 + 1] + [q * mv + d for q in (1, 99_999, 12_345) for d in (-1, 0, 1)]
+    x = np.array([v for v in edges if 0 <= v < top], dtype=np.uint64)
+    x = np.concatenate(
+        [x, np.random.default_rng(mv).integers(0, top, 5000, dtype=np.int64).astype(np.uint64)]
+    )
+    n = x.shape[0]
+    for offset in (0, 7):
+        xo = x[x < top - offset]
+        a, b = np.empty_like(xo), np.empty_like(xo)
+        blocks = np.zeros(2 * xo.shape[0], dtype=np.uint64)
+        k.split(xo, np.uint64(offset), blocks, a, b, np.uint64(42), np.int64(mv), np.float64(1 / mv))
+        assert a.tolist() == [(int(v) + offset) // mv for v in xo.tolist()]
+        assert b.tolist() == [(int(v) + offset) % mv for v in xo.tolist()]
+        assert blocks[0::2].tolist() == [42] * xo.shape[0] and blocks[1::2].tolist() == b.tolist()
+    if mv == 1000:
+        return
+    a, b = x // np.uint64(mv), x % np.uint64(mv)
+    out = np.empty(n, dtype=np.int64)
+    if mv == 10**6:
+        k.finish(a, b, np.uint64(mv), *_my_number_check_tables(), out)
+        check = my_number_check_digits_np(x.view(np.int64))
+    else:
+        k.finish(a, b, np.uint64(mv), *_resident_code_check_tables(), out)
+        check = resident_code_check_digits_np(x.view(np.int64))
+    assert np.array_equal(out, x.view(np.int64) * 10 + check)
+
+
+def test_batch_accepts_any_integer_layout(gen: NumberGenerator, bases: np.ndarray, batch: np.ndarray) -> None:
+    strided = bases[: 2 * TILE : 2]
+    assert np.array_equal(gen.my_numbers_batch(strided), batch[: 2 * TILE : 2])
+    readonly = bases[:1000].copy()
+    readonly.flags.writeable = False
+    assert np.array_equal(gen.my_numbers_batch(readonly), batch[:1000])
+    small = bases[:1000][bases[:1000] < 2**32].astype(np.uint32)
+    assert np.array_equal(gen.my_numbers_batch(small), gen.my_numbers_batch(small.astype(np.int64)))
+
+
+def test_batch_kernels_refuse_halves_they_cannot_reduce_exactly() -> None:
+    from kojinbango.jlis.numbering import _Feistel, _Workspace
+
+    with pytest.raises(ValueError):
+        _Feistel(bytes(32), 1, 4, 7).forward_tile(np.zeros(4, dtype=np.uint64), _Workspace(4))

@@ -9,6 +9,7 @@ in an IdentifierError message" a property that is trivial to audit.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Final, Literal
 
@@ -365,20 +366,33 @@ def mask_resident_code(value: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Vectorised check digits for the national batch numbering path.
 #
-# Counting positions from the right (n = 1 lowest), the 個人番号 weights are 2,3,4 | 5,6,7 | 2,3,4 |
-# 5,6. So the base splits into four base-1000 limbs that need only two 1000-entry tables: one
-# division per limb plus four gathers, all on small integers, instead of eleven digit extractions.
+# The weighted digit sum is additive over digit groups, so a base splits at 10**6 into a low part
+# (the last six digits: weights 7,6,5,4,3,2 for both identifiers) and a high part (the leading five
+# digits of a 個人番号, weights 6,5,4,3,2; the leading four of a 住民票コード, weights 5,4,3,2).
+# Each part's weighted sum mod 11 comes from one table (10**6 and 10**5 / 10**4 uint8 entries,
+# built from the scalar weight tuples above on first use), and the sum of the two (≤ 20) maps to
+# the check digit through a third, tiny table: one unsigned constant division plus three gathers
+# per element. Unsigned, because numpy's uint64 floor_divide by a scalar uses libdivide.
+# kojinbango.jlis.numbering's compiled batch kernel applies the very same tables
+# (``_my_number_check_tables`` / ``_resident_code_check_tables``), so this stays the one place.
+
+_SPLIT: Final = 10**6
+_LOW_DIGITS: Final = 6
 
 
-def _limb_table(w1: int, w2: int, w3: int) -> npt.NDArray[np.uint8]:
-    x = np.arange(1000)
-    return ((w1 * (x % 10) + w2 * (x // 10 % 10) + w3 * (x // 100)) % 11).astype(np.uint8)
+@functools.cache
+def _weighted_sum_table(weights: tuple[int, ...]) -> npt.NDArray[np.uint8]:
+    """``T[x] = Σ weights[k] * digit_k(x) mod 11`` for ``x`` < 10**len(weights), digits left to right."""
+    x = np.arange(10 ** len(weights), dtype=np.int64)
+    s = np.zeros_like(x)
+    for w in reversed(weights):
+        s += w * (x % 10)
+        x //= 10
+    return (s % 11).astype(np.uint8)
 
 
-_LIMB_234: Final = _limb_table(2, 3, 4)
-_LIMB_567: Final = _limb_table(5, 6, 7)
-# Sum of four limb remainders (each ≤ 10) → check digit, remainder ≤ 1 → 0.
-_CHECK_OF_SUM: Final = np.array([0 if s % 11 <= 1 else 11 - s % 11 for s in range(41)], dtype=np.int64)
+# Sum of the two part remainders (each ≤ 10) → check digit; remainder ≤ 1 → 0.
+_CHECK_OF_SUM: Final = np.array([0 if s % 11 <= 1 else 11 - s % 11 for s in range(21)], dtype=np.int64)
 
 
 def _as_bases(bases: npt.ArrayLike, upper: int) -> npt.NDArray[np.int64]:
@@ -391,16 +405,39 @@ def _as_bases(bases: npt.ArrayLike, upper: int) -> npt.NDArray[np.int64]:
     return b
 
 
-def _limb_check_digits(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    # `//` and `%` by a scalar hit numpy's fast constant-divisor path; np.divmod does not (~6x slower).
-    s = _LIMB_234[b % 1000]
-    q = b // 1000
-    s += _LIMB_567[q % 1000]
-    q //= 1000
-    s += _LIMB_234[q % 1000]
-    q //= 1000
-    s += _LIMB_567[q]  # < 100 for 個人番号 (weights 5, 6), < 10 for 住民票コード (weight 5)
-    return _CHECK_OF_SUM[s]
+def _check_tables(
+    weights: tuple[int, ...],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """``(low, high, check_of_sum)`` with ``check = check_of_sum[low[b % 10**6] + high[b // 10**6]]``."""
+    return (
+        _weighted_sum_table(weights[-_LOW_DIGITS:]),
+        _weighted_sum_table(weights[:-_LOW_DIGITS]),
+        _CHECK_OF_SUM,
+    )
+
+
+def _my_number_check_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The 個人番号 tables of ``my_number_check_digits_np`` (see ``_check_tables``), for the
+    compiled batch kernel of ``kojinbango.jlis.numbering``, which must use exactly these."""
+    return _check_tables(_MY_NUMBER_WEIGHTS)
+
+
+def _resident_code_check_tables() -> tuple[
+    npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.int64]
+]:
+    """The 住民票コード tables of ``resident_code_check_digits_np`` (see ``_check_tables``)."""
+    return _check_tables(_RESIDENT_CODE_WEIGHTS)
+
+
+def _split_check_digits(b: npt.NDArray[np.int64], weights: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    low, high, check_of_sum = _check_tables(weights)
+    u = b.view(np.uint64)  # validated non-negative
+    hi = u // np.uint64(_SPLIT)
+    lo = u - hi * np.uint64(_SPLIT)
+    # both parts are small, so reinterpreting them as intp indices is free (no cast pass)
+    s = np.take(low, lo.view(np.int64))
+    s += np.take(high, hi.view(np.int64))
+    return np.take(check_of_sum, s)
 
 
 def my_number_check_digits_np(bases: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -408,15 +445,12 @@ def my_number_check_digits_np(bases: npt.NDArray[np.int64]) -> npt.NDArray[np.in
 
     Returns int64 check digits with the input's shape. No Python-level loop over elements.
     """
-    return _limb_check_digits(_as_bases(bases, 10**11))
-
-
-# 住民票コード weights from the right: 2,3,4 | 5,6,7 | 2,3,4 | 5 — the same limb tables apply.
+    return _split_check_digits(_as_bases(bases, 10**11), _MY_NUMBER_WEIGHTS)
 
 
 def resident_code_check_digits_np(bases: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Vectorised ``resident_code_check_digit`` over int64 10-digit bases (0 ≤ b < 10**10).
 
-    Follows the same UNSOURCED formula as the scalar function; change both together.
+    Follows the same UNSOURCED formula as the scalar function (built from the same weight tuple).
     """
-    return _limb_check_digits(_as_bases(bases, 10**10))
+    return _split_check_digits(_as_bases(bases, 10**10), _RESIDENT_CODE_WEIGHTS)

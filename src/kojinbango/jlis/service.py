@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
@@ -54,6 +55,9 @@ class JlisService:
     def __init__(self, db: Database, generator: NumberGenerator):
         self.db = db
         self.generator = generator
+        # Run inside the transaction that applies 本人確認情報 changes, with the touched records
+        # (住民票コード → record after the changes): the card centre revokes certificates there.
+        self.change_hooks: list[Callable[[Session, dict[str, dict[str, Any]]], None]] = []
 
     # --- 住民票コード stock -------------------------------------------------------------
     def issue_bundle(self, municipality: str, count: int, request_id: str) -> list[str]:
@@ -214,6 +218,10 @@ class JlisService:
                 s.execute(insert(IdentityRecord), new_rows)
             if upd_rows:
                 s.execute(update(IdentityRecord), upd_rows)
+            if self.change_hooks:
+                records = {c: current[c] for c in touched if c in current}
+                for hook in self.change_hooks:
+                    hook(s, records)
         return len(fresh)
 
     def lookup_by_number(self, my_number: str) -> LookupResult:

@@ -1,0 +1,151 @@
+"""The card desk's routes.
+
+* ``/api/cards/…``: signed calls from J-LIS (resolving an application, delivering a card);
+* ``/staff/cards/api/…``: the issuance desk's terminal (JSON; served on localhost only, like every
+  staff page until the staff-terminal issue adds logins).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, Field
+
+from kojinbango.common.errors import BusinessError, Unauthorised
+from kojinbango.common.topology import Topology
+from kojinbango.common.transport import caller
+from kojinbango.municipality.cards.service import CardDesk
+
+CARD_SERIAL = Field(pattern=r"^[0-9]{16}$")
+APPLICATION_ID = Field(pattern=r"^[0-9]{23}$")
+
+
+class ResolveRequest(BaseModel):
+    application_id: str = APPLICATION_ID
+    channel: str = "online"
+
+
+class Delivery(BaseModel):
+    card_serial: str = CARD_SERIAL
+    application_id: str = APPLICATION_ID
+    expires_on: str
+    chip: str = Field(min_length=2, max_length=5_000_000)
+
+
+class FindRequest(BaseModel):
+    resident_code: str
+
+
+class CounterApplication(BaseModel):
+    application_id: str = APPLICATION_ID
+    photo: str = Field(min_length=1, description="base64 JPEG or PNG")
+    identity_document: str
+    staff: str
+    auth_pin: str | None = None
+    sign_pin: str | None = None
+    reissue: bool = False
+
+
+class HandOver(BaseModel):
+    card_serial: str = CARD_SERIAL
+    identity_document: str
+    staff: str
+    auth_pin: str
+    sign_pin: str | None = None
+
+
+class PinReset(BaseModel):
+    card: str = Field(min_length=2, max_length=5_000_000, description="the card file's content")
+    which: str = Field(pattern=r"^(auth|sign|juki|hojo)$")
+    new_pin: str
+    identity_document: str
+    staff: str
+
+
+class CounterCard(BaseModel):
+    card_serial: str = CARD_SERIAL
+    identity_document: str
+    staff: str
+
+
+class Abolish(BaseModel):
+    card_serial: str = CARD_SERIAL
+    reason: str
+    staff: str
+    identity_document: str | None = None
+
+
+def decode_photo(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise BusinessError("the photo must be base64-encoded JPEG or PNG") from None
+
+
+def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
+    api = APIRouter(prefix="/api/cards")
+
+    def from_jlis(request: Request) -> None:
+        if topology.org(caller(request)).kind != "jlis":
+            raise Unauthorised("only J-LIS makes this request")
+
+    @api.post("/applications/resolve")
+    def resolve(body: ResolveRequest, request: Request) -> dict[str, Any]:
+        from_jlis(request)
+        return desk.resolve(body.application_id, body.channel)
+
+    @api.post("/deliveries")
+    def deliveries(body: Delivery, request: Request) -> dict[str, Any]:
+        from_jlis(request)
+        return desk.receive_delivery(body.card_serial, body.application_id, body.expires_on, body.chip)
+
+    app.include_router(api)
+
+    staff = APIRouter(prefix="/staff/cards/api")
+
+    @staff.post("/find")
+    def find(body: FindRequest) -> dict[str, Any]:
+        return desk.find(body.resident_code)
+
+    @staff.post("/apply")
+    def apply(body: CounterApplication) -> dict[str, Any]:
+        return desk.apply_at_counter(
+            body.application_id,
+            decode_photo(body.photo),
+            body.identity_document,
+            body.staff,
+            body.auth_pin,
+            body.sign_pin,
+            body.reissue,
+        )
+
+    @staff.post("/waiting")
+    def waiting(body: FindRequest) -> dict[str, Any]:
+        rid = desk.find(body.resident_code)["resident_id"]
+        return {"card_serial": desk.waiting_card(rid)}
+
+    @staff.post("/hand-over")
+    def hand_over(body: HandOver) -> dict[str, Any]:
+        card = desk.hand_over(
+            body.card_serial, body.identity_document, body.staff, body.auth_pin, body.sign_pin
+        )
+        return {"card": card}
+
+    @staff.post("/pin-reset")
+    def pin_reset(body: PinReset) -> dict[str, Any]:
+        return {
+            "card": desk.reset_pin(body.card, body.which, body.new_pin, body.identity_document, body.staff)
+        }
+
+    @staff.post("/resume")
+    def resume(body: CounterCard) -> dict[str, Any]:
+        return desk.lift_suspension(body.card_serial, body.identity_document, body.staff)
+
+    @staff.post("/abolish")
+    def abolish(body: Abolish) -> dict[str, Any]:
+        return desk.abolish(body.card_serial, body.reason, body.staff, body.identity_document)
+
+    app.include_router(staff)
