@@ -140,3 +140,22 @@ def test_bundles_are_idempotent_and_disjoint(jlis: JlisService) -> None:
     assert jlis.issue_bundle("131016", 100, "req-a-000001") == a
     b = jlis.issue_bundle("131041", 100, "req-b-000001")
     assert not set(a) & set(b) and len(set(a)) == 100
+
+
+def test_address_matches_with_or_without_the_building(jlis: JlisService) -> None:
+    person = _person(
+        "", "髙橋", "一郎", "1980-04-01", 1, "東京都千代田区神田神保町二丁目1番地2号\u3000コーポ神保町201号室"
+    )
+    person["address_street"] = "東京都千代田区神田神保町二丁目1番地2号"
+    _load(jlis, [person])
+    for asked in (
+        "東京都千代田区神田神保町2-1-2",
+        "東京都千代田区神田神保町2-1-2 コーポ神保町201",
+        "東京都千代田区神田神保町二丁目1番地2号\u3000コーポ神保町201号室",
+    ):
+        assert jlis.lookup_by_attributes("高橋一郎", dt.date(1980, 4, 1), 1, asked).status == "found", asked
+    # A different street number is a different address, building or not.
+    assert (
+        jlis.lookup_by_attributes("高橋一郎", dt.date(1980, 4, 1), 1, "東京都千代田区神田神保町2-1-20").status
+        == "not_found"
+    )

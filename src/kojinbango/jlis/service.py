@@ -251,12 +251,13 @@ class JlisService:
                 reason="a person is identified only by all four 情報 or by 氏名・生年月日・住所; 住所 is missing",
             )
         nkey = name_key(name)
-        akey = address_key(address)
+        # Compare street addresses: the asked address may carry a 方書 after a space, or none.
+        akeys = {address_key(address)} | {address_key(address.split(sep, 1)[0]) for sep in ("\u3000", " ")}
         with self.db.transaction() as s:
             q = select(IdentityRecord).where(
                 IdentityRecord.name_key == nkey,
                 IdentityRecord.birth_date == birth_date,
-                IdentityRecord.address_key == akey,
+                IdentityRecord.address_key.in_(sorted(akeys)),
             )
             if sex is not None:
                 q = q.where(IdentityRecord.sex == sex)
@@ -310,7 +311,14 @@ def _apply_one(
         "last_event": event_type,
         "last_event_date": event_date,
         "updated_at": ts,
-        **person_keys(rec["family_name"], rec["given_name"], family_kana, given_kana, rec["address"]),
+        # The address key leaves out the 方書 (building, room): forms often omit or abbreviate it.
+        **person_keys(
+            rec["family_name"],
+            rec["given_name"],
+            family_kana,
+            given_kana,
+            rec.get("address_street") or rec["address"],
+        ),
     }
 
 

@@ -108,6 +108,7 @@ def identity_record(r: Resident) -> dict[str, Any]:
         "birth_date": r.birth_date.isoformat(),
         "sex": r.sex,
         "address": full_address(r.address, r.address_extra),
+        "address_street": r.address,  # without the 方書: what address matching compares
         "status": "current" if r.status == "active" else "removed",
         "removal_reason": r.removal_reason,
     }
@@ -353,6 +354,7 @@ class RegisterService:
                         "birth_date": p.birth_date.isoformat(),
                         "sex": p.sex,
                         "address": full_address(h.address, h.address_extra),
+                        "address_street": h.address,
                         "status": "current",
                         "removal_reason": None,
                     }
