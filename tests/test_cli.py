@@ -98,3 +98,18 @@ def test_redaction_masks_identifier_shaped_digits() -> None:
         == "number ********9018 and code *******8903 ok 2026"
     )
     assert re.search(r"\d{11}", redact("１２３４５６７８９０１８")) is None
+
+
+def test_init_refuses_an_existing_or_unfinished_nation(small_nation_dir: Path, tmp_path: Path) -> None:
+    r = run("init", "--data-dir", str(small_nation_dir), "--residents", "10")
+    assert r.returncode == 2 and "already holds a nation" in r.stderr
+    d = tmp_path / "half"
+    d.mkdir()
+    (d / ".init-unfinished").touch()
+    r = run("init", "--data-dir", str(d), "--residents", "10")
+    assert r.returncode == 2 and "unfinished" in r.stderr
+
+
+def test_intro_without_a_nation_says_so(tmp_path: Path) -> None:
+    r = run("intro", "--data-dir", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "kojinbango init" in r.stderr

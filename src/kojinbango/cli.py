@@ -404,9 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from kojinbango.common.topology import TopologyError
+    from kojinbango.common.transport import RemoteError, Unreachable
+
     try:
         return int(args.func(args))
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError, TopologyError, RemoteError, Unreachable) as exc:
         print(f"kojinbango: {exc}", file=sys.stderr)
         return 2
 

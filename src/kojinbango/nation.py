@@ -247,8 +247,14 @@ def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None
         raise FileExistsError(f"{data_dir} already holds a nation; use another --data-dir or remove it")
     if residents < len(MUNICIPALITIES):
         raise ValueError(f"--residents must be at least {len(MUNICIPALITIES)}")
+    marker = data_dir / ".init-unfinished"
+    if marker.exists():
+        raise FileExistsError(
+            f"{data_dir} holds an unfinished nation (an earlier init stopped midway); remove it and run init again"
+        )
     as_of = as_of or dt.date.today()
     topology = create_deployment(data_dir)
+    marker.touch()
     counts: dict[str, int] = {}
     with running(data_dir) as nation:
         remaining = residents
@@ -263,6 +269,7 @@ def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None
             reg.push()
     info = {"seed": seed, "residents": residents, "as_of": as_of.isoformat(), "created": counts}
     (data_dir / NATION_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    marker.unlink()
     return info
 
 
