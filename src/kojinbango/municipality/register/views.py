@@ -5,6 +5,7 @@ Numbers are always masked to their last 4 digits; URLs carry only internal ids.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from kojinbango.municipality.register.notices import NoticePrinter
 from kojinbango.municipality.register.service import SEXES, RegisterService
 
 PAGE = 100
+JST_OFFSET = dt.timedelta(hours=9)
 STATUSES = {"active": "住民", "moved_out": "転出", "dead": "死亡"}
 
 
@@ -43,6 +45,11 @@ def _describe(e: ResidentEvent) -> str:
     return "、".join(changes)
 
 
+def _jst(moment: dt.datetime) -> str:
+    """Stored times are naive UTC; staff read them in Japan time."""
+    return (moment + JST_OFFSET).strftime("%Y-%m-%d %H:%M")
+
+
 def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> None:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     env = templates.env
@@ -54,6 +61,7 @@ def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> N
         sexes=SEXES,
         statuses=STATUSES,
         describe=_describe,
+        jst=_jst,
     )
     router = APIRouter(prefix="/staff")
 
