@@ -16,6 +16,10 @@ session), beside the raw RSA-2048 rates of the same run on the same machine.
   signature → login over HTTP (the portal asks J-LIS over signed HTTP and OCSP over HTTP).
 
 Every figure is logins (or operations) per second over the measured window, never extrapolated.
+Beside each rate the CPU seconds the work used (``logins_per_cpu_second``: the same logins divided
+by the CPU time of the processes doing them — servers included for HTTP), and the load average
+before the run: on a shared machine the wall-clock rate moves with other work, the per-CPU-second
+figure much less.
 Run: ``python bench/portal_logins.py --seconds 10 --workers 2`` prints one JSON object.
 """
 
@@ -131,11 +135,11 @@ def _pipeline_worker(data_dir: str, card: str, seconds: float, index: int, queue
 
     for _ in range(20):
         one()  # warm-up
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - t0) < seconds:
         one()
         n += 1
-    queue.put((n, elapsed))
+    queue.put((n, elapsed, time.process_time() - c0))
 
 
 def _http_worker(portal_url: str, card: str, seconds: float, start_at: float, queue: Any) -> None:
@@ -166,22 +170,33 @@ def _http_worker(portal_url: str, card: str, seconds: float, start_at: float, qu
             one()
         while time.time() < start_at:
             time.sleep(0.005)
-        n, t0 = 0, time.perf_counter()
+        n, t0, c0 = 0, time.perf_counter(), time.process_time()
         while (elapsed := time.perf_counter() - t0) < seconds:
             one()
             n += 1
-    queue.put((n, elapsed))
+    queue.put((n, elapsed, time.process_time() - c0))
 
 
-def _gather(procs: list[Any], queue: Any) -> tuple[int, float]:
+def _gather(procs: list[Any], queue: Any) -> tuple[int, float, float]:
+    """(logins, wall-clock window, CPU seconds the workers used)."""
     results = [queue.get(timeout=600) for _ in procs]
     for p in procs:
         p.join(timeout=60)
         if p.exitcode != 0:
             raise RuntimeError("a benchmark worker failed")
-    total = sum(n for n, _ in results)
-    window = max(e for _, e in results)
-    return total, window
+    total = sum(r[0] for r in results)
+    window = max(r[1] for r in results)
+    return total, window, sum(r[2] for r in results)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def _free_port() -> int:
@@ -215,7 +230,8 @@ def run(seconds: float, workers: int, data_dir: Path) -> dict[str, Any]:
     ]
     for p in procs:
         p.start()
-    total, window = _gather(procs, queue)
+    load_before = _load()
+    total, window, cpu = _gather(procs, queue)
     pipeline = round(total / window)
 
     from kojinbango.common.topology import Topology
@@ -256,7 +272,10 @@ def run(seconds: float, workers: int, data_dir: Path) -> dict[str, Any]:
         ]
         for p in procs:
             p.start()
-        total_http, window_http = _gather(procs, queue)
+        time.sleep(max(0.0, start_at - time.time()))
+        server_cpu0 = sum(_cpu_seconds(s.pid) for s in servers)
+        total_http, window_http, client_cpu = _gather(procs, queue)
+        server_cpu = sum(_cpu_seconds(s.pid) for s in servers) - server_cpu0
     finally:
         for s in servers:
             s.terminate()
@@ -269,9 +288,12 @@ def run(seconds: float, workers: int, data_dir: Path) -> dict[str, Any]:
         "workers": workers,
         "seconds": seconds,
         "raw": raw,
+        "load_average_before": load_before,
         "pipeline": {
             "logins": total,
             "logins_per_s": pipeline,
+            "cpu_seconds": round(cpu, 2),
+            "logins_per_cpu_second": round(total / cpu),
             "per_login_ms_per_worker": round(1000 * workers / pipeline, 3),
             "ratio_to_raw_verify_all_workers": round(
                 pipeline / (raw["rsa2048_verify_per_s"] * min(workers, cores)), 4
@@ -283,6 +305,9 @@ def run(seconds: float, workers: int, data_dir: Path) -> dict[str, Any]:
         "http": {
             "logins": total_http,
             "logins_per_s": http,
+            "cpu_seconds_servers": round(server_cpu, 2),
+            "cpu_seconds_clients": round(client_cpu, 2),
+            "logins_per_cpu_second": round(total_http / (server_cpu + client_cpu)),
             "ratio_to_raw_verify_all_workers": round(
                 http / (raw["rsa2048_verify_per_s"] * min(workers, cores)), 4
             ),

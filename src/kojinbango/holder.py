@@ -54,13 +54,19 @@ def load_topology(data_dir: Path) -> Topology:
 
 
 def _serving(topology: Topology) -> bool:
+    from cryptography.hazmat.primitives import hashes
+
+    from kojinbango.common.pki import load_certificate
+
     answered = 0
     for org in topology.organisations.values():
+        mine = load_certificate(topology.resolve(org.certificate)).fingerprint(hashes.SHA256()).hex()
         try:
             r = httpx.get(org.base_url.rstrip("/") + "/healthz", timeout=1.0)
-            if r.status_code == 200 and r.json().get("organisation") == org.id:
+            # only this deployment's organisation counts, not another data directory's on the same port
+            if r.status_code == 200 and r.json().get("certificate_sha256") == mine:
                 answered += 1
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, AttributeError):
             pass
     if answered and answered != len(topology.organisations):
         raise HolderError(

@@ -311,3 +311,19 @@ def test_session_and_signing_certificate_contents(
     sign = x509.load_der_x509_certificate(CardReader(login_card).signing_certificate("ABC123"))
     assert set(four_info(sign)) == {"name", "address", "birth_date", "sex"}
     assert sign.public_key().key_size == 2048 and isinstance(sign.signature_hash_algorithm, hashes.SHA256)
+
+
+def test_serial_to_resident_code_for_the_own_municipality_only(card_nation: Nation, login_card: Path) -> None:
+    serial = str(x509.load_der_x509_certificate(CardReader(login_card).auth_certificate()).serial_number)
+    own = card_nation.runtimes[FIRST].client.call("jlis", "POST", "/api/jpki/holder", {"serial": serial})
+    assert own["kind"] == "auth" and len(own["resident_code"]) == 11
+    from kojinbango.common.transport import RemoteError
+
+    with pytest.raises(RemoteError) as exc:
+        card_nation.runtimes[SECOND].client.call("jlis", "POST", "/api/jpki/holder", {"serial": serial})
+    assert exc.value.status == 404
+    with pytest.raises(RemoteError) as exc:
+        card_nation.runtimes["portal"].client.clients[0].call(
+            "jlis", "POST", "/api/jpki/holder", {"serial": serial}
+        )
+    assert exc.value.status == 401

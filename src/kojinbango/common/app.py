@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from cryptography.hazmat.primitives import hashes
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,6 +26,7 @@ def org_app(
     allowed_callers: Iterable[str] | None = None,
 ) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0")
+    fingerprint = creds.certificate.fingerprint(hashes.SHA256()).hex()
     app.add_middleware(
         SignatureMiddleware,
         creds=creds,
@@ -51,7 +53,9 @@ def org_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "organisation": creds.org_id}
+        # The certificate's fingerprint tells a client which deployment answered (several data
+        # directories may use the same ports and organisation ids).
+        return {"status": "ok", "organisation": creds.org_id, "certificate_sha256": fingerprint}
 
     return app
 
@@ -68,8 +72,12 @@ class OrgRuntime:
         self.db = db
         self.client = client
         self.services = services
+        # Background workers and the like, stopped (in reverse order) before the client and database.
+        self.closers: list[Callable[[], None]] = []
 
     def close(self) -> None:
+        for stop in reversed(self.closers):
+            stop()
         close = getattr(self.client, "close", None)
         if close:
             close()

@@ -134,6 +134,11 @@ def install(app: FastAPI, centre: CardCentre, topology: Topology) -> None:
             raise Unauthorised("only the portal may resolve a 利用者証明用電子証明書 to a person")
         return centre.subscriber(body.serial, org.id)
 
+    @api.post("/jpki/holder")
+    def holder(body: SubscriberRequest, request: Request) -> dict[str, Any]:
+        """証明書情報連携: serial → 住民票コード, only for the holder's own municipality."""
+        return centre.holder_of(body.serial, municipality(request))
+
     app.include_router(api)
 
     public = APIRouter()

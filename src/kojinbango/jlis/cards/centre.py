@@ -563,6 +563,24 @@ class CardCentre:
             "status": status,
         }
 
+    def holder_of(self, serial: str, lg_code: str) -> dict[str, Any]:
+        """証明書情報連携: a certificate serial → 住民票コード, for the municipality the holder lives in
+        (how an online application signed with the card reaches the right 住民票)."""
+        r = IdentityRecord
+        with self.db.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    JpkiCertificate.kind, JpkiCertificate.status, r.resident_code, r.municipality, r.status
+                )
+                .join(r, r.resident_code == JpkiCertificate.resident_code)
+                .where(JpkiCertificate.serial == serial)
+            ).first()
+        if row is None or row[3] != lg_code or row[4] != "current":
+            raise NotFound(
+                "no certificate with this serial belongs to a current resident of this municipality"
+            )
+        return {"kind": row[0], "status": row[1], "resident_code": row[2]}
+
     # --- reading -------------------------------------------------------------------------------
     def card_info(self, card_serial: str, lg_code: str | None = None) -> dict[str, Any]:
         with self.db.transaction() as s:
