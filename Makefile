@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the PDFs need (embedded Japanese fonts: IPAmj明朝 covers 𠮷, 髙, 﨑 …);
 # chromium for the portal's browser test, openssl for the JPKI certificate test.
-DEB_PACKAGES := fonts-ipamj-mincho fonts-ipaexfont-mincho fonts-ipaexfont-gothic poppler-utils chromium openssl
+DEB_PACKAGES := fonts-ipamj-mincho fonts-ipaexfont-mincho fonts-ipaexfont-gothic poppler-utils chromium openssl zbar-tools
 FONT := /usr/share/fonts/truetype/ipamj/ipamjm.ttf
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	@if [ ! -f $(FONT) ] || ! command -v pdftoppm >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null; then \
+	@if [ ! -f $(FONT) ] || ! command -v pdftoppm >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null || ! command -v zbarimg >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages: $(DEB_PACKAGES)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
