@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,7 +144,9 @@ class SignatureMiddleware:
             )
             if self.allowed is not None and verified.signer not in self.allowed:
                 raise SignatureError("signer may not call this organisation")
-            if not self.nonce_store(verified.signer, verified.nonce, verified.created):
+            # The nonce store writes to the database: keep that off the event loop.
+            fresh = await run_in_threadpool(self.nonce_store, verified.signer, verified.nonce, verified.created)
+            if not fresh:
                 raise SignatureError("request was replayed")
         except SignatureError as exc:
             log.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
