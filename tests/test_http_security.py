@@ -132,3 +132,20 @@ def test_answers_are_signed(nation: Nation) -> None:
     # SignedClient verifies every answer's signature; a successful call proves it.
     reg.ensure_code_stock(before + 10)
     assert reg.free_codes() >= before + 10
+
+
+def test_every_organisation_refuses_unsigned_and_replayed(nation: Nation) -> None:
+    """Whatever organisations the deployment has, /api/ is closed to unsigned and replayed calls."""
+    sender = "m131016"
+    for org_id in nation.topology.organisations:
+        if org_id == sender or org_id not in nation.urls:
+            continue
+        url = nation.urls[org_id] + "/api/security-probe"
+        assert httpx.post(url, json={}).status_code == 401, org_id
+        body = b"{}"
+        headers = sign_request(nation.topology.credentials(sender), "POST", "/api/security-probe", "", body, org_id)
+        headers["content-type"] = "application/json"
+        first = httpx.post(url, content=body, headers=headers)
+        assert first.status_code in (401, 404), org_id  # 401 where this sender may not call at all
+        replay = httpx.post(url, content=body, headers=headers)
+        assert replay.status_code == 401, org_id
