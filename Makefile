@@ -9,7 +9,7 @@ DEB_PACKAGES := fonts-ipamj-mincho fonts-ipaexfont-mincho fonts-ipaexfont-gothic
 FONT := /usr/share/fonts/truetype/ipamj/ipamjm.ttf
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck system-deps venv bench clean
+.PHONY: demo test lint typecheck system-deps venv bench bench-exchange clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,9 @@ test: $(STAMP) system-deps lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/kojinbango bench numbering --count 10000000 --pg-url $(PG_URL)
+
+bench-exchange: $(STAMP)
+	$(BIN)/kojinbango bench exchange --queries 2000 --concurrency 16
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache

@@ -84,3 +84,21 @@ def small_nation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with running(d) as nation:
         intro(nation)
     return d
+
+
+def staff_terminal(nation: object, org_id: str, roles: list[str], purpose: str | None = None) -> object:
+    """An httpx client logged in at ``org_id``'s staff terminal as a new account with ``roles``
+    (password + TOTP), with an applicant context for ``purpose`` open when given."""
+    import secrets
+
+    from kojinbango.municipality.staff.client import create_staff, staff_client
+
+    rt = next(m for m in nation.municipalities() if m.org_id == org_id)  # type: ignore[attr-defined]
+    account = create_staff(rt.services["staff"], "t-" + secrets.token_hex(4), "試験 職員", roles)
+    return staff_client(nation.urls[org_id], account, purpose)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def staff_login() -> Callable[..., object]:
+    """``staff_login(nation, org_id, roles, purpose=None)`` → a logged-in httpx client (see above)."""
+    return staff_terminal

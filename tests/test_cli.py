@@ -50,7 +50,23 @@ def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
     r = run("demo", "--data-dir", str(d), "--residents", "300", "--no-serve")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"municipalities", "numbers_issued", "notices_written", "errors", "cards"}
+    assert set(out) - {"linkage"} == {
+        "municipalities",
+        "numbers_issued",
+        "notices_written",
+        "errors",
+        "cards",
+        "staff",
+    }
+    # staff terminal log-ins: 住民記録, 税務, 福祉, 管理者 per municipality; passwords stay in the 0600 file
+    assert {tuple(a["roles"]) for a in out["staff"]} == {
+        ("resident_records",),
+        ("tax",),
+        ("welfare",),
+        ("admin",),
+    }
+    assert all("password" not in a and a["totp_secret"] for a in out["staff"])
+    assert (d / "secrets" / "demo-staff.json").stat().st_mode & 0o077 == 0
     assert [c["state"] for c in out["cards"]][-1].startswith("suspended") and len(out["cards"]) == 3
     assert out["errors"] == []
     assert [m["code"] for m in out["municipalities"]] == ["131016", "131041"]

@@ -122,7 +122,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             nation.register(rt.org_id).push()
         munis, totals = demo.check_consistency(nation)
         cards = demo_cards(nation.topology, nation.urls)
-    summary = {"municipalities": munis, **totals, "cards": cards}
+        staff = demo.demo_staff(nation)  # staff terminal log-ins (password + TOTP)
+        from kojinbango import linkage_setup
+
+        linkage = linkage_setup.prepare(nation, args.seed)  # 3-3: business data, 符号, 副本
+    summary = {"municipalities": munis, **totals, "cards": cards, "linkage": linkage}
+    summary["staff"] = [{k: v for k, v in a.items() if k != "password"} for a in staff]
     if args.no_serve:
         _print_json(summary)
         return 1 if totals["errors"] else 0
@@ -144,12 +149,37 @@ def _serve_all(data_dir: Path) -> int:
             if org.kind == "municipality":
                 print(f"  {'':<24} {'':<8} staff page {url}/staff/")
                 print(f"  {'':<24} {'':<8} card desk  {url}/staff/cards/")
+                print(f"  {'':<24} {'':<8} staff login {url}/staff/login  kiosk {url}/kiosk/")
+            if org.kind == "portal":
+                print(f"  {'':<24} {'':<8} やりとり履歴 {url}/records (after logging in)")
+                print(f"  {'':<24} {'':<8} お知らせ {url}/inbox  自己情報 {url}/self (after logging in)")
+        scenarios = data_dir / "linkage" / "scenarios.json"
+        if scenarios.exists():
+            print(f"\n情報連携 (3-3): the three scenarios as commands are in {scenarios}")
         reader = _demo_reader(nation)
+        _demo_staff_lines(nation)
         sys.stdout.flush()
         stop.wait()
         if reader is not None:
             reader.stop()
     return 0
+
+
+def _demo_staff_lines(nation: Any) -> None:
+    """The staff terminal's log-ins, beside the card files and PINs."""
+    from kojinbango.demo import DEMO_STAFF_FILE
+
+    path = nation.topology.root / DEMO_STAFF_FILE
+    if not path.exists():
+        return
+    print(
+        f"\n職員端末 (staff terminal) log-ins — one-time codes: `kojinbango staff code --secret SECRET` or any authenticator app ({path}):"
+    )
+    for a in json.loads(path.read_text(encoding="utf-8")):
+        url = nation.urls[a["municipality"]]
+        print(
+            f"  {url}/staff/login  {a['login']:<8} password {a['password']}  TOTP secret {a['totp_secret']}  [{','.join(a['roles'])}]"
+        )
 
 
 def _demo_reader(nation: Any) -> Any:
@@ -293,6 +323,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_linkage(args)
     if args.what == "portal":
         return _bench_portal(args)
+    if args.what == "exchange":
+        return _bench_exchange(args)
     bench_file = Path(__file__).resolve().parents[2] / "bench" / "numbering.py"
     if not bench_file.exists():
         raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
@@ -337,6 +369,20 @@ def _bench_portal(args: argparse.Namespace) -> int:
     spec.loader.exec_module(module)
     with tempfile.TemporaryDirectory() as tmp:
         _print_json(module.run(args.seconds, args.workers or os.cpu_count() or 2, Path(tmp) / "nation"))
+    return 0
+
+
+def _bench_exchange(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    bench_file = Path(__file__).resolve().parents[2] / "bench" / "exchange.py"
+    if not bench_file.exists():
+        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_exchange", bench_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _print_json(module.run(args.queries, args.concurrency))
     return 0
 
 
@@ -389,9 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     linkcli.add_parsers(sub)
     cardcli.add_parsers(sub)
+    from kojinbango import exchangecli
+
+    exchangecli.add_parsers(sub)  # after cardcli: `portal records` joins `portal login`
+    from kojinbango import staffcli
+
+    staffcli.add_parsers(sub)  # staff terminal accounts, TOTP codes, signed-document checks
 
     sp = sub.add_parser("bench", help="benchmarks (print JSON)")
-    sp.add_argument("what", choices=["numbering", "linkage", "portal"])
+    sp.add_argument("what", choices=["numbering", "linkage", "portal", "exchange"])
+    sp.add_argument("--queries", type=int, default=2000, help="exchange: end-to-end exchanges to run")
+    sp.add_argument("--concurrency", type=int, default=16, help="exchange: exchanges in flight at once")
     sp.add_argument("--seconds", type=float, default=10.0, help="portal: measured window per phase")
     sp.add_argument("--workers", type=int, default=0, help="portal: worker processes (default: CPU count)")
     sp.add_argument("--records", type=int, default=100_000, help="linkage: business records")

@@ -188,3 +188,31 @@ def check_consistency(nation: Nation) -> tuple[list[dict[str, Any]], dict[str, A
             }
         )
     return munis, {"errors": errors, "numbers_issued": issued, "notices_written": notices}
+
+
+DEMO_STAFF_FILE = "secrets/demo-staff.json"
+
+
+def demo_staff(nation: Nation) -> list[dict[str, Any]]:
+    """Staff accounts for the demo (住民記録, 税務, 福祉, 管理者 in each municipality), made once per
+    data directory; their passwords and TOTP secrets are kept in a 0600 file beside the other
+    secrets so the demo can print them again."""
+    import json
+    import os
+
+    from kojinbango.municipality.staff.client import DEMO_STAFF, create_staff
+
+    path = nation.topology.root / DEMO_STAFF_FILE
+    if path.exists():
+        saved: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+        return saved
+    accounts = []
+    for rt in nation.municipalities():
+        for login, name, roles in DEMO_STAFF:
+            made = create_staff(rt.services["staff"], login, name, roles)  # type: ignore[arg-type]
+            accounts.append({"municipality": rt.org_id, **made})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(accounts, fh, ensure_ascii=False, indent=1)
+    return accounts

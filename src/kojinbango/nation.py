@@ -40,6 +40,11 @@ CARD_ORGANISATIONS = (  # (id, kind, name, port offset)
     ("bank", "relying_party", "こじん銀行 (sample relying party)", 21),
 )
 READER_PORT_OFFSET = 90  # the holder's card reader service (kojinbango card reader)
+LINKAGE_ORGANISATIONS = (  # (id, kind, name, port offset): information linkage (seed 3-3)
+    ("network", "network", "情報提供ネットワークシステム", 30),
+    ("intermediate", "intermediate", "自治体中間サーバ・プラットフォーム (共同設置)", 31),
+    ("nenkin", "agency", "日本年金機構", 32),
+)
 
 
 def org_id_for(lg_code: str, kind: str) -> str:
@@ -51,7 +56,7 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "topology.json"
     if path.exists():
-        return add_card_organisations(Topology.load(path), base_port)
+        return add_linkage_organisations(add_card_organisations(Topology.load(path), base_port), base_port)
     pki = data_dir / "pki"
     create_ca(pki)
     orgs: dict[str, OrgEntry] = {}
@@ -93,7 +98,7 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
         )
     topo = Topology(path, "pki/ca.pem", orgs)
     topo.save()
-    return add_card_organisations(topo, base_port)
+    return add_linkage_organisations(add_card_organisations(topo, base_port), base_port)
 
 
 def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topology:
@@ -128,6 +133,51 @@ def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topolo
     return topo
 
 
+def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topology:
+    """The network, one intermediate server for every municipality (共同設置) and 日本年金機構, with
+    the linkage settings and the legal table file; added to older deployments too."""
+    from kojinbango.common.linkage import DEFAULT_REFRESH, LinkageSettings
+    from kojinbango.network.legal import write_default
+
+    changed = False
+    pki = topo.root / "pki"
+    for org_id, kind, name, port in LINKAGE_ORGANISATIONS:
+        if org_id in topo.organisations:
+            continue
+        issue_org_certificate(pki, org_id, name)
+        topo.organisations[org_id] = OrgEntry(
+            id=org_id,
+            kind=kind,
+            name=name,
+            base_url=f"http://127.0.0.1:{base_port + port}",
+            certificate=f"pki/{org_id}.pem",
+            key=f"pki/{org_id}.key",
+            database_url=f"sqlite:///{org_id}.db",
+            secrets={"fugo_key": f"secrets/{org_id}/fugo.key"} if kind == "network" else {},
+        )
+        changed = True
+    if "linkage" not in topo.settings:
+        munis = [o.id for o in topo.of_kind("municipality")]
+        intermediate = topo.of_kind("intermediate")[0].id
+        receivers = {m: intermediate for m in munis}
+        receivers.update({a.id: a.id for a in topo.of_kind("agency")})
+        defaults = LinkageSettings()
+        topo.settings["linkage"] = {
+            "legal_table": defaults.legal_table,
+            "intermediate_of": receivers,
+            "refresh": {m: dict(DEFAULT_REFRESH) for m in munis},
+            "nightly_at": defaults.nightly_at,
+            "on_change_seconds": defaults.on_change_seconds,
+            "retention_years": defaults.retention_years,
+            "sync_wait_seconds": defaults.sync_wait_seconds,
+        }
+        changed = True
+    write_default(LinkageSettings.of(topo).table_path(topo))
+    if changed:
+        topo.save()
+    return topo
+
+
 def build(
     topology: Topology, org_id: str, directory: dict[str, str] | None = None, database_url: str | None = None
 ) -> OrgRuntime:
@@ -149,6 +199,18 @@ def build(
         from kojinbango.relying_party.app import create as create_bank
 
         return create_bank(topology, org_id, directory, database_url)
+    if kind == "network":
+        from kojinbango.network.app import create as create_network
+
+        return create_network(topology, org_id, directory, database_url)
+    if kind == "intermediate":
+        from kojinbango.intermediate.app import create as create_intermediate
+
+        return create_intermediate(topology, org_id, directory, database_url)
+    if kind == "agency":
+        from kojinbango.agency.app import create as create_agency
+
+        return create_agency(topology, org_id, directory, database_url)
     from kojinbango.municipality.app import create as create_muni
 
     return create_muni(topology, org_id, directory, database_url)

@@ -7,7 +7,6 @@ import io
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -39,26 +38,29 @@ def _waiting_card(client: Client, residents) -> tuple[str, str]:
     return serial, f"{r.family_name}\u3000{r.given_name}"
 
 
-def test_counter_screens_hand_over(card_nation: Nation, client: Client, residents, tmp_path: Path) -> None:
+def test_counter_screens_hand_over(
+    card_nation: Nation, client: Client, residents, tmp_path: Path, staff_login
+) -> None:
     serial, name = _waiting_card(client, residents)
     base = card_nation.urls[FIRST]
-    listing = httpx.get(base + "/staff/cards/")
+    staff = staff_login(card_nation, FIRST, ["resident_records"], "個人番号カードの交付・手続")
+    listing = staff.get(base + "/staff/cards/")
     assert listing.status_code == 200 and name in listing.text and f">…{serial[-4:]}<" in listing.text
-    page = httpx.get(f"{base}/staff/cards/{serial}")
+    page = staff.get(f"{base}/staff/cards/{serial}")
     assert page.status_code == 200 and f"/staff/cards/{serial}/face.png" in page.text
-    png = httpx.get(f"{base}/staff/cards/{serial}/face.png")
+    png = staff.get(f"{base}/staff/cards/{serial}/face.png")
     assert png.headers["content-type"] == "image/png" and Image.open(io.BytesIO(png.content)).size == (
         1012,
         638,
     )
     form = {"identity_document": "運転免許証", "staff": "窓口A", "auth_pin": "1234", "sign_pin": "ABC123"}
-    refused = httpx.post(f"{base}/staff/cards/{serial}/hand-over", data=form)
+    refused = staff.post(f"{base}/staff/cards/{serial}/hand-over", data=form)
     assert refused.status_code == 422 and "photo matches" in refused.text
-    bad_pin = httpx.post(
+    bad_pin = staff.post(
         f"{base}/staff/cards/{serial}/hand-over", data={**form, "photo_checked": "1", "sign_pin": "abc"}
     )
     assert bad_pin.status_code == 422 and "署名用電子証明書 PIN" in bad_pin.text
-    done = httpx.post(f"{base}/staff/cards/{serial}/hand-over", data={**form, "photo_checked": "1"})
+    done = staff.post(f"{base}/staff/cards/{serial}/hand-over", data={**form, "photo_checked": "1"})
     assert done.status_code == 200 and "attachment" in done.headers["content-disposition"]
     card = tmp_path / "handed.json"
     card.write_text(done.text)
@@ -67,7 +69,7 @@ def test_counter_screens_hand_over(card_nation: Nation, client: Client, resident
     for _ in range(3):
         with pytest.raises(HolderError):
             portal_login(client, card, "0000")
-    reset = httpx.post(
+    reset = staff.post(
         base + "/staff/cards/pin-reset",
         data={"which": "auth", "new_pin": "9876", "identity_document": "パスポート", "staff": "窓口A"},
         files={"card": ("card.json", card.read_bytes(), "application/json")},
@@ -77,7 +79,7 @@ def test_counter_screens_hand_over(card_nation: Nation, client: Client, resident
     assert portal_login(client, card, "9876")["logged_in"]
     suspend_card(client, card)
     form = {"card_serial": serial, "identity_document": "運転免許証", "staff": "窓口B"}
-    lifted = httpx.post(base + "/staff/cards/resume", data=form)
+    lifted = staff.post(base + "/staff/cards/resume", data=form)
     assert lifted.status_code == 200 and "解除しました" in lifted.text
     assert portal_login(client, card, "9876")["logged_in"]
     with card_nation.runtimes[FIRST].db.transaction() as s:

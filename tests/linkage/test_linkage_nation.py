@@ -24,6 +24,7 @@ from kojinbango.municipality.business.models import BankAccount, BusinessRecord,
 from kojinbango.municipality.business.service import RecordInput
 from kojinbango.municipality.register.models import Household, Resident
 from kojinbango.municipality.register.service import PersonInput
+from kojinbango.municipality.staff.client import create_staff, log_in
 from kojinbango.nation import running
 from kojinbango.synth import identity_groups  # noqa: F401  (documents where the pairs come from)
 from kojinbango.synth.business import generate_business_data
@@ -241,6 +242,8 @@ def test_review_screens(linked: dict[str, Any]) -> None:
     with running(linked["dir"]) as nation:
         rt = nation.runtimes[MUNI]
         client = TestClient(rt.app)
+        account = create_staff(rt.services["staff"], "review-1", "確認 担当", ["welfare"])
+        log_in(client, account, "紐付け確認（事務処理）")
         page = client.get("/staff/links/?status=review")
         assert page.status_code == 200 and "要確認" in page.text
         with rt.db.transaction() as s:

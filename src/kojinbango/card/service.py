@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from kojinbango.card.reader import CardError, CardReader
@@ -70,7 +70,45 @@ def reader_app(cards: list[Path], allow_origins: list[str]) -> FastAPI:
             {"certificate": base64.b64encode(cert).decode(), "signature": base64.b64encode(sig).decode()}
         )
 
+    # --- for the municipality's counter (窓口での情報収集, seed 3-2) ---------------------------
+    @app.get("/cards/{slot}/face.png")
+    def face(slot: int) -> Response:
+        """The card's front as printed (photo, 4情報; no number) — visible to anyone holding it."""
+        from kojinbango.card.face import render_face
+
+        if not 0 <= slot < len(readers):
+            return JSONResponse({"reason": "no_card", "message": "no card in this slot"}, status_code=404)
+        return Response(render_face(readers[slot].chip().face), media_type="image/png")
+
+    @app.get("/cards/{slot}/certificate")
+    def certificate(slot: int) -> JSONResponse:
+        """The 利用者証明用電子証明書 (readable without a PIN), for the counter to check its status."""
+        if not 0 <= slot < len(readers):
+            return JSONResponse({"reason": "no_card", "message": "no card in this slot"}, status_code=404)
+        try:
+            der = readers[slot].auth_certificate()
+        except CardError as exc:
+            return JSONResponse({"reason": exc.reason, "message": exc.message}, status_code=403)
+        return JSONResponse({"certificate": base64.b64encode(der).decode()})
+
+    @app.post("/read-number")
+    def read_number(body: HojoRequest) -> JSONResponse:
+        """券面事項入力補助AP: the number and 4情報 as text, after its 4-digit PIN."""
+        if body.slot >= len(readers):
+            return JSONResponse({"reason": "no_card", "message": "no card in this slot"}, status_code=404)
+        try:
+            return JSONResponse(readers[body.slot].read_number(body.pin))
+        except CardError as exc:
+            return JSONResponse(
+                {"reason": exc.reason, "message": exc.message, "tries_left": exc.tries_left}, status_code=403
+            )
+
     return app
+
+
+class HojoRequest(BaseModel):
+    slot: int = Field(ge=0)
+    pin: str = Field(max_length=16)
 
 
 def serve_reader(cards: list[Path], port: int, allow_origins: list[str] | None) -> int:

@@ -11,7 +11,7 @@ from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
-from kojinbango.jlis import api
+from kojinbango.jlis import api, fugo
 from kojinbango.jlis.cards import api as cards_api
 from kojinbango.jlis.cards.centre import CardCentre
 from kojinbango.jlis.cards.jpki import JpkiCa
@@ -68,4 +68,5 @@ def create(
     )
     service.change_hooks.append(centre.on_identity_changes)
     cards_api.install(app, centre, topology)
+    fugo.install(app, service, topology, client.call)  # 符号取得 relayed to the network
     return OrgRuntime(org_id, "jlis", app, db, client, {"jlis": service, "cards": centre})

@@ -17,6 +17,7 @@ from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
+from kojinbango.portal import inbox, records, records_models
 from kojinbango.portal.models import seen_nonces
 from kojinbango.portal.service import LoginRefused, PortalService
 
@@ -41,7 +42,11 @@ def create(
     org = topology.org(org_id)
     creds = topology.credentials(org_id)
     trust = topology.trust_store()
-    db = Database(database_url or topology.database_url(org_id), MIGRATIONS)
+    db = Database(
+        database_url or topology.database_url(org_id),
+        MIGRATIONS,
+        extra_migrations=[(records_models.MIGRATIONS, records_models.VERSION_TABLE)],  # やりとり履歴
+    )
     where = dict(directory or topology.directory())
     client = SignedClient(creds, trust, where)
     jlis = topology.of_kind("jlis")[0].id
@@ -58,6 +63,16 @@ def create(
     app = org_app(f"{org.name}", creds, trust, db, DbNonceStore(db, seen_nonces), allowed_callers=())
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     reader = reader_url or str(topology.settings.get("reader_url", "http://127.0.0.1:8790"))
+
+    records_service: records.RecordsService | None = None
+    if topology.of_kind("network"):  # やりとり履歴 (information linkage, seed 3-3)
+        network = topology.of_kind("network")[0].id
+        records_service = records.RecordsService(db, org_id, client, trust, jlis, network)
+        records.install(app, records_service, _token)
+
+    # お知らせ and 自己情報表示, asked of the municipalities with the session's certificate serial
+    inbox_service = inbox.InboxService(db, client, [(m.id, m.name) for m in topology.of_kind("municipality")])
+    inbox.install(app, inbox_service, _token)
 
     @app.exception_handler(LoginRefused)
     async def _refused(_request: Request, exc: LoginRefused) -> JSONResponse:
@@ -78,6 +93,9 @@ def create(
     @router.post("/login")
     def login(body: LoginRequest) -> JSONResponse:
         result = service.login(body.challenge_id, body.certificate, body.signature)
+        if records_service is not None:
+            records_service.after_login(result["session"], body.certificate)
+        inbox_service.after_login(result["session"], body.certificate)
         resp = JSONResponse(result)
         resp.set_cookie(COOKIE, result["session"], httponly=True, samesite="strict", max_age=1800)
         return resp

@@ -1,0 +1,333 @@
+"""`kojinbango bench exchange --queries N --concurrency C`: end-to-end exchanges against the same hops bare.
+
+*Exchanges*: 日本年金機構's staff API asks municipality A for 地方税関係情報 (row pension-exemption) —
+the agency's business system and its intermediate server → the network's IF and core (legal table,
+符号 translation, the exchange and its Merkle-log record) → the joint intermediate server (副本 lookup,
+signed answer document, the provider's record) → back, verified and stored with the querier's record.
+Each organisation runs as its own process (`kojinbango serve`), on SQLite, with signed HTTP.
+
+*Bare hops*: the same three processes' worth of FastAPI + uvicorn + httpx — client → agency stand-in →
+network stand-in → intermediate stand-in and back — passing the same JSON with no signatures, no
+database, no authorisation.
+
+Both are driven by C client threads for N requests after a warm-up; then the exchanges again as an
+open-loop load at 80% of the measured rate, for the latency there.  Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVED = ("network", "intermediate", "nenkin")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"a service exited: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError("a service did not start")
+
+
+# --- the bare hops -----------------------------------------------------------------------------
+def stub_app(next_url: str | None) -> Any:
+    from fastapi import FastAPI, Request
+
+    app = FastAPI()
+    client = httpx.Client(timeout=30)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/hop")
+    async def hop_body(request: Request) -> Any:
+        return await request.json()
+
+    if next_url is None:
+        return app
+
+    @app.post("/relay")
+    def relay(payload: dict[str, Any]) -> Any:
+        return client.post(next_url, json=payload).json()
+
+    return app
+
+
+def serve_stub(port: int, next_url: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        stub_app(next_url or None), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+
+
+# --- load ----------------------------------------------------------------------------------------
+def closed_loop(send: Callable[[httpx.Client, int], None], n: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    send(client, i)
+                    ok = True
+                except Exception:
+                    ok = False
+                dt_ms = (time.perf_counter() - t0) * 1000
+                with lock:
+                    if ok:
+                        latencies.append(dt_ms)
+                    else:
+                        errors += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return _summary(latencies, errors, elapsed)
+
+
+def open_loop(
+    send: Callable[[httpx.Client, int], None], rate: float, n: int, concurrency: int
+) -> dict[str, Any]:
+    """Requests started on a fixed schedule (``rate`` per second), whatever the answers do."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    counter = iter(range(n))
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                due = start + i / rate
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    send(client, i)
+                    ok = True
+                except Exception:
+                    ok = False
+                dt_ms = (time.perf_counter() - due) * 1000  # from when it should have started
+                with lock:
+                    if ok:
+                        latencies.append(dt_ms)
+                    else:
+                        errors += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = _summary(latencies, errors, time.perf_counter() - start)
+    out["offered_per_s"] = round(rate, 1)
+    return out
+
+
+def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else 0.0
+
+    return {
+        "queries_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(lat), 2) if lat else 0.0,
+        "completed": len(lat),
+        "errors": errors,
+    }
+
+
+# --- the nation ----------------------------------------------------------------------------------
+def build_nation(d: Path, residents: int) -> list[str]:
+    """A prepared nation; returns 個人番号 of people the agency may ask A about (符号 already held)."""
+    from sqlalchemy import select
+
+    from kojinbango import demo, linkage_setup
+    from kojinbango.common.topology import Topology
+    from kojinbango.municipality.addressee.models import Addressee
+    from kojinbango.municipality.linkage.models import CopyState
+    from kojinbango.nation import init_nation, intro, running
+
+    init_nation(d, residents, seed=11)
+    with running(d) as nation:
+        intro(nation)
+        demo.move(nation, 11, dt.date.today())
+        linkage_setup.prepare(nation, 11)
+        a = nation.municipalities()[0]
+        with a.db.transaction() as s:
+            numbers = list(
+                s.scalars(
+                    select(Addressee.my_number)
+                    .join(CopyState, CopyState.addressee_id == Addressee.id)
+                    .where(CopyState.category == "地方税関係情報", Addressee.my_number.is_not(None))
+                    .limit(200)
+                )
+            )
+        agency = nation.runtime("agency").services["agency"]
+        for n in numbers:
+            agency.register(n)
+        agency.ensure_fugo()
+    topo = Topology.load(d / "topology.json")
+    for org in topo.organisations.values():
+        org.base_url = f"http://127.0.0.1:{_free_port()}"
+    topo.save()
+    return [str(n) for n in numbers]
+
+
+def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
+    from kojinbango.common.topology import Topology
+
+    tmp = Path(tempfile.mkdtemp(prefix="kb-bench-exchange-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        t0 = time.perf_counter()
+        numbers = build_nation(tmp / "nation", residents)
+        setup_s = time.perf_counter() - t0
+        topo = Topology.load(tmp / "nation" / "topology.json")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for org in SERVED:
+            log = tmp / f"{org}.log"
+            p = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kojinbango.cli",
+                    "serve",
+                    org,
+                    "--topology",
+                    str(tmp / "nation" / "topology.json"),
+                ],
+                stdout=open(log, "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            procs.append(p)
+            _wait(topo.org(org).base_url, p, log)
+        agency_url = topo.org("nenkin").base_url + "/staff/linkage/api/query"
+        rng = random.Random(5)
+
+        def exchange(client: httpx.Client, i: int) -> None:
+            body = {"my_number": numbers[rng.randrange(len(numbers))], "provider": "131016",
+                    "affair": "pension-exemption", "info": "地方税関係情報", "wait_seconds": 10}  # fmt: skip
+            r = client.post(agency_url, json=body)
+            r.raise_for_status()
+            if r.json()["status"] != "answered" or r.json()["signature_valid"] is not True:
+                raise RuntimeError(r.text)
+
+        closed_loop(exchange, min(100, queries), concurrency)  # warm-up
+        ours = closed_loop(exchange, queries, concurrency)
+        at80 = open_loop(
+            exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), max(4 * concurrency, 64)
+        )
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=20)
+        procs.clear()
+
+        # the bare hops: three stand-in processes in a chain
+        ports = [_free_port() for _ in range(3)]
+        nxt = [f"http://127.0.0.1:{ports[1]}/relay", f"http://127.0.0.1:{ports[2]}/hop", ""]
+        for port, url in zip(ports, nxt, strict=True):
+            log = tmp / f"stub-{port}.log"
+            p = subprocess.Popen(
+                [sys.executable, __file__, "stub", str(port), url],
+                stdout=open(log, "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(p)
+            _wait(f"http://127.0.0.1:{port}", p, log)
+        sample = {"exchange_id": "EX20250101-00000001", "status": "answered",
+                  "answer": {"payload": {"data": {"assessments": [{"fiscal_year": 2025, "taxable": True,
+                             "total_income": 3000000, "tax_amount": 250000}]}}, "signature": "x" * 96}}  # fmt: skip
+        first = f"http://127.0.0.1:{ports[0]}/relay"
+
+        def bare(client: httpx.Client, i: int) -> None:
+            client.post(first, json=sample).raise_for_status()
+
+        closed_loop(bare, min(100, queries), concurrency)
+        plain = closed_loop(bare, queries, concurrency)
+        return {
+            "queries": queries,
+            "concurrency": concurrency,
+            "cpus": os.cpu_count(),
+            "exchange": ours,
+            "exchange_at_80_percent": at80,
+            "bare_hops": plain,
+            "queries_per_s": ours["queries_per_s"],
+            "p50_ms": ours["p50_ms"],
+            "p99_ms": ours["p99_ms"],
+            "ratio": round(ours["queries_per_s"] / plain["queries_per_s"], 3)
+            if plain["queries_per_s"]
+            else None,
+            "setup_seconds": round(setup_s, 1),
+            "note": "exchange = agency staff API → agency + its intermediate server → network IF/core → joint "
+            "intermediate server → back; bare_hops = the same three server processes relaying JSON only",
+        }
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "stub":
+        serve_stub(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")
+    else:
+        n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+        c = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+        print(json.dumps(run(n, c), ensure_ascii=False))

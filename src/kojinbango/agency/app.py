@@ -1,0 +1,96 @@
+"""Assemble the agency (日本年金機構) with its own intermediate server as one service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kojinbango.agency.models import MIGRATIONS
+from kojinbango.agency.service import AgencyService
+from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.db import Database
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, public_id
+from kojinbango.common.topology import Topology
+from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.intermediate import api as intermediate_api
+from kojinbango.intermediate.models import MIGRATIONS as IM_MIGRATIONS
+from kojinbango.intermediate.models import VERSION_TABLE as IM_VERSION_TABLE
+from kojinbango.intermediate.models import seen_nonces
+from kojinbango.intermediate.service import IntermediateService
+
+
+class QueryForm(BaseModel):
+    my_number: str = Field(min_length=1, max_length=20)
+    provider: str = Field(min_length=1, max_length=40)
+    affair: str = Field(min_length=1, max_length=40)
+    info: str = Field(min_length=1, max_length=40)
+    staff: str = Field(default="職員", max_length=100)
+    wait_seconds: float = Field(default=10.0, ge=0, le=120)
+
+
+class ExchangeForm(BaseModel):
+    exchange_id: str = Field(min_length=1, max_length=32)
+
+
+def create(
+    topology: Topology,
+    org_id: str,
+    directory: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+) -> OrgRuntime:
+    org = topology.org(org_id)
+    creds = topology.credentials(org_id)
+    trust = topology.trust_store()
+    settings = LinkageSettings.of(topology)
+    db = Database(
+        database_url or topology.database_url(org_id),
+        MIGRATIONS,
+        extra_migrations=[(IM_MIGRATIONS, IM_VERSION_TABLE)],
+    )
+    client = SignedClient(creds, trust, directory or topology.directory(), timeout=30.0)
+    network = topology.of_kind("network")[0].id
+    intermediate = IntermediateService(
+        db, creds, [org_id], network, client.call, {o: public_id(topology, o) for o in topology.organisations},
+        settings.retention_years,
+    )  # fmt: skip
+    service = AgencyService(db, org_id, client, topology, trust, intermediate)
+    app = org_app(org.name, creds, trust, db, LockedNonceStore(db, seen_nonces), allowed_callers=[network])
+    intermediate_api.install_if(app, intermediate, network)
+
+    @app.exception_handler(Unreachable)
+    async def _unreachable(_request: Any, exc: Unreachable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RemoteError)
+    async def _remote(_request: Any, exc: RemoteError) -> JSONResponse:
+        return JSONResponse({"detail": f"{exc.org_id}: {exc.detail}"}, status_code=502)
+
+    staff = APIRouter(prefix="/staff/linkage/api")
+
+    @staff.post("/query")
+    def query(body: QueryForm) -> dict[str, Any]:
+        return service.query(
+            body.my_number, body.provider, body.affair, body.info, body.staff, body.wait_seconds
+        )
+
+    @staff.post("/result")
+    def result(body: ExchangeForm) -> dict[str, Any]:
+        return service.result(body.exchange_id)
+
+    @staff.post("/verify")
+    def verify(body: ExchangeForm) -> dict[str, Any]:
+        return service.verify_stored(body.exchange_id)
+
+    @staff.post("/refresh")
+    def refresh() -> dict[str, Any]:
+        return {"fugo": service.ensure_fugo(), "copies": service.refresh()}
+
+    app.include_router(staff)
+    runtime = OrgRuntime(org_id, "agency", app, db, client, {"agency": service, "intermediate": intermediate})
+    intermediate.start()
+    runtime.closers.append(intermediate.stop)
+    return runtime

@@ -1,0 +1,259 @@
+"""日本年金機構's business side of information linkage: its insured persons and pensions, their 符号,
+the 副本 of 年金給付関係情報 in its own intermediate server, and its queries with signed answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kojinbango.agency.models import AgencyAnswer, AgencyFugo, InsuredPerson, PensionAward
+from kojinbango.common.db import Database
+from kojinbango.common.errors import BusinessError, NotFound
+from kojinbango.common.layouts import CATEGORIES
+from kojinbango.common.linkage import (
+    LinkageSettings,
+    iso,
+    now,
+    org_of_public_id,
+    public_id,
+    verify_answer,
+    writing,
+)
+from kojinbango.common.signing import TrustStore
+from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.common.transport import SignedClient
+from kojinbango.domain.identifiers import validate_my_number
+from kojinbango.intermediate.service import IntermediateService
+
+CATEGORY = "年金給付関係情報"
+FINAL = ("answered", "not_held", "refused", "failed")
+CHUNK = 1000
+
+
+def person_key(person_id: int) -> str:
+    """The agency's 宛名番号 at its intermediate server (never the 個人番号)."""
+    return f"P{person_id:09d}"
+
+
+class AgencyService:
+    def __init__(
+        self,
+        db: Database,
+        org_id: str,
+        client: SignedClient,
+        topology: Topology,
+        trust: TrustStore,
+        intermediate: IntermediateService,
+    ):
+        self.db = db
+        self.org_id = org_id
+        self.client = client
+        self.topology = topology
+        self.trust = trust
+        self.intermediate = intermediate
+        self.settings = LinkageSettings.of(topology)
+        self.jlis = topology.of_kind("jlis")[0].id
+        intermediate.result_hooks.append(self._on_result)
+
+    # --- its own persons -------------------------------------------------------------------------
+    def register(self, my_number: str, name: str = "", birth_date: dt.date | None = None) -> int:
+        """資格取得: a person becomes known to the agency (idempotent by 個人番号); returns its id."""
+        number = validate_my_number(my_number)
+        with self.db.transaction() as s:
+            existing = s.scalar(select(InsuredPerson.id).where(InsuredPerson.my_number == number))
+        if existing is not None:
+            return int(existing)
+        with writing(self.db) as s:
+            existing = s.scalar(select(InsuredPerson.id).where(InsuredPerson.my_number == number))
+            if existing is not None:
+                return int(existing)
+            serial = (s.scalar(select(func.max(InsuredPerson.id))) or 0) + 1
+            p = InsuredPerson(pension_number=f"{4000000000 + serial:010d}", my_number=number, name=name,
+                              birth_date=birth_date, registered_at=now())  # fmt: skip
+            s.add(p)
+            s.flush()
+            return int(p.id)
+
+    def award(self, person_id: int, kind: str, annual_amount: int, since: dt.date) -> None:
+        with writing(self.db) as s:
+            if s.get(InsuredPerson, person_id) is None:
+                raise NotFound("no such insured person")
+            s.add(PensionAward(person_id=person_id, kind=kind, annual_amount=annual_amount, since=since))
+
+    # --- 符号 and 副本 -----------------------------------------------------------------------------
+    def ensure_fugo(self, person_ids: list[int] | None = None) -> dict[str, int]:
+        with writing(self.db) as s:
+            q = select(InsuredPerson.id, InsuredPerson.my_number)
+            if person_ids is not None:
+                q = q.where(InsuredPerson.id.in_(person_ids))
+            people = list(s.execute(q))
+            q2 = select(AgencyFugo.person_id, AgencyFugo.acquisition_number, AgencyFugo.delivered_at)
+            if person_ids is not None:
+                q2 = q2.where(AgencyFugo.person_id.in_(person_ids))
+            known = list(s.execute(q2))
+            done = {pid for pid, _, at in known if at is not None}
+            asked = {pid: acq for pid, acq, _ in known}
+        todo = [p for p in people if p[0] not in done]
+        counts = {"requested": 0, "delivered": 0, "unknown": 0}
+        for i in range(0, len(todo), CHUNK):
+            chunk = todo[i : i + CHUNK]
+            acq = {pid: asked.get(pid) or "AQ" + secrets.token_hex(12) for pid, _ in chunk}
+            with writing(self.db) as s:
+                for pid, _ in chunk:
+                    if pid not in asked:
+                        s.add(AgencyFugo(person_id=pid, acquisition_number=acq[pid], requested_at=now()))
+            self.intermediate.expect_fugo(
+                self.org_id,
+                [{"acquisition_number": acq[pid], "integrated_number": person_key(pid)} for pid, _ in chunk],
+            )
+            answer = self.client.call(
+                self.jlis,
+                "POST",
+                "/api/fugo/acquire",
+                {"items": [{"acquisition_number": acq[pid], "my_number": mn} for pid, mn in chunk]},
+            )
+            missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
+            with writing(self.db) as s:
+                for pid, _ in chunk:
+                    row = s.get(AgencyFugo, pid)
+                    if row is not None and acq[pid] not in missing:
+                        row.delivered_at = now()
+            counts["requested"] += len(chunk)
+            counts["delivered"] += len(chunk) - len(missing)
+            counts["unknown"] += len(answer.get("unknown", []))
+        return counts
+
+    def refresh(self) -> dict[str, int]:
+        """Register every pensioner's 年金給付関係情報 as 副本 (a full refresh)."""
+        t = now()
+        with writing(self.db) as s:
+            awards: dict[int, list[dict[str, Any]]] = {}
+            for pid, kind, amount, since in s.execute(
+                select(
+                    PensionAward.person_id, PensionAward.kind, PensionAward.annual_amount, PensionAward.since
+                ).order_by(PensionAward.person_id, PensionAward.id)
+            ):
+                awards.setdefault(pid, []).append(
+                    {"kind": kind, "annual_amount": amount, "since": since.isoformat()}
+                )
+        items = [
+            {"integrated_number": person_key(pid), "data": {"awards": a}, "as_of": iso(t)}
+            for pid, a in awards.items()
+        ]
+        registered = 0
+        for i in range(0, max(len(items), 1), CHUNK):
+            last = i + CHUNK >= len(items)
+            out = self.intermediate.register_copies(
+                self.org_id, CATEGORY, items[i : i + CHUNK], complete_as_of=iso(t) if last else None
+            )
+            registered += out["registered"]
+        return {"registered": registered}
+
+    # --- 情報照会 ----------------------------------------------------------------------------------
+    def query(
+        self,
+        my_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        staff: str = "職員",
+        wait_seconds: float = 10.0,
+    ) -> dict[str, Any]:
+        if info not in CATEGORIES:
+            raise BusinessError(f"unknown information category {info!r} (known: {', '.join(CATEGORIES)})")
+        try:
+            provider_org = org_of_public_id(self.topology, provider)
+        except TopologyError as exc:
+            raise BusinessError(str(exc)) from None
+        number = validate_my_number(my_number)
+        with self.db.transaction() as s:  # one read for the usual case: known, with a 符号
+            row = s.execute(
+                select(InsuredPerson.id, AgencyFugo.delivered_at)
+                .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
+                .where(InsuredPerson.my_number == number)
+            ).first()
+        pid = int(row[0]) if row is not None else self.register(number)
+        if (row is None or row[1] is None) and self.ensure_fugo([pid])["unknown"]:
+            raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
+        request_id = "RQ" + secrets.token_hex(12)
+
+        def add_row(s: Session) -> None:  # written with the intermediate server's query row
+            s.add(AgencyAnswer(request_id=request_id, person_id=pid, provider=provider_org, affair=affair, info=info,
+                               staff=staff[:100] or "職員", status="unsent", reason="", requested_at=now()))  # fmt: skip
+
+        state = self.intermediate.query(
+            self.org_id, request_id, person_key(pid), provider_org, affair, info, True, add_row
+        )
+        deadline = time.monotonic() + wait_seconds
+        while state["status"] not in FINAL and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = self.intermediate.result(self.org_id, request_id=request_id)
+        return self._answer(request_id)
+
+    def _answer(self, request_id: str) -> dict[str, Any]:
+        with self.db.transaction() as s:
+            answer = s.scalar(select(AgencyAnswer).where(AgencyAnswer.request_id == request_id))
+            assert answer is not None
+            return self._view(answer)
+
+    def result(self, exchange_id: str) -> dict[str, Any]:
+        with writing(self.db) as s:
+            row = s.scalar(select(AgencyAnswer).where(AgencyAnswer.exchange_id == exchange_id))
+            if row is None:
+                raise NotFound("the agency made no query with this 処理通番")
+            if row.status in FINAL:
+                return self._view(row)
+            request_id = row.request_id
+        self.intermediate.result(self.org_id, request_id=request_id)
+        return self._answer(request_id)
+
+    def _on_result(self, s: Session, tenant: str, state: dict[str, Any]) -> None:
+        """The intermediate server wrote a query's new state: keep the business row in step (same
+        transaction), with the answer verified before it is kept."""
+        if tenant != self.org_id:
+            return
+        row = s.scalar(select(AgencyAnswer).where(AgencyAnswer.request_id == state["request_id"]))
+        if row is None:
+            return
+        doc = state.get("answer")
+        if doc is not None and row.document is None:
+            row.signature_valid, row.as_of, _ = verify_answer(
+                doc, self.trust, self.settings, state.get("exchange_id"), row.provider
+            )
+            row.document = doc
+        row.exchange_id = state.get("exchange_id") or row.exchange_id
+        row.status, row.reason = state["status"], str(state.get("reason") or "")[:400]
+        if row.status in FINAL and row.answered_at is None:
+            row.answered_at = now()
+
+    def _view(self, row: AgencyAnswer) -> dict[str, Any]:
+        payload = (row.document or {}).get("payload", {})
+        return {
+            "exchange_id": row.exchange_id,
+            "status": row.status,
+            "reason": row.reason,
+            "querier": self.org_id,
+            "provider": public_id(self.topology, row.provider),
+            "affair": row.affair,
+            "info": row.info,
+            "requested_at": iso(row.requested_at),
+            "provided_at": payload.get("provided_at"),
+            "as_of": iso(row.as_of),
+            "held": payload.get("held"),
+            "layout": payload.get("layout"),
+            "data": payload.get("data"),
+            "signature_valid": row.signature_valid,
+        }
+
+    def verify_stored(self, exchange_id: str) -> dict[str, Any]:
+        with writing(self.db) as s:
+            row = s.scalar(select(AgencyAnswer).where(AgencyAnswer.exchange_id == exchange_id))
+            if row is None or row.document is None:
+                raise NotFound("no stored answer with this 処理通番")
+            valid, _, _ = verify_answer(row.document, self.trust, self.settings, exchange_id, row.provider)
+        return {"exchange_id": exchange_id, "signature_valid": valid}

@@ -1,0 +1,198 @@
+"""What every party of information linkage (情報連携) agrees on: settings, public ids, answer documents.
+
+* Settings live in the topology (``settings.linkage``): where the legal table file is, which
+  intermediate server receives for which organisation (共同設置: one server, many tenants), how
+  each municipality refreshes each category, the retention of provision records.
+* Organisations are shown by their public id: a municipality by its 地方公共団体コード, anyone else
+  by its organisation id (``nenkin``).
+* The provider's answer is a signed document (論点7) of kind ``linkage_answer``, signed by the
+  intermediate server that answers for the provider; anyone holding the deployment's certificates
+  can check it later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kojinbango.common.db import Database, DbNonceStore
+from kojinbango.common.documents import verify_document
+from kojinbango.common.signing import SignatureError, TrustStore
+from kojinbango.common.topology import Topology, TopologyError
+
+ANSWER_KIND = "linkage_answer"
+TREE_HEAD_KIND = "tree_head"
+REFRESH_MODES = ("on_change", "nightly")
+DEFAULT_REFRESH = {
+    "地方税関係情報": "nightly",
+    "住民票関係情報": "on_change",
+    "児童手当関係情報": "on_change",
+}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_iso(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=None)
+
+
+@dataclass
+class LinkageSettings:
+    legal_table: str = "linkage/legal-table.json"
+    intermediate_of: dict[str, str] = field(default_factory=dict)
+    refresh: dict[str, dict[str, str]] = field(default_factory=dict)
+    nightly_at: str = "02:00"
+    on_change_seconds: float = 5.0
+    retention_years: int = 7
+    sync_wait_seconds: float = 5.0
+    retry_max_seconds: float = 60.0
+    retry_give_up_hours: float = 72.0
+
+    @classmethod
+    def of(cls, topology: Topology) -> LinkageSettings:
+        raw = topology.settings.get("linkage")
+        if not isinstance(raw, dict):
+            return cls()
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def receiver(self, org_id: str) -> str:
+        """The intermediate server that receives queries and 符号 for ``org_id``."""
+        try:
+            return self.intermediate_of[org_id]
+        except KeyError:
+            raise TopologyError(
+                f"{org_id} has no intermediate server in settings.linkage.intermediate_of"
+            ) from None
+
+    def tenants_of(self, intermediate: str) -> list[str]:
+        return sorted(o for o, i in self.intermediate_of.items() if i == intermediate)
+
+    def refresh_mode(self, org_id: str, category: str) -> str:
+        return self.refresh.get(org_id, {}).get(category, DEFAULT_REFRESH.get(category, "nightly"))
+
+    def table_path(self, topology: Topology) -> Path:
+        return topology.resolve(self.legal_table)
+
+
+def public_id(topology: Topology, org_id: str) -> str:
+    org = topology.org(org_id)
+    return org.lg_code if org.kind == "municipality" and org.lg_code else org.id
+
+
+def org_of_public_id(topology: Topology, ident: str) -> str:
+    """An organisation id from a 地方公共団体コード or an organisation id; TopologyError otherwise."""
+    ident = ident.strip()
+    if ident in topology.organisations:
+        return ident
+    for o in topology.of_kind("municipality"):
+        if o.lg_code == ident:
+            return o.id
+    known = sorted(
+        [o.lg_code or o.id for o in topology.of_kind("municipality")]
+        + [o.id for o in topology.of_kind("agency")]
+    )
+    raise TopologyError(f"no organisation {ident!r} in this deployment (known: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    valid: bool
+    reason: str
+    payload: dict[str, Any]
+
+
+def check_answer(
+    doc: dict[str, Any],
+    trust: TrustStore,
+    settings: LinkageSettings,
+    exchange_id: str | None = None,
+    provider: str | None = None,
+) -> AnswerCheck:
+    """Is ``doc`` a genuine answer of ``provider`` for 処理通番 ``exchange_id``?"""
+    try:
+        signer, payload = verify_document(doc, trust, ANSWER_KIND)
+    except SignatureError as exc:
+        return AnswerCheck(False, str(exc), {})
+    said = str(payload.get("provider_org", ""))
+    try:
+        expected_signer = settings.receiver(said)
+    except TopologyError:
+        return AnswerCheck(False, "the answer names a provider without an intermediate server", payload)
+    if signer != expected_signer:
+        return AnswerCheck(False, "the answer is not signed by the provider's intermediate server", payload)
+    if provider is not None and said != provider:
+        return AnswerCheck(False, "the answer comes from another provider", payload)
+    if exchange_id is not None and payload.get("exchange_id") != exchange_id:
+        return AnswerCheck(False, "the answer belongs to another 処理通番", payload)
+    return AnswerCheck(True, "", payload)
+
+
+def verify_answer(
+    doc: dict[str, Any],
+    trust: TrustStore,
+    settings: LinkageSettings,
+    exchange_id: str | None,
+    provider: str | None = None,
+) -> tuple[bool, dt.datetime | None, dict[str, Any]]:
+    """The querier's check of an answer before it is stored: the signature and, when information is
+    held, its data against the layout version the answer names.  Returns (valid, as_of, payload)."""
+    from kojinbango.common.layouts import LayoutError, validate
+
+    check = check_answer(doc, trust, settings, exchange_id, provider)
+    valid, payload = check.valid, check.payload
+    if valid and payload.get("held"):
+        try:
+            validate(str(payload["info"]), payload.get("data"), payload.get("layout_version"))
+        except LayoutError:
+            valid = False
+    return valid, parse_iso(payload.get("as_of")), payload
+
+
+# --- writing to SQLite from many threads ----------------------------------------------------------
+# SQLite has one writer at a time; threads that collide wait in its busy handler, which sleeps in
+# growing steps (up to 100 ms).  The linkage services take an in-process lock per database around
+# their write transactions instead, so writers queue without sleeping.  PostgreSQL needs no lock.
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(db: Database) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(db.engine), threading.RLock())
+
+
+@contextmanager
+def writing(db: Database) -> Iterator[Session]:
+    """``db.transaction()`` that, on SQLite, holds the database's in-process write lock."""
+    if not db.is_sqlite:
+        with db.transaction() as s:
+            yield s
+        return
+    with write_lock(db), db.transaction() as s:
+        yield s
+
+
+class LockedNonceStore(DbNonceStore):
+    """The organisation's replay protection, taking the same write lock as its other writes."""
+
+    def __call__(self, signer: str, nonce: str, created: int) -> bool:
+        if not self.db.is_sqlite:
+            return super().__call__(signer, nonce, created)
+        with write_lock(self.db):
+            return super().__call__(signer, nonce, created)

@@ -1,0 +1,84 @@
+"""Checking the network's provision records as a resident (or the portal on their behalf) can.
+
+The network sends a bundle: its signed tree head, each record (the exact leaf text) with its index
+and inclusion proof, and a consistency proof from a tree head seen before.  Everything is checked
+here with the network's certificate alone: a record altered or removed in the network's database, or
+a history rewritten since the last visit, makes a proof fail.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kojinbango.common.documents import verify_document
+from kojinbango.common.linkage import TREE_HEAD_KIND
+from kojinbango.common.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
+from kojinbango.common.signing import SignatureError, TrustStore
+
+
+def check_head(head: dict[str, Any], trust: TrustStore, network: str) -> dict[str, Any]:
+    """The payload of a genuine tree head signed by ``network``; SignatureError otherwise."""
+    signer, payload = verify_document(head, trust, TREE_HEAD_KIND)
+    if signer != network:
+        raise SignatureError("the tree head is not signed by the network")
+    return payload
+
+
+def check_bundle(
+    bundle: dict[str, Any], trust: TrustStore, network: str, known: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Verify a records bundle; ``known`` is a tree head payload the checker trusted before.
+
+    Returns ``{"tree_size", "root_hash", "head_valid", "consistent", "problem", "records": [...]}``
+    with each record's fields and ``proof_valid`` (and ``proof_error`` when it fails).
+    """
+    out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": []}
+    head = bundle.get("tree_head")
+    payload: dict[str, Any] | None = None
+    if head is not None:
+        try:
+            payload = check_head(head, trust, network)
+            out["head_valid"] = True
+            out["tree_size"], out["root_hash"] = int(payload["tree_size"]), str(payload["root_hash"])
+        except (SignatureError, KeyError, ValueError) as exc:
+            out["problem"] = f"the tree head does not verify: {exc}"
+    if payload is not None and known is not None:
+        old_size, old_root = int(known["tree_size"]), bytes.fromhex(str(known["root_hash"]))
+        new_size, new_root = int(payload["tree_size"]), bytes.fromhex(str(payload["root_hash"]))
+        try:
+            proof = [bytes.fromhex(h) for h in bundle.get("consistency") or []]
+            if new_size < old_size:
+                raise ProofError("the log is smaller than when it was last seen")
+            verify_consistency(old_size, new_size, old_root, new_root, proof)
+            out["consistent"] = True
+        except (ProofError, ValueError) as exc:
+            out["consistent"] = False
+            out["problem"] = f"the log is not consistent with the tree head seen before: {exc}"
+    for rec in bundle.get("records", []):
+        text = rec.get("leaf")
+        entry: dict[str, Any] = {}
+        if isinstance(text, str):
+            try:
+                entry = {k: v for k, v in json.loads(text).items() if k not in ("salt", "subject", "v")}
+            except ValueError:
+                entry = {}
+        entry["index"] = rec.get("index")
+        if payload is None or not isinstance(text, str):
+            entry["proof_valid"] = False
+            entry["proof_error"] = "no verifiable tree head or record text"
+        else:
+            try:
+                verify_inclusion(
+                    leaf_hash(text.encode()),
+                    int(rec["index"]),
+                    int(payload["tree_size"]),
+                    [bytes.fromhex(h) for h in rec.get("proof", [])],
+                    bytes.fromhex(str(payload["root_hash"])),
+                )
+                entry["proof_valid"] = True
+            except (ProofError, ValueError, KeyError) as exc:
+                entry["proof_valid"] = False
+                entry["proof_error"] = str(exc)
+        out["records"].append(entry)
+    return out

@@ -1,0 +1,55 @@
+"""Assemble the intermediate server (中間サーバ, 共同設置) as a service hosting its tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.db import Database
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, public_id
+from kojinbango.common.topology import Topology
+from kojinbango.common.transport import SignedClient
+from kojinbango.intermediate import api
+from kojinbango.intermediate.models import MIGRATIONS, VERSION_TABLE, seen_nonces
+from kojinbango.intermediate.service import IntermediateService
+
+
+def create(
+    topology: Topology,
+    org_id: str,
+    directory: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+) -> OrgRuntime:
+    org = topology.org(org_id)
+    creds = topology.credentials(org_id)
+    trust = topology.trust_store()
+    settings = LinkageSettings.of(topology)
+    db = Database(
+        database_url or topology.database_url(org_id), extra_migrations=[(MIGRATIONS, VERSION_TABLE)]
+    )
+    client = SignedClient(creds, trust, directory or topology.directory(), timeout=30.0)
+    network = topology.of_kind("network")[0].id
+    tenants = settings.tenants_of(org_id)
+    service = IntermediateService(
+        db,
+        creds,
+        tenants,
+        network,
+        client.call,
+        {o: public_id(topology, o) for o in topology.organisations},
+        settings.retention_years,
+    )
+    app = org_app(
+        f"{org.name}",
+        creds,
+        trust,
+        db,
+        LockedNonceStore(db, seen_nonces),
+        allowed_callers=[network, *tenants],
+    )
+    api.install_if(app, service, network)
+    api.install_tenant(app, service)
+    runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service})
+    service.start()
+    runtime.closers.append(service.stop)
+    return runtime

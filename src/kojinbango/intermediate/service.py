@@ -1,0 +1,519 @@
+"""The intermediate server's operations, each on exactly one tenant.
+
+Towards its tenants' business systems (共通機能 names in brackets): announcing 取得番号 and knowing
+which persons have a 符号 [FGU 符号管理], registering 副本 [DBM], sending queries and collecting
+answers [SKI], listing the tenant's provision records [TKM].  Towards the network's IF system:
+storing delivered 符号 and answering queries from the 副本 [TKY].
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from kojinbango.common.db import Database
+from kojinbango.common.documents import sign_document
+from kojinbango.common.errors import BusinessError, Conflict, NotFound
+from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
+from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing
+from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.intermediate.models import (
+    CategoryConfirmation,
+    Copy,
+    FugoExpectation,
+    FugoLink,
+    OutgoingQuery,
+    Provision,
+    ProvisionRecord,
+)
+
+log = logging.getLogger(__name__)
+
+FINAL = ("answered", "not_held", "refused", "failed")
+OUTCOME = {"answered": "provided", "not_held": "not_held", "refused": "refused", "failed": "failed"}
+MAX_ITEMS = 5000
+FAILPOINT = "KOJINBANGO_FAILPOINT"  # tests only: "crash_after_provide" ends the process after a provision
+
+Call = Callable[[str, str, str, Any], Any]
+
+
+class IntermediateService:
+    def __init__(
+        self,
+        db: Database,
+        creds: OrgCredentials,
+        tenants: Iterable[str],
+        network: str,
+        call: Call,
+        public_ids: dict[str, str],
+        retention_years: int = 7,
+    ):
+        self.db = db
+        self.creds = creds
+        self.tenants = set(tenants)
+        self.network = network
+        self.call = call
+        self.public_ids = public_ids
+        self.retention = dt.timedelta(days=round(365.25 * retention_years))
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        # Run inside the transaction that writes a query's new state (a business system sharing
+        # this database keeps its own copy of the answer in step with it).
+        self.result_hooks: list[Callable[[Session, str, dict[str, Any]], None]] = []
+
+    def _tenant(self, tenant: str) -> str:
+        if tenant not in self.tenants:
+            raise NotFound("this intermediate server does not serve that organisation")
+        return tenant
+
+    # --- 符号管理 (FGU) ----------------------------------------------------------------------
+    def expect_fugo(self, tenant: str, items: list[dict[str, str]]) -> int:
+        """Announce 取得番号 → 統合宛名番号 before the tenant asks J-LIS for the 符号."""
+        tenant = self._tenant(tenant)
+        if len(items) > MAX_ITEMS:
+            raise BusinessError(f"at most {MAX_ITEMS} persons per request")
+        t = now()
+        with writing(self.db) as s:
+            for item in items:
+                key = (tenant, item["acquisition_number"])
+                if s.get(FugoExpectation, key) is None:
+                    s.add(
+                        FugoExpectation(
+                            tenant=tenant,
+                            acquisition_number=item["acquisition_number"],
+                            integrated_number=item["integrated_number"],
+                            expected_at=t,
+                        )
+                    )
+        return len(items)
+
+    def store_fugo(self, tenant: str, items: list[dict[str, str]]) -> dict[str, Any]:
+        """The network delivers 符号 with the 取得番号 they answer."""
+        tenant = self._tenant(tenant)
+        t = now()
+        stored, unexpected = 0, []
+        with writing(self.db) as s:
+            for item in items:
+                exp = s.get(FugoExpectation, (tenant, item["acquisition_number"]))
+                if exp is None:
+                    unexpected.append(item["acquisition_number"])
+                    continue
+                link = s.get(FugoLink, (tenant, exp.integrated_number))
+                if link is None:
+                    s.add(
+                        FugoLink(
+                            tenant=tenant,
+                            integrated_number=exp.integrated_number,
+                            fugo=item["fugo"],
+                            stored_at=t,
+                        )
+                    )
+                elif link.fugo != item["fugo"]:
+                    link.fugo, link.stored_at = item["fugo"], t
+                exp.delivered_at = t
+                stored += 1
+        return {"stored": stored, "unexpected": unexpected}
+
+    def with_fugo(self, tenant: str, integrated_numbers: list[str]) -> list[str]:
+        """Which of these persons the tenant holds a 符号 for."""
+        tenant = self._tenant(tenant)
+        out: list[str] = []
+        with writing(self.db) as s:
+            for i in range(0, len(integrated_numbers), 900):
+                out += s.scalars(
+                    select(FugoLink.integrated_number).where(
+                        FugoLink.tenant == tenant,
+                        FugoLink.integrated_number.in_(integrated_numbers[i : i + 900]),
+                    )
+                )
+        return out
+
+    # --- 副本 (DBM) ---------------------------------------------------------------------------
+    def register_copies(
+        self,
+        tenant: str,
+        category: str,
+        items: list[dict[str, Any]],
+        deletions: list[str] | None = None,
+        complete_as_of: str | None = None,
+    ) -> dict[str, int]:
+        """Register (or replace) 副本 of one category; each is validated against its layout first.
+
+        ``complete_as_of``: the tenant confirms every other 副本 of the category was still current
+        then (a full refresh, e.g. the nightly batch).
+        """
+        tenant = self._tenant(tenant)
+        if category not in CATEGORIES:
+            raise BusinessError(f"unknown information category {category!r}")
+        if len(items) > MAX_ITEMS:
+            raise BusinessError(f"at most {MAX_ITEMS} 副本 per request")
+        t = now()
+        rows = []
+        for i, item in enumerate(items):
+            try:
+                lay = validate(category, item.get("data"), item.get("layout_version"))
+            except LayoutError as exc:
+                raise BusinessError(f"副本 {i + 1}: {exc}") from None
+            as_of = parse_iso(item.get("as_of")) or t
+            rows.append((str(item["integrated_number"]), lay.version, item["data"], as_of))
+        with writing(self.db) as s:
+            for number, version, data, as_of in rows:
+                c = s.get(Copy, (tenant, number, category))
+                if c is None:
+                    s.add(Copy(tenant=tenant, integrated_number=number, category=category, layout_version=version,
+                               data=data, as_of=as_of, registered_at=t))  # fmt: skip
+                else:
+                    c.layout_version, c.data, c.as_of, c.registered_at = version, data, as_of, t
+            removed = 0
+            for number in deletions or []:
+                removed += _rows(
+                    s.execute(
+                        delete(Copy).where(
+                            Copy.tenant == tenant, Copy.integrated_number == number, Copy.category == category
+                        )
+                    )
+                )
+            if complete_as_of:
+                conf = s.get(CategoryConfirmation, (tenant, category))
+                when = parse_iso(complete_as_of) or t
+                if conf is None:
+                    s.add(CategoryConfirmation(tenant=tenant, category=category, as_of=when))
+                else:
+                    conf.as_of = max(conf.as_of, when)
+        return {"registered": len(rows), "deleted": removed}
+
+    def copy_of(self, tenant: str, integrated_number: str, category: str) -> dict[str, Any]:
+        tenant = self._tenant(tenant)
+        with writing(self.db) as s:
+            c = s.get(Copy, (tenant, integrated_number, category))
+            if c is None:
+                raise NotFound("this tenant holds no such 副本")
+            return {"category": category, "layout_version": c.layout_version, "data": c.data,
+                    "as_of": iso(self._as_of(s, c))}  # fmt: skip
+
+    def copy_counts(self, tenant: str) -> dict[str, int]:
+        tenant = self._tenant(tenant)
+        with writing(self.db) as s:
+            return dict(
+                s.execute(
+                    select(Copy.category, func.count()).where(Copy.tenant == tenant).group_by(Copy.category)
+                ).all()
+            )
+
+    @staticmethod
+    def _as_of(s: Session, c: Copy) -> dt.datetime:
+        conf = s.get(CategoryConfirmation, (c.tenant, c.category))
+        return max(c.as_of, conf.as_of) if conf is not None else c.as_of
+
+    # --- 情報照会 (SKI) -------------------------------------------------------------------------
+    def query(
+        self,
+        tenant: str,
+        request_id: str,
+        integrated_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        wait: bool = True,
+        also: Callable[[Session], None] | None = None,
+    ) -> dict[str, Any]:
+        """Send a query for one person; the querier's record is written with it.
+
+        ``also`` writes the business system's own row in the same transaction (when the tenant's
+        business system shares this database, as the agency's does)."""
+        tenant = self._tenant(tenant)
+        t = now()
+        with writing(self.db) as s:
+            q = s.scalar(
+                select(OutgoingQuery).where(
+                    OutgoingQuery.tenant == tenant, OutgoingQuery.request_id == request_id
+                )
+            )
+            if q is None:
+                if s.get(FugoLink, (tenant, integrated_number)) is None:
+                    raise Conflict("this person has no 符号 at this intermediate server yet; obtain it first")
+                q = OutgoingQuery(tenant=tenant, request_id=request_id, integrated_number=integrated_number,
+                                  provider=provider, affair=affair, info=info, status="unsent", reason="",
+                                  created_at=t)  # fmt: skip
+                s.add(q)
+                s.flush()
+                if also is not None:
+                    also(s)
+            qid = q.id
+            payload = self._payload(s, q, wait)
+            if payload is None:
+                return self._view(q)
+        return self._send(qid, wait, payload)
+
+    def _payload(self, s: Session, q: OutgoingQuery, wait: bool) -> dict[str, Any] | None:
+        if q.status != "unsent":
+            return None
+        link = s.get(FugoLink, (q.tenant, q.integrated_number))
+        if link is None:
+            raise Conflict("this person has no 符号 at this intermediate server")
+        return {"querier": q.tenant, "request_id": q.request_id, "fugo": link.fugo, "provider": q.provider,
+                "affair": q.affair, "info": q.info, "wait": wait}  # fmt: skip
+
+    def _send(self, qid: int, wait: bool, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        if payload is None:
+            with writing(self.db) as s:
+                q = s.get(OutgoingQuery, qid)
+                assert q is not None
+                payload = self._payload(s, q, wait)
+                if payload is None:
+                    return self._view(q)
+        try:
+            state = self.call(self.network, "POST", "/api/if/queries", payload)
+        except Unreachable as exc:
+            with writing(self.db) as s:
+                q = s.get(OutgoingQuery, qid)
+                assert q is not None
+                q.reason = f"the network could not be reached; will retry ({exc})"[:400]
+                return self._view(q)
+        except RemoteError as exc:
+            if exc.status >= 500:
+                with writing(self.db) as s:
+                    q = s.get(OutgoingQuery, qid)
+                    assert q is not None
+                    q.reason = f"the network failed; will retry ({exc.status})"
+                    return self._view(q)
+            with writing(self.db) as s:  # the network refuses to open it at all (bad request)
+                q = s.get(OutgoingQuery, qid)
+                assert q is not None
+                q.status, q.reason = "failed", str(exc.detail)[:400]
+                return self._view(q)
+        return self._apply(qid, state)
+
+    def _apply(self, qid: int, state: dict[str, Any]) -> dict[str, Any]:
+        """Write what the network said about a query: status, answer and the querier's record."""
+        with writing(self.db) as s:
+            q = s.get(OutgoingQuery, qid)
+            assert q is not None
+            q.exchange_id = state["exchange_id"]
+            q.requested_at = parse_iso(state.get("requested_at"))
+            q.status = state["status"]
+            q.reason = str(state.get("reason") or "")[:400]
+            if state.get("answer") is not None:
+                q.answer = state["answer"]
+            if q.status in FINAL and q.answered_at is None:
+                q.answered_at = now()
+            rec = s.scalar(select(ProvisionRecord).where(ProvisionRecord.tenant == q.tenant,
+                           ProvisionRecord.role == "querier", ProvisionRecord.exchange_id == q.exchange_id))  # fmt: skip
+            outcome = OUTCOME.get(q.status, "pending")
+            if q.status == "answered" and q.answer and not q.answer.get("payload", {}).get("held"):
+                outcome = "not_held"
+            provided = parse_iso(state.get("provided_at"))
+            if rec is None:
+                s.add(ProvisionRecord(tenant=q.tenant, role="querier", exchange_id=q.exchange_id, querier=q.tenant,
+                                      provider=q.provider, affair=q.affair, info=q.info,
+                                      integrated_number=q.integrated_number,
+                                      requested_at=q.requested_at or q.created_at, provided_at=provided,
+                                      outcome=outcome, reason=q.reason,
+                                      retain_until=(q.requested_at or q.created_at) + self.retention))  # fmt: skip
+            else:
+                rec.outcome, rec.provided_at, rec.reason = outcome, provided, q.reason
+            view = self._view(q)
+            for hook in self.result_hooks:
+                hook(s, q.tenant, view)
+            return view
+
+    def result(
+        self, tenant: str, exchange_id: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """結果取得要求: the tenant's query as it stands, collecting it from the network if needed."""
+        tenant = self._tenant(tenant)
+        with writing(self.db) as s:
+            cond = (
+                (OutgoingQuery.exchange_id == exchange_id)
+                if exchange_id
+                else (OutgoingQuery.request_id == request_id)
+            )
+            q = s.scalar(select(OutgoingQuery).where(OutgoingQuery.tenant == tenant, cond))
+            if q is None:
+                raise NotFound("this organisation sent no query with this 処理通番")
+            qid, status, ex_id = q.id, q.status, q.exchange_id
+            if status in FINAL:
+                return self._view(q)
+        if status == "unsent":
+            return self._send(qid, wait=False)
+        try:
+            state = self.call(
+                self.network, "POST", "/api/if/results", {"querier": tenant, "exchange_id": ex_id}
+            )
+        except (Unreachable, RemoteError):
+            with writing(self.db) as s:
+                q = s.get(OutgoingQuery, qid)
+                assert q is not None
+                return self._view(q)
+        return self._apply(qid, state)
+
+    def pending(self, tenant: str) -> list[dict[str, Any]]:
+        tenant = self._tenant(tenant)
+        with writing(self.db) as s:
+            return [
+                self._view(q)
+                for q in s.scalars(
+                    select(OutgoingQuery)
+                    .where(OutgoingQuery.tenant == tenant, OutgoingQuery.status.in_(("unsent", "pending")))
+                    .order_by(OutgoingQuery.id)
+                )
+            ]
+
+    def _view(self, q: OutgoingQuery) -> dict[str, Any]:
+        return {
+            "request_id": q.request_id,
+            "exchange_id": q.exchange_id,
+            "status": q.status,
+            "reason": q.reason,
+            "provider": q.provider,
+            "affair": q.affair,
+            "info": q.info,
+            "integrated_number": q.integrated_number,
+            "requested_at": iso(q.requested_at),
+            "answer": q.answer,
+        }
+
+    # --- 情報提供 (TKY) -------------------------------------------------------------------------
+    def provide(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Answer a query the network delivered, from the tenant's 副本: a signed document.
+
+        The same 処理通番 delivered again (the network retrying after a lost answer) gets the same
+        document; the provider's record is written once, with the provision, in one transaction.
+        """
+        tenant = self._tenant(str(payload["tenant"]))
+        exchange_id = str(payload["exchange_id"])
+        category = str(payload["info"])
+        with writing(self.db) as s:
+            done = s.get(Provision, (tenant, exchange_id))
+            if done is not None:
+                return done.document
+            link = s.scalar(
+                select(FugoLink).where(FugoLink.tenant == tenant, FugoLink.fugo == payload["fugo"])
+            )
+            number = link.integrated_number if link is not None else None
+            copy = s.get(Copy, (tenant, number, category)) if number is not None else None
+            t = now()
+            body: dict[str, Any] = {
+                "exchange_id": exchange_id,
+                "querier_org": payload["querier"],
+                "querier": self.public_ids.get(str(payload["querier"]), str(payload["querier"])),
+                "provider_org": tenant,
+                "provider": self.public_ids.get(tenant, tenant),
+                "affair": payload["affair"],
+                "info": category,
+                "requested_at": payload["requested_at"],
+                "provided_at": iso(t),
+                "held": copy is not None,
+            }
+            if copy is not None:
+                body.update(layout=f"{category}/{copy.layout_version}", layout_version=copy.layout_version,
+                            as_of=iso(self._as_of(s, copy)), data=copy.data)  # fmt: skip
+            else:
+                body.update(as_of=iso(t), data=None)
+            doc = sign_document(self.creds, ANSWER_KIND, body)
+            s.add(Provision(tenant=tenant, exchange_id=exchange_id, integrated_number=number, document=doc,
+                            provided_at=t))  # fmt: skip
+            requested = parse_iso(str(payload["requested_at"])) or t
+            s.add(ProvisionRecord(tenant=tenant, role="provider", exchange_id=exchange_id, querier=str(payload["querier"]),
+                                  provider=tenant, affair=str(payload["affair"]), info=category,
+                                  integrated_number=number, requested_at=requested,
+                                  provided_at=t if copy is not None else None,
+                                  outcome="provided" if copy is not None else "not_held",
+                                  retain_until=requested + self.retention))  # fmt: skip
+        if os.environ.get(FAILPOINT) == "crash_after_provide":
+            os._exit(9)  # the provision is committed; the answer never leaves (a crash mid-exchange)
+        return doc
+
+    # --- 情報提供等記録 (TKM) ----------------------------------------------------------------------
+    def records(
+        self, tenant: str, integrated_number: str | None = None, exchange_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        tenant = self._tenant(tenant)
+        q = select(ProvisionRecord).where(ProvisionRecord.tenant == tenant)
+        if integrated_number:
+            q = q.where(ProvisionRecord.integrated_number == integrated_number)
+        if exchange_id:
+            q = q.where(ProvisionRecord.exchange_id == exchange_id)
+        with writing(self.db) as s:
+            return [
+                {
+                    "role": r.role,
+                    "exchange_id": r.exchange_id,
+                    "querier": self.public_ids.get(r.querier, r.querier),
+                    "provider": self.public_ids.get(r.provider, r.provider),
+                    "affair": r.affair,
+                    "info": r.info,
+                    "requested_at": iso(r.requested_at),
+                    "provided_at": iso(r.provided_at),
+                    "outcome": r.outcome,
+                    "reason": r.reason,
+                    "nondisclosure": r.nondisclosure,
+                    "retain_until": iso(r.retain_until),
+                }
+                for r in s.scalars(q.order_by(ProvisionRecord.id))
+            ]
+
+    def purge(self, at: dt.datetime | None = None) -> int:
+        """Delete provision records past their retention period (施行令30条: 7 years by default)."""
+        with writing(self.db) as s:
+            return _rows(
+                s.execute(delete(ProvisionRecord).where(ProvisionRecord.retain_until < (at or now())))
+            )
+
+    # --- worker: resend unsent queries, collect pending answers --------------------------------
+    def sweep(self) -> int:
+        with writing(self.db) as s:
+            rows = list(
+                s.execute(
+                    select(OutgoingQuery.tenant, OutgoingQuery.exchange_id, OutgoingQuery.request_id)
+                    .where(OutgoingQuery.status.in_(("unsent", "pending")))
+                    .limit(200)
+                )
+            )
+        for tenant, ex_id, req_id in rows:
+            if self._stop.is_set():
+                break
+            try:
+                self.result(tenant, exchange_id=ex_id, request_id=None if ex_id else req_id)
+            except Exception:
+                log.exception("collecting a pending answer failed")
+        return len(rows)
+
+    def start(self, interval: float = 2.0) -> None:
+        def run() -> None:
+            last_purge = 0.0
+            while not self._stop.wait(interval):
+                try:
+                    if time.monotonic() - last_purge > 3600:  # hourly: records past their retention
+                        last_purge = time.monotonic()
+                        self.purge()
+                    self.sweep()
+                except Exception:
+                    log.exception("intermediate sweep failed")
+
+        self._worker = threading.Thread(target=run, name="intermediate-sweep", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+
+
+def _rows(result: Any) -> int:
+    """Rows a DELETE or UPDATE touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def new_request_id() -> str:
+    return "RQ" + secrets.token_hex(12)

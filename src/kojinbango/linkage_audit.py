@@ -1,0 +1,91 @@
+"""The operator's checks of information linkage: the three provision records of each exchange side by
+side (querier, provider, network — 番号法23条), and a monitor's full check of the network's Merkle log.
+
+These read the organisations' databases directly (read-only), as an auditor with access would.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from kojinbango.common.db import Database
+from kojinbango.common.linkage import LinkageSettings, iso, public_id
+from kojinbango.common.topology import Topology
+from kojinbango.intermediate.models import ProvisionRecord
+from kojinbango.network.log import MerkleLog
+from kojinbango.network.models import Exchange, LogEntry
+
+
+def _records_at(topology: Topology, org_id: str) -> list[ProvisionRecord]:
+    db = Database(topology.database_url(org_id))
+    try:
+        with db.transaction() as s:
+            return list(s.scalars(select(ProvisionRecord)))
+    finally:
+        db.dispose()
+
+
+def three_records(topology: Topology, exchange_id: str | None = None) -> dict[str, Any]:
+    settings = LinkageSettings.of(topology)
+    network = topology.of_kind("network")[0].id
+    db = Database(topology.database_url(network))
+    try:
+        with db.transaction() as s:
+            q = select(Exchange).order_by(Exchange.exchange_id)
+            if exchange_id:
+                q = q.where(Exchange.exchange_id == exchange_id)
+            exchanges = list(s.scalars(q))
+            leaves = {seq: leaf for seq, leaf in s.execute(select(LogEntry.seq, LogEntry.leaf))}
+    finally:
+        db.dispose()
+    receivers = sorted(set(settings.intermediate_of.values()))
+    held: dict[tuple[str, str, str], ProvisionRecord] = {}
+    for r in receivers:
+        for rec in _records_at(topology, r):
+            held[(rec.tenant, rec.role, rec.exchange_id)] = rec
+    out = []
+    agree_all = True
+    for ex in exchanges:
+        text = leaves.get(ex.log_index) if ex.log_index is not None else None
+        leaf = json.loads(text) if text else None
+        qr = held.get((ex.querier, "querier", ex.exchange_id))
+        pr = held.get((ex.provider, "provider", ex.exchange_id))
+        views = {
+            "network": None if leaf is None else {k: leaf[k] for k in ("outcome", "requested_at", "provided_at")},
+            "querier": None if qr is None else {"outcome": qr.outcome, "requested_at": iso(qr.requested_at),
+                                               "provided_at": iso(qr.provided_at)},
+            "provider": None if pr is None else {"outcome": pr.outcome, "requested_at": iso(pr.requested_at),
+                                                "provided_at": iso(pr.provided_at)},
+        }  # fmt: skip
+        present = [v for v in views.values() if v is not None]
+        if ex.status == "pending":
+            agree = True  # not concluded yet: the network writes its record when it is
+        else:
+            needed = ["network", "querier"] + (["provider"] if ex.status in ("answered",) else [])
+            agree = all(views[k] is not None for k in needed) and all(v == present[0] for v in present)
+        agree_all = agree_all and agree
+        out.append(
+            {
+                "exchange_id": ex.exchange_id,
+                "status": ex.status,
+                "querier": public_id(topology, ex.querier),
+                "provider": public_id(topology, ex.provider),
+                "affair": ex.affair,
+                "info": ex.info,
+                "records": views,
+                "agree": agree,
+            }
+        )
+    return {"exchanges": out, "agree": agree_all}
+
+
+def verify_network_log(topology: Topology) -> dict[str, Any]:
+    network = topology.of_kind("network")[0].id
+    db = Database(topology.database_url(network))
+    try:
+        return MerkleLog(db, topology.credentials(network)).verify()
+    finally:
+        db.dispose()

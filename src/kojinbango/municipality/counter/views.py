@@ -1,0 +1,211 @@
+"""Counter screens (/staff/counter/…): the resident's card in the counter's reader.
+
+1. The screen shows the card's face (photo) and checks its 利用者証明用電子証明書 — chain and
+   OCSP status at J-LIS — so the staff member sees whether the card is valid.
+2. The resident types the 券面事項入力補助 PIN on the counter's PIN pad; the reader returns the
+   number and 4情報 as text (never typed by staff).
+3. The number is sent in a POST body; the register's person opens only when the card's 氏名 and
+   生年月日 agree with the register (the person in front of me = the record on screen, §9.6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from kojinbango.card.profile import KIND_AUTH
+from kojinbango.card.relying import JpkiError, JpkiVerifier
+from kojinbango.card.verify import load_certificate, verify_chain
+from kojinbango.common.errors import BusinessError
+from kojinbango.common.layouts import CATEGORIES
+from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.domain.identifiers import mask_my_number
+from kojinbango.domain.text import name_key
+from kojinbango.domain.wareki import to_wareki
+from kojinbango.municipality.register.models import Household, Resident
+from kojinbango.municipality.register.service import SEXES
+from kojinbango.municipality.staff.service import StaffService
+
+LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
+STATUS_LABELS = {"good": "有効", "suspended": "一時停止中", "revoked": "失効"}
+
+
+class CertificateCheck(BaseModel):
+    certificate: str = Field(min_length=1, max_length=20_000)
+
+
+class OpenRequest(BaseModel):
+    my_number: str = Field(min_length=12, max_length=12, pattern=r"^[0-9]{12}$")
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: str = Field(min_length=8, max_length=20)
+
+
+def install(
+    app: FastAPI,
+    db: Any,
+    staff: StaffService,
+    verifier: JpkiVerifier,
+    municipality: str,
+    reader_url: str,
+    linkage: Callable[[], Any] = lambda: None,
+) -> None:
+    """``linkage`` gives the municipality's 情報連携 service (issue 5) when the deployment has the
+    network, for the 3-3 query from the counter screen."""
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.globals.update(
+        municipality=municipality, wareki=to_wareki, sexes=SEXES, mask=mask_my_number
+    )
+    router = APIRouter(prefix="/staff/counter")
+
+    @router.get("/", response_class=HTMLResponse)
+    def page(request: Request, reader: str = "") -> Response:
+        """``?reader=`` points the page at another local reader (127.0.0.1/localhost only)."""
+        use = reader if LOCAL_READER.fullmatch(reader) else reader_url
+        return templates.TemplateResponse(
+            request, "counter.html", {"reader_url": use, "terminal": request.state.staff}
+        )
+
+    @router.post("/certificate")
+    def certificate(body: CertificateCheck) -> JSONResponse:
+        try:
+            cert = load_certificate(body.certificate)
+            verify_chain(cert, verifier.ca, KIND_AUTH)
+            status = verifier.status(cert)
+        except JpkiError as exc:
+            return JSONResponse({"valid": False, "reason": exc.reason, "label": exc.message})
+        return JSONResponse(
+            {
+                "valid": status == "good",
+                "status": status,
+                "label": STATUS_LABELS.get(status, status),
+                "not_after": cert.not_valid_after_utc.date().isoformat(),
+            }
+        )
+
+    @router.post("/open")
+    def open_person(body: OpenRequest, request: Request) -> JSONResponse:
+        with db.transaction() as s:
+            r = s.scalar(select(Resident).where(Resident.my_number == body.my_number))
+        if r is None or r.status != "active":
+            return JSONResponse(
+                {"detail": "no current resident of this municipality holds this card's number"},
+                status_code=404,
+            )
+        card_birth = _date(body.birth_date)
+        if name_key(body.name) != name_key(f"{r.family_name}{r.given_name}") or card_birth != r.birth_date:
+            staff.record(request.state.staff, "mismatch", "/staff/counter/open", "resident", r.id)
+            return JSONResponse(
+                {
+                    "detail": "the card's 氏名 or 生年月日 differ from the register: check the person and the card"
+                },
+                status_code=409,
+            )
+        return JSONResponse({"url": f"/staff/counter/residents/{r.id}"})
+
+    def _person_page(request: Request, resident_id: int, status: int = 200, **extra: Any) -> Response:
+        with db.transaction() as s:
+            r = s.get(Resident, resident_id)
+            if r is None:
+                return HTMLResponse("no resident with this id", status_code=404)
+            household = s.get(Household, r.household_id)
+            members = list(
+                s.scalars(
+                    select(Resident)
+                    .where(Resident.household_id == r.household_id, Resident.status == "active")
+                    .order_by(Resident.id)
+                )
+            )
+        return templates.TemplateResponse(
+            request,
+            "counter_person.html",
+            {
+                "r": r,
+                "household": household,
+                "members": members,
+                "terminal": request.state.staff,
+                "can_query": linkage() is not None,
+                "categories": CATEGORIES,
+                **extra,
+            },
+            status_code=status,
+        )
+
+    @router.get("/residents/{resident_id}", response_class=HTMLResponse)
+    def person(request: Request, resident_id: int) -> Response:
+        response = _person_page(request, resident_id)
+        if response.status_code == 200:
+            staff.record(
+                request.state.staff,
+                "view",
+                "/staff/counter/residents/{id}",
+                "resident",
+                resident_id,
+                {"via": "card"},
+            )
+        return response
+
+    @router.post("/residents/{resident_id}/query", response_class=HTMLResponse)
+    def query(
+        request: Request,
+        resident_id: int,
+        provider: str = Form(""),
+        affair: str = Form(""),
+        info: str = Form(""),
+    ) -> Response:
+        """3-3 from the counter: ask another body for this person's information; the number is
+        taken from the register here, never from the browser."""
+        service = linkage()
+        if service is None:
+            return _person_page(
+                request, resident_id, 503, error="情報連携（ネットワーク）がこの環境にありません"
+            )
+        missing = [
+            label
+            for label, v in (("情報提供者", provider), ("事務", affair), ("特定個人情報", info))
+            if not v.strip()
+        ]
+        if missing:
+            return _person_page(request, resident_id, 422, error="入力してください: " + "、".join(missing))
+        with db.transaction() as s:
+            r = s.get(Resident, resident_id)
+            number = r.my_number if r is not None and r.status == "active" else None
+        if number is None:
+            return _person_page(request, resident_id, 404, error="この方には個人番号がありません")
+        try:
+            answer = service.query(number, provider, affair, info, request.state.staff.login, 10.0)
+        except BusinessError as exc:
+            return _person_page(request, resident_id, exc.status, error=str(exc))
+        except (RemoteError, Unreachable) as exc:
+            return _person_page(
+                request, resident_id, 502, error=f"照会できませんでした: {type(exc).__name__}"
+            )
+        staff.record(
+            request.state.staff,
+            "query",
+            "/staff/counter/residents/{id}/query",
+            "resident",
+            resident_id,
+            {"provider": provider, "affair": affair, "info": info},
+        )
+        return _person_page(
+            request, resident_id, answer=json.dumps(answer, ensure_ascii=False, indent=1, default=str)
+        )
+
+    app.include_router(router)
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None

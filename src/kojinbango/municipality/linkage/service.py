@@ -1,0 +1,396 @@
+"""The municipality's information linkage: 符号, 副本 refresh, queries with signed answers.
+
+* ``ensure_fugo``: for persons without a 符号 the municipality announces a 取得番号 to its
+  intermediate server, then asks J-LIS (取得番号 + 個人番号); the network delivers the 符号 to the
+  intermediate server, which files it under the 統合宛名番号.  Retried until delivered.
+* ``refresh``: each category's 副本 are extracted from the 正本 and only changed ones are sent; a
+  full refresh (the nightly batch) also confirms the rest as current.  Per category and setting this
+  runs on change (within seconds, by a worker that watches the sources) or nightly.
+* ``query``: staff who hold the person's number ask another organisation; the number becomes the
+  統合宛名番号 here and a 符号 at the intermediate server before anything leaves.  The provider's
+  signed answer is verified and written to this database as evidence (論点7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from kojinbango.common.db import Database
+from kojinbango.common.documents import canonical
+from kojinbango.common.errors import BusinessError, NotFound
+from kojinbango.common.layouts import CATEGORIES
+from kojinbango.common.linkage import (
+    LinkageSettings,
+    check_answer,
+    iso,
+    now,
+    org_of_public_id,
+    public_id,
+    verify_answer,
+    writing,
+)
+from kojinbango.common.signing import TrustStore
+from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.domain.identifiers import validate_my_number
+from kojinbango.municipality.addressee.models import Addressee
+from kojinbango.municipality.addressee.service import AddresseeService
+from kojinbango.municipality.linkage.copies import EXTRACTORS, fingerprint
+from kojinbango.municipality.linkage.models import CopyState, FugoRequest, LinkageAnswer, LinkageState
+
+log = logging.getLogger(__name__)
+CHUNK = 1000
+FINAL = ("answered", "not_held", "refused", "failed")
+JST = dt.timezone(dt.timedelta(hours=9))
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(data)).hexdigest()
+
+
+class LinkageService:
+    def __init__(
+        self,
+        db: Database,
+        org_id: str,
+        client: SignedClient,
+        topology: Topology,
+        trust: TrustStore,
+        addressee: AddresseeService,
+    ):
+        self.db = db
+        self.org_id = org_id
+        self.client = client
+        self.topology = topology
+        self.trust = trust
+        self.addressee = addressee
+        self.settings = LinkageSettings.of(topology)
+        self.jlis = topology.of_kind("jlis")[0].id
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    @property
+    def intermediate(self) -> str:
+        return self.settings.receiver(self.org_id)
+
+    def _call(self, path: str, payload: Any = None) -> Any:
+        return self.client.call(self.intermediate, "POST", path, payload)
+
+    # --- state --------------------------------------------------------------------------------
+    def _get(self, key: str) -> str | None:
+        with writing(self.db) as s:
+            row = s.get(LinkageState, key)
+            return row.value if row else None
+
+    def _set(self, key: str, value: str) -> None:
+        with writing(self.db) as s:
+            row = s.get(LinkageState, key)
+            if row is None:
+                s.add(LinkageState(key=key, value=value))
+            else:
+                row.value = value
+
+    @property
+    def enabled(self) -> bool:
+        return self._get("enabled") == "yes"
+
+    def enable(self) -> None:
+        self._set("enabled", "yes")
+
+    # --- 符号 -----------------------------------------------------------------------------------
+    def ensure_fugo(self, addressee_ids: list[int] | None = None) -> dict[str, int]:
+        """Obtain the 符号 of these persons (all with a number when None) unless already delivered."""
+        with writing(self.db) as s:
+            if addressee_ids is None:
+                self.addressee.sync_residents(s)
+            q = select(Addressee.id, Addressee.integrated_number, Addressee.my_number).where(
+                Addressee.my_number.is_not(None)
+            )
+            if addressee_ids is not None:
+                q = q.where(Addressee.id.in_(addressee_ids))
+            people = list(s.execute(q))
+            q2 = select(FugoRequest.addressee_id, FugoRequest.acquisition_number, FugoRequest.delivered_at)
+            if addressee_ids is not None:
+                q2 = q2.where(FugoRequest.addressee_id.in_(addressee_ids))
+            known = list(s.execute(q2))
+            done = {aid for aid, _, at in known if at is not None}
+            asked = {aid: acq for aid, acq, _ in known}
+        todo = [p for p in people if p[0] not in done]
+        counts = {"requested": 0, "delivered": 0, "unknown": 0}
+        for i in range(0, len(todo), CHUNK):
+            chunk = todo[i : i + CHUNK]
+            t = now()
+            acq: dict[int, str] = {}
+            with writing(self.db) as s:
+                for aid, _num, _mn in chunk:
+                    if aid in asked:
+                        acq[aid] = asked[aid]
+                    else:
+                        acq[aid] = "AQ" + secrets.token_hex(12)
+                        s.add(FugoRequest(addressee_id=aid, acquisition_number=acq[aid], requested_at=t))
+            self._call(
+                "/api/tenant/fugo/expect",
+                {
+                    "items": [
+                        {"acquisition_number": acq[aid], "integrated_number": num} for aid, num, _ in chunk
+                    ]
+                },
+            )
+            answer = self.client.call(
+                self.jlis,
+                "POST",
+                "/api/fugo/acquire",
+                {"items": [{"acquisition_number": acq[aid], "my_number": mn} for aid, _, mn in chunk]},
+            )
+            missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
+            with writing(self.db) as s:
+                for aid, _num, _mn in chunk:
+                    if acq[aid] in missing:
+                        continue
+                    row = s.get(FugoRequest, aid)
+                    if row is not None:
+                        row.delivered_at = now()
+            counts["requested"] += len(chunk)
+            counts["delivered"] += len(chunk) - len(missing)
+            counts["unknown"] += len(answer.get("unknown", []))
+        return counts
+
+    # --- 副本 ----------------------------------------------------------------------------------
+    def refresh(self, categories: list[str] | None = None, full: bool = True) -> dict[str, Any]:
+        """Register changed 副本 of each category; ``full`` also confirms the unchanged as current."""
+        result: dict[str, Any] = {}
+        with self._lock:
+            for category in categories or list(EXTRACTORS):
+                if category not in EXTRACTORS:
+                    raise BusinessError(f"this municipality registers no 副本 of {category!r}")
+                result[category] = self._refresh_one(category, full)
+        return result
+
+    def _refresh_one(self, category: str, full: bool) -> dict[str, int]:
+        t = now()
+        if not full:
+            with self.db.transaction() as s:
+                if self._get(f"fingerprint:{category}") == fingerprint(s, category):
+                    return {"changed": 0, "deleted": 0}
+        with writing(self.db) as s:
+            self.addressee.sync_residents(s)
+            stamp = fingerprint(s, category)
+            current = EXTRACTORS[category](s)
+            numbers = dict(s.execute(select(Addressee.id, Addressee.integrated_number)).all())
+            state = dict(
+                s.execute(
+                    select(CopyState.addressee_id, CopyState.digest).where(CopyState.category == category)
+                ).all()
+            )
+        digests = {aid: _digest(data) for aid, data in current.items()}
+        changed = [aid for aid, d in digests.items() if state.get(aid) != d]
+        deleted = [aid for aid in state if aid not in current]
+        chunks = [changed[i : i + CHUNK] for i in range(0, len(changed), CHUNK)] or [[]]
+        for n, chunk in enumerate(chunks):
+            last = n == len(chunks) - 1
+            payload: dict[str, Any] = {
+                "category": category,
+                "items": [
+                    {"integrated_number": numbers[aid], "data": current[aid], "as_of": iso(t)}
+                    for aid in chunk
+                ],
+                "deletions": [numbers[aid] for aid in deleted] if last else [],
+                "complete_as_of": iso(t) if (last and full) else None,
+            }
+            if not payload["items"] and not payload["deletions"] and not payload["complete_as_of"]:
+                continue
+            self._call("/api/tenant/copies", payload)
+            with writing(self.db) as s:
+                for aid in chunk:
+                    row = s.get(CopyState, (aid, category))
+                    if row is None:
+                        s.add(CopyState(addressee_id=aid, category=category, digest=digests[aid], sent_at=t))
+                    else:
+                        row.digest, row.sent_at = digests[aid], t
+                if last:
+                    for aid in deleted:
+                        row = s.get(CopyState, (aid, category))
+                        if row is not None:
+                            s.delete(row)
+        self._set(f"fingerprint:{category}", stamp)
+        return {"changed": len(changed), "deleted": len(deleted)}
+
+    # --- 情報照会 -------------------------------------------------------------------------------
+    def _person(self, my_number: str) -> tuple[int, str, bool]:
+        """(統合宛名 id, 統合宛名番号, whether its 符号 was delivered) of the person with this number."""
+        number = validate_my_number(my_number)
+        q = (
+            select(Addressee.id, Addressee.integrated_number, FugoRequest.delivered_at)
+            .outerjoin(FugoRequest, FugoRequest.addressee_id == Addressee.id)
+            .where(Addressee.my_number == number)
+        )
+        with self.db.transaction() as s:
+            row = s.execute(q).first()
+        if row is None:
+            with writing(self.db) as s:
+                self.addressee.sync_residents(s)
+            with self.db.transaction() as s:
+                row = s.execute(q).first()
+        if row is None:
+            raise NotFound("this municipality's 統合宛名 holds no person with this 個人番号")
+        return int(row[0]), str(row[1]), row[2] is not None
+
+    def query(
+        self,
+        my_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        staff: str = "職員",
+        wait_seconds: float = 10.0,
+    ) -> dict[str, Any]:
+        if info not in CATEGORIES:
+            raise BusinessError(f"unknown information category {info!r} (known: {', '.join(CATEGORIES)})")
+        try:
+            provider_org = org_of_public_id(self.topology, provider)
+        except TopologyError as exc:
+            raise BusinessError(str(exc)) from None
+        aid, integrated, has_fugo = self._person(my_number)
+        if not has_fugo and self.ensure_fugo([aid])["unknown"]:
+            raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
+        request_id = "RQ" + secrets.token_hex(12)
+        with writing(self.db) as s:
+            s.add(
+                LinkageAnswer(
+                    request_id=request_id,
+                    addressee_id=aid,
+                    provider=provider_org,
+                    affair=affair,
+                    info=info,
+                    staff=staff[:100] or "職員",
+                    status="unsent",
+                    reason="",
+                    requested_at=now(),
+                )  # fmt: skip
+            )
+        state = self._call(
+            "/api/tenant/queries",
+            {
+                "request_id": request_id,
+                "integrated_number": integrated,
+                "provider": provider_org,
+                "affair": affair,
+                "info": info,
+                "wait": True,
+            },  # fmt: skip
+        )
+        deadline = time.monotonic() + wait_seconds
+        while state["status"] not in FINAL and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = self._call("/api/tenant/queries/result", {"request_id": request_id})
+        return self._store(request_id, state)
+
+    def result(self, exchange_id: str) -> dict[str, Any]:
+        """Collect an answer that was still pending (結果取得要求)."""
+        with writing(self.db) as s:
+            row = s.scalar(select(LinkageAnswer).where(LinkageAnswer.exchange_id == exchange_id))
+            if row is None:
+                raise NotFound("this municipality made no query with this 処理通番")
+            request_id = row.request_id
+            if row.status in FINAL:
+                return self._view(row)
+        state = self._call("/api/tenant/queries/result", {"request_id": request_id})
+        return self._store(request_id, state)
+
+    def _store(self, request_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Write the state and, once answered, the verified signed answer: one transaction."""
+        doc = state.get("answer")
+        with writing(self.db) as s:
+            row = s.scalar(select(LinkageAnswer).where(LinkageAnswer.request_id == request_id))
+            assert row is not None
+            valid, as_of = None, None
+            if doc is not None:
+                valid, as_of, _ = verify_answer(
+                    doc, self.trust, self.settings, state.get("exchange_id"), row.provider
+                )
+            row.exchange_id = state.get("exchange_id") or row.exchange_id
+            row.status = state["status"]
+            row.reason = str(state.get("reason") or "")[:400]
+            if doc is not None:
+                row.document, row.signature_valid, row.as_of = doc, valid, as_of
+            if row.status in FINAL and row.answered_at is None:
+                row.answered_at = now()
+            return self._view(row)
+
+    def _view(self, row: LinkageAnswer) -> dict[str, Any]:
+        payload = (row.document or {}).get("payload", {})
+        return {
+            "exchange_id": row.exchange_id,
+            "status": row.status,
+            "reason": row.reason,
+            "querier": public_id(self.topology, self.org_id),
+            "provider": public_id(self.topology, row.provider),
+            "affair": row.affair,
+            "info": row.info,
+            "requested_at": iso(row.requested_at),
+            "provided_at": payload.get("provided_at"),
+            "as_of": iso(row.as_of),
+            "held": payload.get("held"),
+            "layout": payload.get("layout"),
+            "data": payload.get("data"),
+            "signature_valid": row.signature_valid,
+        }
+
+    def verify_stored(self, exchange_id: str) -> dict[str, Any]:
+        """Check a stored answer again, later: is it still the provider's genuine signed document?"""
+        with writing(self.db) as s:
+            row = s.scalar(select(LinkageAnswer).where(LinkageAnswer.exchange_id == exchange_id))
+            if row is None or row.document is None:
+                raise NotFound("no stored answer with this 処理通番")
+            check = check_answer(row.document, self.trust, self.settings, exchange_id, row.provider)
+        return {"exchange_id": exchange_id, "signature_valid": check.valid, "reason": check.reason}
+
+    def answers(self, limit: int = 200) -> list[dict[str, Any]]:
+        with writing(self.db) as s:
+            rows = s.scalars(select(LinkageAnswer).order_by(LinkageAnswer.id.desc()).limit(limit))
+            return [self._view(r) for r in rows]
+
+    # --- worker: on-change refresh and the nightly batch ---------------------------------------
+    def tick(self, at: dt.datetime | None = None) -> dict[str, Any]:
+        """One pass of the worker: on-change categories if their sources moved; the nightly batch
+        once a day after ``nightly_at`` (JST).  Does nothing until linkage is enabled."""
+        if not self.enabled:
+            return {}
+        done: dict[str, Any] = {}
+        on_change = [c for c in EXTRACTORS if self.settings.refresh_mode(self.org_id, c) == "on_change"]
+        if on_change:
+            done["on_change"] = self.refresh(on_change, full=False)
+        local = (at or dt.datetime.now(dt.UTC)).astimezone(JST)
+        hh, mm = (int(x) for x in self.settings.nightly_at.split(":"))
+        if (local.hour, local.minute) >= (hh, mm) and self._get("nightly") != local.date().isoformat():
+            self.ensure_fugo()
+            done["nightly"] = self.refresh(None, full=True)
+            self._set("nightly", local.date().isoformat())
+        return done
+
+    def start(self) -> None:
+        def run() -> None:
+            while not self._stop.wait(self.settings.on_change_seconds):
+                try:
+                    self.tick()
+                except (Unreachable, RemoteError) as exc:
+                    log.warning("linkage refresh deferred: %s", type(exc).__name__)
+                except Exception:
+                    log.exception("linkage refresh failed")
+
+        self._worker = threading.Thread(target=run, name=f"linkage-{self.org_id}", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)

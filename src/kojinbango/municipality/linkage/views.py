@@ -1,0 +1,76 @@
+"""Staff routes of information linkage (``/staff/linkage/…``; localhost only, no login yet — see README).
+
+JSON under ``/staff/linkage/api/``: a query (staff type the 個人番号 in the POST body; it is never in
+a URL or a log), collecting a pending answer, re-checking a stored answer, the 副本 refresh.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.municipality.linkage.service import LinkageService
+
+
+class QueryForm(BaseModel):
+    my_number: str = Field(min_length=1, max_length=20)
+    provider: str = Field(min_length=1, max_length=40)
+    affair: str = Field(min_length=1, max_length=40)
+    info: str = Field(min_length=1, max_length=40)
+    staff: str = Field(default="職員", max_length=100)
+    wait_seconds: float = Field(default=10.0, ge=0, le=120)
+
+
+class ExchangeForm(BaseModel):
+    exchange_id: str = Field(min_length=1, max_length=32)
+
+
+class RefreshForm(BaseModel):
+    categories: list[str] | None = None
+    full: bool = True
+    fugo: bool = True
+
+
+def install(app: FastAPI, service: LinkageService) -> None:
+    router = APIRouter(prefix="/staff/linkage/api")
+
+    @app.exception_handler(Unreachable)
+    async def _unreachable(_request: Any, exc: Unreachable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RemoteError)
+    async def _remote(_request: Any, exc: RemoteError) -> JSONResponse:
+        return JSONResponse({"detail": f"{exc.org_id}: {exc.detail}"}, status_code=502)
+
+    @router.post("/query")
+    def query(body: QueryForm) -> dict[str, Any]:
+        return service.query(
+            body.my_number, body.provider, body.affair, body.info, body.staff, body.wait_seconds
+        )
+
+    @router.post("/result")
+    def result(body: ExchangeForm) -> dict[str, Any]:
+        return service.result(body.exchange_id)
+
+    @router.post("/verify")
+    def verify(body: ExchangeForm) -> dict[str, Any]:
+        return service.verify_stored(body.exchange_id)
+
+    @router.post("/refresh")
+    def refresh(body: RefreshForm) -> dict[str, Any]:
+        service.enable()
+        out: dict[str, Any] = {}
+        if body.fugo:
+            out["fugo"] = service.ensure_fugo()
+        out["copies"] = service.refresh(body.categories, full=body.full)
+        return out
+
+    @router.get("/answers")
+    def answers() -> dict[str, Any]:
+        return {"answers": service.answers()}
+
+    app.include_router(router)

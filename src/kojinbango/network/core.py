@@ -1,0 +1,380 @@
+"""The network's core: 符号, authorisation against the legal table, 符号 translation, provision records.
+
+Every decision about an exchange and its provision record (情報提供等記録, 番号法23条3項) are written
+in one transaction: the exchange row and its leaf of the Merkle log commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from kojinbango.common.db import Database
+from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
+from kojinbango.common.linkage import LinkageSettings, check_answer, iso, now, public_id, writing
+from kojinbango.common.signing import TrustStore
+from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.domain.identifiers import IdentifierError, validate_resident_code
+from kojinbango.network.fugo import FugoCipher, FugoError
+from kojinbango.network.legal import LegalTable
+from kojinbango.network.log import Appender, MerkleLog
+from kojinbango.network.models import Exchange, FugoIssuance, Person
+
+log = logging.getLogger(__name__)
+
+HOLDER_KINDS = ("municipality", "agency", "portal", "prefecture")
+FINAL = ("answered", "not_held", "refused", "failed")
+MAX_FUGO_ITEMS = 5000
+
+
+@dataclass(frozen=True)
+class Delivery:
+    exchange_id: str
+    provider: str
+    receiver: str
+    payload: dict[str, Any]
+
+
+class NetworkCore:
+    def __init__(
+        self,
+        db: Database,
+        org_id: str,
+        cipher: FugoCipher,
+        table: LegalTable,
+        merkle: MerkleLog,
+        topology: Topology,
+        trust: TrustStore,
+        settings: LinkageSettings,
+    ):
+        self.db = db
+        self.org_id = org_id
+        self.cipher = cipher
+        self.table = table
+        self.log = merkle
+        self.topology = topology
+        self.trust = trust
+        self.settings = settings
+        self._serial_lock = threading.Lock()
+        self._serial: tuple[str, int] | None = None
+
+    # --- 符号 ------------------------------------------------------------------------------
+    def issue_fugo(self, holder: str, items: list[dict[str, str]]) -> list[dict[str, str]]:
+        """符号 for ``holder`` of each 住民票コード J-LIS relayed with the holder's 取得番号."""
+        try:
+            kind = self.topology.org(holder).kind
+        except TopologyError:
+            raise BusinessError("the holder is not an organisation of this deployment") from None
+        if kind not in HOLDER_KINDS:
+            raise BusinessError(f"a {kind} does not hold 符号")
+        if len(items) > MAX_FUGO_ITEMS:
+            raise BusinessError(f"at most {MAX_FUGO_ITEMS} persons per request")
+        t = now()
+        out: list[dict[str, str]] = []
+        with writing(self.db) as s:
+            digests = []
+            for i, item in enumerate(items):
+                try:
+                    code = validate_resident_code(str(item.get("resident_code", "")))
+                except IdentifierError as exc:
+                    raise BusinessError(f"item {i + 1}: {exc}") from None
+                digests.append(self.cipher.code_digest(code))
+            known = {
+                d: pid
+                for d, pid in s.execute(
+                    select(Person.code_digest, Person.id).where(Person.code_digest.in_(digests))
+                )
+            }
+            for d in digests:
+                if d not in known:
+                    p = Person(code_digest=d, created_at=t)
+                    s.add(p)
+                    s.flush()
+                    known[d] = p.id
+            have = set(
+                s.scalars(
+                    select(FugoIssuance.person_id).where(
+                        FugoIssuance.holder == holder, FugoIssuance.person_id.in_(list(known.values()))
+                    )
+                )
+            )
+            for item, d in zip(items, digests, strict=True):
+                pid = known[d]
+                if pid not in have:
+                    s.add(FugoIssuance(holder=holder, person_id=pid, issued_at=t))
+                    have.add(pid)
+                out.append(
+                    {
+                        "acquisition_number": str(item["acquisition_number"]),
+                        "fugo": self.cipher.make(pid, holder),
+                    }
+                )
+        return out
+
+    def person_of(self, fugo: str, holder: str) -> int:
+        try:
+            return self.cipher.open(fugo, holder)
+        except FugoError as exc:
+            raise BusinessError(str(exc)) from None
+
+    # --- exchanges -------------------------------------------------------------------------
+    def _exchange_id(self) -> str:
+        """処理通番: EXyyyymmdd-nnnnnnnn, numbered per day (continues after a restart)."""
+        day = now().strftime("%Y%m%d")
+        with self._serial_lock:
+            if self._serial is None or self._serial[0] != day:
+                with self.db.transaction() as s:
+                    last = s.scalar(
+                        select(func.max(Exchange.exchange_id)).where(Exchange.exchange_id.like(f"EX{day}-%"))
+                    )
+                start = int(last.rsplit("-", 1)[1]) if last else 0
+                self._serial = (day, start)
+            self._serial = (day, self._serial[1] + 1)
+            return f"EX{day}-{self._serial[1]:08d}"
+
+    def _kind(self, org_id: str) -> str:
+        return self.topology.org(org_id).kind
+
+    def _record(self, ex: Exchange, outcome: str) -> dict[str, Any]:
+        row = next((r for r in self.table.rows() if r.id == ex.affair), None)
+        return {
+            "v": 1,
+            "exchange_id": ex.exchange_id,
+            "querier": public_id(self.topology, ex.querier),
+            "querier_name": self.topology.org(ex.querier).name,
+            "provider": public_id(self.topology, ex.provider),
+            "provider_name": self.topology.org(ex.provider).name,
+            "affair": ex.affair,
+            "affair_name": row.affair if row else "",
+            "info": ex.info,
+            "requested_at": iso(ex.requested_at),
+            "provided_at": iso(ex.provided_at),
+            "outcome": outcome,
+            "reason": ex.reason,
+            "nondisclosure": False,
+        }
+
+    def _conclude(self, appender: Appender, ex: Exchange, status: str, outcome: str) -> None:
+        ex.status = status
+        ex.next_attempt_at = None
+        ex.log_index = appender.append(self._record(ex, outcome), ex.person_id)
+
+    def accept(
+        self,
+        querier: str,
+        request_id: str,
+        querier_fugo: str,
+        provider: str,
+        affair: str,
+        info: str,
+    ) -> dict[str, Any]:
+        """A query arrives through the IF: authorise, translate, and open the exchange."""
+        try:
+            provider_kind = self._kind(provider)
+        except TopologyError:
+            raise BusinessError("the provider is not an organisation of this deployment") from None
+        person = self.person_of(querier_fugo, querier)
+        decision = self.table.authorise(self._kind(querier), querier, provider_kind, provider, affair, info)
+        # One transaction: the exchange, and — if it ends here (refused, or the provider holds no
+        # 符号 for this person) — its provision record in the log.
+        with self.log.transaction() as a:
+            s = a.session
+            existing = s.scalar(
+                select(Exchange).where(Exchange.querier == querier, Exchange.request_id == request_id)
+            )
+            if existing is not None:
+                return self.state(existing)
+            t = now()
+            ex = Exchange(
+                exchange_id=self._exchange_id(),
+                request_id=request_id,
+                querier=querier,
+                provider=provider,
+                affair=affair,
+                info=info,
+                person_id=person,
+                status="pending",
+                reason="",
+                requested_at=t,
+                attempts=0,
+                next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
+                last_error="",
+            )
+            s.add(ex)
+            if not decision.allowed:
+                ex.reason = f"refused by the legal table: {decision.reason}"
+                self._conclude(a, ex, "refused", "refused")
+                log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
+            elif s.get(FugoIssuance, (provider, person)) is None:
+                ex.reason = "the provider holds no 符号 for this person (該当なし)"
+                self._conclude(a, ex, "not_held", "not_held")
+            state = self.state(ex)
+            if ex.status == "pending":
+                state["_delivery"] = self._delivery(ex)
+            return state
+
+    def _delivery(self, ex: Exchange) -> Delivery:
+        assert ex.person_id is not None
+        payload = {
+            "exchange_id": ex.exchange_id,
+            "tenant": ex.provider,
+            "fugo": self.cipher.make(ex.person_id, ex.provider),
+            "querier": ex.querier,
+            "querier_name": self.topology.org(ex.querier).name,
+            "affair": ex.affair,
+            "info": ex.info,
+            "requested_at": iso(ex.requested_at),
+        }
+        return Delivery(ex.exchange_id, ex.provider, self.settings.receiver(ex.provider), payload)
+
+    def delivery(self, exchange_id: str) -> Delivery | None:
+        """What the IF sends to the provider's intermediate server (None once the exchange ended)."""
+        with self.db.transaction() as s:
+            ex = s.get(Exchange, exchange_id)
+            if ex is None or ex.status != "pending" or ex.person_id is None:
+                return None
+            return self._delivery(ex)
+
+    def complete(self, d: Delivery, doc: dict[str, Any], collected: bool = False) -> dict[str, Any] | None:
+        """The provider answered: check its signed document, record the provision, keep the answer.
+
+        Returns the exchange's state, or None when the answer was rejected (the delivery is retried).
+        ``collected``: the querier is waiting for this very answer (the synchronous path).
+        """
+        payload = d.payload
+        check = check_answer(doc, self.trust, self.settings, d.exchange_id, d.provider)
+        if (
+            not check.valid
+            or check.payload.get("querier_org") != payload["querier"]
+            or check.payload.get("info") != payload["info"]
+        ):
+            self.attempt_failed(
+                d.exchange_id, f"answer rejected: {check.reason or 'it answers another query'}"
+            )
+            return None
+        provided = dt.datetime.fromisoformat(str(check.payload["provided_at"]).rstrip("Z"))
+        held = bool(check.payload.get("held"))
+        with self.log.transaction() as a:
+            ex = a.session.get(Exchange, d.exchange_id)
+            if ex is None:
+                raise NotFound("no exchange with this 処理通番")
+            if ex.status == "pending":
+                ex.provided_at = provided if held else None
+                ex.answer = doc
+                ex.attempts += 1
+                if not held:
+                    ex.reason = "the provider holds no such information for this person (該当なし)"
+                self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
+            if collected and ex.collected_at is None:
+                ex.collected_at = now()
+            return self.state(ex)
+
+    def attempt_failed(self, exchange_id: str, error: str) -> None:
+        """Delivery failed: try again later with backoff; give up (and record it) after a long while."""
+        with self.log.transaction() as a:
+            ex = a.session.get(Exchange, exchange_id)
+            if ex is None or ex.status != "pending":
+                return
+            ex.attempts += 1
+            ex.last_error = error[:400]
+            give_up = ex.requested_at + dt.timedelta(hours=self.settings.retry_give_up_hours)
+            if now() >= give_up:
+                ex.reason = f"the provider could not be reached: {ex.last_error}"
+                self._conclude(a, ex, "failed", "failed")
+                return
+            delay = min(self.settings.retry_max_seconds, 0.5 * 2 ** min(ex.attempts, 10))
+            ex.next_attempt_at = now() + dt.timedelta(seconds=delay)
+
+    def due(self, limit: int = 50) -> list[str]:
+        with self.db.transaction() as s:
+            return list(
+                s.scalars(
+                    select(Exchange.exchange_id)
+                    .where(Exchange.status == "pending", Exchange.next_attempt_at <= now())
+                    .order_by(Exchange.next_attempt_at)
+                    .limit(limit)
+                )
+            )
+
+    def lease(self, exchange_id: str, seconds: float) -> None:
+        with writing(self.db) as s:
+            s.execute(
+                update(Exchange)
+                .where(Exchange.exchange_id == exchange_id, Exchange.status == "pending")
+                .values(next_attempt_at=now() + dt.timedelta(seconds=seconds))
+            )
+
+    def state(self, ex: Exchange) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "exchange_id": ex.exchange_id,
+            "status": ex.status,
+            "reason": ex.reason,
+            "querier": ex.querier,
+            "provider": ex.provider,
+            "affair": ex.affair,
+            "info": ex.info,
+            "requested_at": iso(ex.requested_at),
+            "provided_at": iso(ex.provided_at),
+            "attempts": ex.attempts,
+            "last_error": ex.last_error,
+            "log_index": ex.log_index,
+        }
+        if ex.answer is not None:
+            out["answer"] = ex.answer
+        return out
+
+    def result(self, querier: str, exchange_id: str) -> dict[str, Any]:
+        """結果取得要求: the querier collects the state (and the answer, once there is one)."""
+        with writing(self.db) as s:
+            ex = s.get(Exchange, exchange_id)
+            if ex is None or ex.querier != querier:
+                raise NotFound("no exchange with this 処理通番 for this querier")
+            if ex.status in FINAL and ex.collected_at is None:
+                ex.collected_at = now()
+            return self.state(ex)
+
+    def counts(self) -> dict[str, int]:
+        with self.db.transaction() as s:
+            return {
+                st: n for st, n in s.execute(select(Exchange.status, func.count()).group_by(Exchange.status))
+            }
+
+    # --- the resident's records (マイナポータル) ------------------------------------------------
+    def records_for(self, holder: str, fugo: str, known_size: int | None) -> dict[str, Any]:
+        """Every provision record about the person behind the portal's 符号, with inclusion proofs
+        against a signed tree head and a consistency proof from the head the portal saw before."""
+        if self._kind(holder) != "portal":
+            raise Unauthorised("only the portal shows a resident their records")
+        person = self.person_of(fugo, holder)
+        head = self.log.tree_head()
+        if head is None:
+            return {"tree_head": None, "records": [], "consistency": [], "log_problems": []}
+        size = int(head["payload"]["tree_size"])
+        tree, problems = self.log.tree(size)
+        records = []
+        for seq, text in self.log.entries_of(person, size):
+            records.append(
+                {
+                    "index": seq,
+                    "leaf": text,
+                    "proof": [h.hex() for h in tree.inclusion_proof(seq, size)],
+                }
+            )
+        consistency: list[str] = []
+        old_head = None
+        if known_size and 0 < known_size < size:
+            consistency = [h.hex() for h in tree.consistency_proof(known_size, size)]
+            old_head = self.log.head_at(known_size)
+        return {
+            "tree_head": head,
+            "records": records,
+            "consistency_from": known_size if consistency else None,
+            "consistency": consistency,
+            "old_head": old_head,
+            "log_problems": problems[:5],
+        }

@@ -1,0 +1,119 @@
+"""The IF system: the network's only door for intermediate servers, and its only caller of them.
+
+* ``submit``: a query from an intermediate server for one of its tenants.  The core authorises and
+  opens the exchange with a 処理通番; with ``wait`` the IF delivers it at once and returns the answer
+  if the provider gives it in time (the synchronous convenience); otherwise the querier gets the
+  処理通番 and the status ``pending``.
+* ``collect``: 結果取得要求 — the querier's intermediate server collects the answer later.
+* A retry worker delivers every pending exchange whose time has come, with backoff, so a provider
+  that is down gets its queries when it is back; nothing is lost across restarts (the exchanges are
+  in the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kojinbango.common.errors import Unauthorised
+from kojinbango.common.linkage import LinkageSettings
+from kojinbango.common.topology import TopologyError
+from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.network.core import Delivery, NetworkCore
+
+log = logging.getLogger(__name__)
+
+
+class NetworkInterface:
+    def __init__(self, core: NetworkCore, client: SignedClient, settings: LinkageSettings):
+        self.core = core
+        self.client = client
+        self.settings = settings
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def _check_tenant(self, caller: str, tenant: str) -> None:
+        try:
+            receiver = self.settings.receiver(tenant)
+        except TopologyError:
+            raise Unauthorised("this organisation takes no part in information linkage") from None
+        if receiver != caller:
+            raise Unauthorised("this intermediate server does not serve that organisation")
+
+    def submit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        querier = str(body["querier"])
+        self._check_tenant(caller, querier)
+        state = self.core.accept(
+            querier, body["request_id"], body["fugo"], body["provider"], body["affair"], body["info"]
+        )
+        delivery = state.pop("_delivery", None)
+        if state["status"] == "pending" and state["attempts"] == 0 and delivery is not None:
+            if body.get("wait", True):
+                done = self._deliver(delivery, collected=True)
+                return done if done is not None else self.core.result(querier, state["exchange_id"])
+            self.core.lease(state["exchange_id"], 0)
+            self._wake.set()
+        return state
+
+    def deliver_fugo(self, holder: str, items: list[dict[str, str]]) -> dict[str, Any]:
+        """Deliver newly issued 符号 to the holder's intermediate server (the portal gets them back)."""
+        kind = self.core.topology.org(holder).kind
+        if kind == "portal":
+            return {"delivered": len(items), "items": items}
+        receiver = self.settings.receiver(holder)
+        answer = self.client.call(receiver, "POST", "/api/if/fugo", {"tenant": holder, "items": items})
+        return {"delivered": int(answer.get("stored", 0)), "unexpected": answer.get("unexpected", [])}
+
+    def collect(self, caller: str, querier: str, exchange_id: str) -> dict[str, Any]:
+        self._check_tenant(caller, querier)
+        return self.core.result(querier, exchange_id)
+
+    def deliver(self, exchange_id: str) -> bool:
+        d = self.core.delivery(exchange_id)
+        return d is not None and self._deliver(d) is not None
+
+    def _deliver(self, d: Delivery, collected: bool = False) -> dict[str, Any] | None:
+        try:
+            doc = self.client.call(d.receiver, "POST", "/api/if/provide", d.payload)
+        except Unreachable as exc:
+            self.core.attempt_failed(d.exchange_id, str(exc))
+            return None
+        except RemoteError as exc:
+            self.core.attempt_failed(d.exchange_id, f"{exc.status}: {exc.detail}")
+            return None
+        return self.core.complete(d, doc, collected)
+
+    # --- retry worker ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._run, name="nws-if-retry", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+
+    def _run(self) -> None:
+        last_purge = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - last_purge > 3600:  # hourly: erase record texts past retention
+                last_purge = time.monotonic()
+                try:
+                    self.core.log.purge()
+                except Exception:
+                    log.exception("purging expired provision records failed")
+            try:
+                due = self.core.due()
+                for exchange_id in due:
+                    if self._stop.is_set():
+                        return
+                    self.deliver(exchange_id)
+            except Exception:  # the worker must outlive a bad moment (a locked database, a restart)
+                log.exception("retry pass failed")
+                due = []
+            self._wake.wait(0.2 if due else 0.5)
+            self._wake.clear()

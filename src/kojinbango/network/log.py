@@ -1,0 +1,247 @@
+"""The network's provision records as an append-only Merkle log (Certificate Transparency, RFC 9162).
+
+* Appends happen inside the business transaction that decides the exchange, under one lock, so leaf
+  numbers follow commit order and a rolled-back transaction leaves no trace.
+* The log keeps the compact frontier of its tree in memory (rebuilt from the database on start and
+  checked against the last signed tree head), so signing a new tree head does not reread entries.
+  If the entries in the database no longer produce the last signed root, the log is *corrupt*: it
+  says so and signs nothing more until an operator looks.
+* Proofs are computed from the entries *as they are in the database now*: a leaf altered or deleted
+  there changes the tree, and every proof against the signed head fails for whoever checks it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kojinbango.common.db import Database
+from kojinbango.common.documents import canonical, sign_document
+from kojinbango.common.linkage import TREE_HEAD_KIND, now, write_lock
+from kojinbango.common.merkle import Frontier, Tree, leaf_hash
+from kojinbango.common.pki import OrgCredentials
+from kojinbango.network.models import LogEntry, TreeHead
+
+log = logging.getLogger(__name__)
+MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
+
+
+@dataclass
+class LeafState:
+    hashes: list[bytes]
+    problems: list[str]
+
+
+class Appender:
+    """Adds leaves within one transaction; the log learns of them only after the commit."""
+
+    def __init__(self, session: Session, first: int, retention: dt.timedelta):
+        self.session = session
+        self.next = first
+        self.retention = retention
+        self.added: list[bytes] = []
+
+    def append(self, record: dict[str, Any], person_id: int | None) -> int:
+        entry = dict(record)
+        # A random salt and a commitment to the internal id bind the record to its person without
+        # revealing the id to anyone who reads the record.
+        salt = secrets.token_hex(16)
+        entry["subject"] = leaf_hash(f"{salt}:{person_id}".encode()).hex()
+        entry["salt"] = salt
+        text = canonical(entry).decode()
+        h = leaf_hash(text.encode())
+        seq = self.next
+        t = now()
+        self.session.add(
+            LogEntry(
+                seq=seq,
+                leaf=text,
+                leaf_hash=h,
+                person_id=person_id,
+                retain_until=t + self.retention,
+                created_at=t,
+            )
+        )
+        self.next += 1
+        self.added.append(h)
+        return seq
+
+
+class MerkleLog:
+    def __init__(self, db: Database, creds: OrgCredentials, retention_years: int = 7):
+        self.db = db
+        self.creds = creds
+        self.retention = dt.timedelta(days=round(365.25 * retention_years))
+        self.lock = write_lock(db) if db.is_sqlite else threading.RLock()
+        self.frontier = Frontier()
+        self.corrupt: str | None = None
+        self._load()
+
+    # --- state ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        state = self.leaf_state()
+        head = self.latest_head()
+        for i, h in enumerate(state.hashes):
+            if head is not None and i == head.tree_size:
+                self._check_head(head)
+            self.frontier.append(h)
+        if head is not None and head.tree_size == self.frontier.size:
+            self._check_head(head)
+        if head is not None and head.tree_size > self.frontier.size:
+            self.corrupt = f"the log holds {self.frontier.size} entries but signed a head of {head.tree_size}"
+        if state.problems and self.corrupt is None:
+            self.corrupt = "; ".join(state.problems[:5])
+        if self.corrupt:
+            log.error("the provision-record log is corrupt: %s", self.corrupt)
+
+    def _check_head(self, head: TreeHead) -> None:
+        if self.frontier.root().hex() != head.root_hash:
+            self.corrupt = f"the entries no longer produce the signed root of tree size {head.tree_size}"
+
+    def leaf_state(self, size: int | None = None) -> LeafState:
+        """Leaf hashes recomputed from the stored records, and every inconsistency found."""
+        hashes: list[bytes] = []
+        problems: list[str] = []
+        t = now()
+        q = select(LogEntry.seq, LogEntry.leaf, LogEntry.leaf_hash, LogEntry.retain_until).order_by(
+            LogEntry.seq
+        )
+        if size is not None:
+            q = q.where(LogEntry.seq < size)
+        with self.db.engine.connect() as conn:
+            for seq, text, stored, retain_until in conn.execute(q):
+                while len(hashes) < seq:
+                    problems.append(f"entry {len(hashes)} is missing")
+                    hashes.append(MISSING)
+                if text is not None:
+                    h = leaf_hash(text.encode())
+                    if h != bytes(stored):
+                        problems.append(f"entry {seq} does not match its recorded hash")
+                elif retain_until > t:
+                    problems.append(f"entry {seq} was erased before its retention period ended")
+                    h = bytes(stored)
+                else:
+                    h = bytes(stored)
+                hashes.append(h)
+        if size is not None:
+            while len(hashes) < size:
+                problems.append(f"entry {len(hashes)} is missing")
+                hashes.append(MISSING)
+        return LeafState(hashes, problems)
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+    # --- appending -----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Appender]:
+        """One business transaction that may append records; leaves count only once committed."""
+        with self.lock:
+            with self.db.transaction() as s:
+                appender = Appender(s, self.frontier.size, self.retention)
+                yield appender
+            for h in appender.added:
+                self.frontier.append(h)
+
+    # --- tree heads ----------------------------------------------------------------------
+    def latest_head(self) -> TreeHead | None:
+        with self.db.transaction() as s:
+            return s.scalar(select(TreeHead).order_by(TreeHead.tree_size.desc()).limit(1))
+
+    def tree_head(self) -> dict[str, Any] | None:
+        """The newest signed tree head, signing one for the current size if the log grew."""
+        with self.lock:
+            head = self.latest_head()
+            if self.corrupt is not None or self.frontier.size == 0:
+                return head.document if head is not None else None
+            if head is not None and head.tree_size == self.frontier.size:
+                return head.document
+            t = now()
+            payload = {
+                "log": self.creds.org_id,
+                "tree_size": self.frontier.size,
+                "root_hash": self.frontier.root().hex(),
+                "timestamp": t.isoformat(timespec="milliseconds") + "Z",
+            }
+            doc = sign_document(self.creds, TREE_HEAD_KIND, payload)
+            with self.db.transaction() as s:
+                s.add(
+                    TreeHead(
+                        tree_size=payload["tree_size"],
+                        root_hash=payload["root_hash"],
+                        document=doc,
+                        signed_at=t,
+                    )
+                )
+            return doc
+
+    def head_at(self, size: int) -> dict[str, Any] | None:
+        with self.db.transaction() as s:
+            head = s.get(TreeHead, size)
+            return head.document if head is not None else None
+
+    # --- proofs --------------------------------------------------------------------------
+    def tree(self, size: int) -> tuple[Tree, list[str]]:
+        state = self.leaf_state(size)
+        return Tree(state.hashes), state.problems
+
+    def entries_of(self, person_id: int, size: int) -> list[tuple[int, str | None]]:
+        with self.db.transaction() as s:
+            return [
+                (seq, leaf)
+                for seq, leaf in s.execute(
+                    select(LogEntry.seq, LogEntry.leaf)
+                    .where(LogEntry.person_id == person_id, LogEntry.seq < size)
+                    .order_by(LogEntry.seq)
+                )
+            ]
+
+    def verify(self) -> dict[str, Any]:
+        """A monitor's full check: every entry against its hash, every signed head against the entries."""
+        state = self.leaf_state()
+        tree = Tree(state.hashes)
+        bad_heads = []
+        with self.db.transaction() as s:
+            heads = list(
+                s.execute(select(TreeHead.tree_size, TreeHead.root_hash).order_by(TreeHead.tree_size))
+            )
+        for size, root in heads:
+            if size > tree.size or tree.root_at(size).hex() != root:
+                bad_heads.append(size)
+        problems = list(state.problems)
+        if bad_heads:
+            problems.append(f"signed heads no longer match the entries: tree sizes {bad_heads[:10]}")
+        return {
+            "entries": tree.size,
+            "signed_heads": len(heads),
+            "ok": not problems,
+            "problems": problems,
+            "corrupt_since_start": self.corrupt,
+        }
+
+    def purge(self, at: dt.datetime | None = None) -> int:
+        """Erase the content of records past their retention; their hashes keep the tree provable."""
+        t = at or now()
+        with self.lock, self.db.transaction() as s:
+            result = s.execute(
+                update(LogEntry)
+                .where(LogEntry.retain_until < t, LogEntry.leaf.is_not(None))
+                .values(leaf=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+def leaf_of(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    return data

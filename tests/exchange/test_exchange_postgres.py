@@ -1,0 +1,38 @@
+"""Information linkage with every organisation on PostgreSQL: the three scenarios, the records agree,
+the network's log verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from exchange_helpers import ask, scenarios
+
+from kojinbango import demo, linkage_audit, linkage_setup
+from kojinbango.nation import create_deployment, init_nation, intro, running
+
+pytestmark = pytest.mark.postgres
+
+
+def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "pg"
+    topo = create_deployment(d)
+    for org in topo.organisations.values():
+        org.database_url = pg_database(org.id)
+    topo.save()
+    init_nation(d, 200, seed=9)
+    with running(d) as nation:
+        assert nation.runtime("network").db.engine.dialect.name == "postgresql"
+        intro(nation)
+        demo.move(nation, 9, dt.date.today())
+        linkage_setup.prepare(nation, 9)
+        answers = [ask(nation, s["command"]) for s in scenarios(d)]
+        assert [a["status"] for a in answers] == ["answered", "answered", "refused"]
+        assert all(a["signature_valid"] for a in answers[:2])
+        records = linkage_audit.three_records(nation.topology)
+        assert records["agree"] and len(records["exchanges"]) == 3
+        assert linkage_audit.verify_network_log(nation.topology)["ok"]
+        core = nation.runtime("network").services["core"]
+        head = core.log.tree_head()
+        assert head is not None and head["payload"]["tree_size"] == 3

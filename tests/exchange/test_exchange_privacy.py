@@ -1,0 +1,94 @@
+"""The 個人番号 never reaches the network or the intermediate server: not on the wire, not in their
+database files (nor the 住民票コード in the network's)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exchange_helpers import ask, scenarios
+from sqlalchemy import delete, select
+
+import kojinbango.nation as nation_module
+from kojinbango.common.db import Database
+from kojinbango.jlis.models import IdentityRecord, IssuedNumber
+from kojinbango.municipality.linkage.models import CopyState, FugoRequest
+from kojinbango.nation import running
+
+DIGITS = re.compile(rb"(?<![0-9])[0-9]{11,12}(?![0-9])")
+WATCHED = ("network", "intermediate")
+
+
+class Recorder:
+    """An ASGI wrapper that keeps every request body an organisation receives."""
+
+    def __init__(self, app: Any, bodies: list[bytes]):
+        self.app, self.bodies = app, bodies
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def recv() -> Any:
+            message = await receive()
+            if message.get("type") == "http.request":
+                self.bodies.append(message.get("body", b""))
+            return message
+
+        await self.app(scope, recv, send)
+
+
+def identifiers(d: Path) -> tuple[set[bytes], set[bytes]]:
+    db = Database(f"sqlite:///{d}/jlis.db")
+    try:
+        with db.transaction() as s:
+            numbers = {n.encode() for n in s.scalars(select(IssuedNumber.my_number))}
+            codes = {c.encode() for c in s.scalars(select(IdentityRecord.resident_code))}
+    finally:
+        db.dispose()
+    return numbers, codes
+
+
+def found_in(data: bytes, wanted: set[bytes]) -> set[bytes]:
+    return {m for m in DIGITS.findall(data) if m in wanted}
+
+
+def test_no_number_on_the_wire_or_in_their_databases(
+    linkage_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "nation"
+    shutil.copytree(linkage_dir, d)
+    bodies: dict[str, list[bytes]] = {k: [] for k in WATCHED}
+    real_build = nation_module.build
+
+    def build(topology: Any, org_id: str, *args: Any, **kwargs: Any) -> Any:
+        rt = real_build(topology, org_id, *args, **kwargs)
+        if org_id in WATCHED:
+            rt.app = Recorder(rt.app, bodies[org_id])
+        return rt
+
+    monkeypatch.setattr(nation_module, "build", build)
+    with running(d) as nation:
+        for rt in nation.municipalities():
+            with rt.db.transaction() as s:  # ask again for every 符号 and send every 副本 again
+                s.execute(delete(FugoRequest))
+                s.execute(delete(CopyState))
+            linkage = rt.services["linkage"]
+            linkage.ensure_fugo()
+            linkage.refresh(None, full=True)
+        for s in scenarios(d):
+            ask(nation, s["command"])
+    numbers, codes = identifiers(d)
+    assert len(numbers) > 300
+    wire = b"".join(bodies["network"] + bodies["intermediate"])
+    assert len(bodies["network"]) > 3 and len(bodies["intermediate"]) > 10
+    assert not found_in(wire, numbers), "a 個人番号 reached the network or the intermediate server"
+    for org in WATCHED:
+        files = [p for p in d.iterdir() if p.name.startswith(f"{org}.db")]
+        assert files
+        data = b"".join(p.read_bytes() for p in files)
+        assert not found_in(data, numbers), f"a 個人番号 is in {org}'s database"
+    network_data = b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("network.db"))
+    assert not found_in(network_data, codes), "a 住民票コード is in the network's database"
+    # the scan itself works: the municipality's own database does hold numbers
+    assert found_in(b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("m131016.db")), numbers)

@@ -1,0 +1,130 @@
+"""やりとり履歴: the resident sees every exchange about them with its inclusion proof checked; a record
+altered or deleted in the network's database makes the proofs fail, and the portal says so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+from exchange_helpers import A, args_of, ask, scenarios
+from sqlalchemy import select
+
+from kojinbango import linkage_audit
+from kojinbango.cli import main
+from kojinbango.exchangecli import portal_login, portal_records
+from kojinbango.holder import Client, issue_card
+from kojinbango.municipality.register.models import Resident
+from kojinbango.nation import running
+
+PIN = "4321"
+
+
+@pytest.fixture(scope="module")
+def resident(linkage_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    """A copy of the nation where a resident of A holds a card and was asked about three times."""
+    d = tmp_path_factory.mktemp("portal") / "nation"
+    shutil.copytree(linkage_dir, d)
+    asked = scenarios(d)[1]["command"]  # 日本年金機構 asks A for 地方税関係情報
+    number = args_of(asked)["my-number"]
+    with running(d) as nation:
+        with nation.runtimes[A].db.transaction() as s:
+            code = s.scalar(select(Resident.resident_code).where(Resident.my_number == number))
+        client = Client(nation.topology, nation.urls)
+        try:
+            card = Path(issue_card(client, code, PIN, None)["card"])
+        finally:
+            client.close()
+        ids = [ask(nation, asked)["exchange_id"]]
+        ids.append(
+            ask(nation, asked.replace("--info 地方税関係情報", "--info 住民票関係情報"))["exchange_id"]
+        )
+        ids.append(ask(nation, scenarios(d)[2]["command"])["exchange_id"])  # refused
+    return d, card, ids
+
+
+def records_cli(d: Path, card: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    code = main(["portal", "records", "--data-dir", str(d), "--card", str(card), "--pin", PIN])
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    return code, json.loads(out)
+
+
+def test_the_resident_sees_every_exchange_with_a_valid_proof(
+    resident: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    d, card, ids = resident
+    code, shown = records_cli(d, card, capsys)
+    assert code == 0, shown
+    assert shown["all_proofs_valid"] is True
+    mine = {r["exchange_id"]: r for r in shown["records"]}
+    assert set(ids) <= set(mine)
+    assert all(r["proof_valid"] for r in shown["records"])
+    assert mine[ids[0]]["outcome"] == "provided" and mine[ids[0]]["querier"] == "nenkin"
+    assert mine[ids[2]]["outcome"] == "refused"  # refusals are shown too
+    assert "subject" not in mine[ids[0]] and "salt" not in mine[ids[0]]
+    # a second visit: the log grew, and the portal checks it only grew (consistency proof)
+    with running(d) as nation:
+        ask(nation, scenarios(d)[1]["command"])  # asked once more: the log grows
+        again = portal_records(nation.topology, nation.urls, card, PIN)
+        token, _ = portal_login(nation.topology, nation.urls, card, PIN)
+        page = httpx.get(nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"})
+        anonymous = httpx.get(nation.urls["portal"] + "/records")
+    assert again["all_proofs_valid"] is True
+    assert again["log"]["consistent_with_last_seen"] is True
+    assert page.status_code == 200 and "やりとり履歴" in page.text and ids[0] in page.text
+    assert "✗" not in page.text and "日本年金機構" in page.text
+    assert anonymous.status_code == 401
+
+
+def test_a_record_altered_in_the_network_database_fails_its_proofs(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        assert portal_records(nation.topology, nation.urls, card, PIN)["all_proofs_valid"]
+        # while the network runs, someone rewrites who asked
+        with sqlite3.connect(d / "network.db") as conn:
+            changed = conn.execute(
+                'UPDATE log_entries SET leaf = replace(leaf, \'"querier":"nenkin"\', \'"querier":"131041"\') '
+                "WHERE leaf LIKE ?",
+                (f"%{ids[0]}%",),
+            ).rowcount
+        assert changed == 1
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+    assert shown["all_proofs_valid"] is False
+    assert "altered" in shown["message"]
+    bad = [r for r in shown["records"] if not r["proof_valid"]]
+    assert any(r["exchange_id"] == ids[0] for r in bad)
+    # after a restart the network itself notices, refuses to sign over it, and the monitor says so
+    code, again = records_cli(d, card, capsys)
+    assert code == 1 and again["all_proofs_valid"] is False
+    report = linkage_audit.verify_network_log(_topology(d))
+    assert not report["ok"] and any("does not match" in p for p in report["problems"])
+
+
+def test_a_record_deleted_from_the_network_database_fails_the_proofs(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with sqlite3.connect(d / "network.db") as conn:
+        assert conn.execute("DELETE FROM log_entries WHERE leaf LIKE ?", (f"%{ids[1]}%",)).rowcount == 1
+    code, shown = records_cli(d, card, capsys)
+    assert code == 1
+    assert shown["all_proofs_valid"] is False
+    assert ids[1] not in {r["exchange_id"] for r in shown["records"]}
+    assert not any(r["proof_valid"] for r in shown["records"])
+    assert main(["exchange", "verify-log", "--data-dir", str(d)]) == 1
+    assert "missing" in capsys.readouterr().out
+
+
+def _topology(d: Path):  # type: ignore[no-untyped-def]
+    from kojinbango.common.topology import Topology
+
+    return Topology.load(d / "topology.json")
