@@ -16,6 +16,7 @@ open-loop load at 80% of the measured rate, for the latency there.  Prints one J
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -131,16 +132,26 @@ def closed_loop(send: Callable[[httpx.Client, int], None], n: int, concurrency: 
 def open_loop(
     send: Callable[[httpx.Client, int], None], rate: float, n: int, concurrency: int
 ) -> dict[str, Any]:
-    """Requests started on a fixed schedule (``rate`` per second), whatever the answers do."""
+    """Requests started on a fixed schedule (``rate`` per second), whatever the answers do.
+
+    Every client thread opens its connection with one unmeasured request first; the schedule starts
+    when all are ready (otherwise the measurement starts with dozens of connections opening at once).
+    """
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    start = time.perf_counter() + 0.2
     counter = iter(range(n))
+    ready = threading.Barrier(concurrency + 1)
+    go = threading.Event()
+    start = 0.0
 
     def worker() -> None:
         nonlocal errors
         with httpx.Client(timeout=60) as client:
+            with contextlib.suppress(Exception):
+                send(client, -1)
+            ready.wait()
+            go.wait()
             while True:
                 with lock:
                     i = next(counter, None)
@@ -165,6 +176,9 @@ def open_loop(
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:
         t.start()
+    ready.wait()
+    start = time.perf_counter() + 0.1
+    go.set()
     for t in threads:
         t.join()
     out = _summary(latencies, errors, time.perf_counter() - start)

@@ -49,6 +49,12 @@ def test_the_default_table_authorises_and_refuses(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     write_default(path)
     assert "childcare" not in {r.id for r in table.rows()}
+    # a broken edit leaves the last good table in force
+    path.write_text('{"rows": [{"id": "x"}]}', encoding="utf-8")
+    assert "child-allowance" in {r.id for r in table.rows()}
+    assert table.authorise(
+        "municipality", "m2", "municipality", "m1", "child-allowance", "地方税関係情報"
+    ).allowed
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from kojinbango.agency.models import MIGRATIONS
 from kojinbango.agency.service import AgencyService
 from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, public_id
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
 from kojinbango.intermediate import api as intermediate_api
@@ -90,6 +90,7 @@ def create(
         return {"fugo": service.ensure_fugo(), "copies": service.refresh()}
 
     app.include_router(staff)
+    limit_worker_threads(app, settings.worker_threads)
     runtime = OrgRuntime(org_id, "agency", app, db, client, {"agency": service, "intermediate": intermediate})
     intermediate.start()
     runtime.closers.append(intermediate.stop)

@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kojinbango.agency.models import AgencyAnswer, AgencyFugo, InsuredPerson, PensionAward
@@ -31,6 +31,26 @@ from kojinbango.domain.identifiers import validate_my_number
 from kojinbango.intermediate.service import IntermediateService
 
 CATEGORY = "年金給付関係情報"
+_A: Table = AgencyAnswer.__table__  # type: ignore[assignment]
+_INSERT_ANSWER = insert(_A)
+_PERSON = (
+    select(InsuredPerson.id, AgencyFugo.delivered_at)
+    .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
+    .where(InsuredPerson.my_number == bindparam("number"))
+)
+_UPDATE_ANSWER = (
+    update(_A)
+    .where(_A.c.request_id == bindparam("rid"))
+    .values(
+        exchange_id=func.coalesce(bindparam("p_exchange_id"), _A.c.exchange_id),
+        status=bindparam("p_status"),
+        reason=bindparam("p_reason"),
+        document=func.coalesce(_A.c.document, bindparam("p_document", type_=_A.c.document.type)),
+        signature_valid=func.coalesce(bindparam("p_valid"), _A.c.signature_valid),
+        as_of=func.coalesce(bindparam("p_as_of"), _A.c.as_of),
+        answered_at=func.coalesce(_A.c.answered_at, bindparam("p_answered_at")),
+    )
+)
 FINAL = ("answered", "not_held", "refused", "failed")
 CHUNK = 1000
 
@@ -59,6 +79,7 @@ class AgencyService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         intermediate.result_hooks.append(self._on_result)
+        self._checked: dict[str, tuple[bool | None, dt.datetime | None]] = {}  # request id → verification
 
     # --- its own persons -------------------------------------------------------------------------
     def register(self, my_number: str, name: str = "", birth_date: dt.date | None = None) -> int:
@@ -171,20 +192,20 @@ class AgencyService:
         except TopologyError as exc:
             raise BusinessError(str(exc)) from None
         number = validate_my_number(my_number)
-        with self.db.transaction() as s:  # one read for the usual case: known, with a 符号
-            row = s.execute(
-                select(InsuredPerson.id, AgencyFugo.delivered_at)
-                .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
-                .where(InsuredPerson.my_number == number)
-            ).first()
+        with self.db.engine.connect() as conn:  # one read for the usual case: known, with a 符号
+            row = conn.execute(_PERSON, {"number": number}).first()
         pid = int(row[0]) if row is not None else self.register(number)
         if (row is None or row[1] is None) and self.ensure_fugo([pid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
         request_id = "RQ" + secrets.token_hex(12)
+        asked_at = now()
 
         def add_row(s: Session) -> None:  # written with the intermediate server's query row
-            s.add(AgencyAnswer(request_id=request_id, person_id=pid, provider=provider_org, affair=affair, info=info,
-                               staff=staff[:100] or "職員", status="unsent", reason="", requested_at=now()))  # fmt: skip
+            s.execute(
+                _INSERT_ANSWER,
+                {"request_id": request_id, "person_id": pid, "provider": provider_org, "affair": affair, "info": info,
+                 "staff": staff[:100] or "職員", "status": "unsent", "reason": "", "requested_at": asked_at},
+            )  # fmt: skip
 
         state = self.intermediate.query(
             self.org_id, request_id, person_key(pid), provider_org, affair, info, True, add_row
@@ -193,7 +214,26 @@ class AgencyService:
         while state["status"] not in FINAL and time.monotonic() < deadline:
             time.sleep(0.2)
             state = self.intermediate.result(self.org_id, request_id=request_id)
-        return self._answer(request_id)
+        checked = self._checked.pop(request_id, None)
+        if checked is None:  # nothing new was written since the row was made
+            return self._answer(request_id)
+        payload = (state.get("answer") or {}).get("payload", {})
+        return {
+            "exchange_id": state.get("exchange_id"),
+            "status": state["status"],
+            "reason": str(state.get("reason") or "")[:400],
+            "querier": self.org_id,
+            "provider": public_id(self.topology, provider_org),
+            "affair": affair,
+            "info": info,
+            "requested_at": iso(asked_at),
+            "provided_at": payload.get("provided_at"),
+            "as_of": iso(checked[1]),
+            "held": payload.get("held"),
+            "layout": payload.get("layout"),
+            "data": payload.get("data"),
+            "signature_valid": checked[0],
+        }
 
     def _answer(self, request_id: str) -> dict[str, Any]:
         with self.db.transaction() as s:
@@ -217,19 +257,20 @@ class AgencyService:
         transaction), with the answer verified before it is kept."""
         if tenant != self.org_id:
             return
-        row = s.scalar(select(AgencyAnswer).where(AgencyAnswer.request_id == state["request_id"]))
-        if row is None:
-            return
         doc = state.get("answer")
-        if doc is not None and row.document is None:
-            row.signature_valid, row.as_of, _ = verify_answer(
-                doc, self.trust, self.settings, state.get("exchange_id"), row.provider
+        valid, as_of = None, None
+        if doc is not None:
+            valid, as_of, _ = verify_answer(
+                doc, self.trust, self.settings, state.get("exchange_id"), state["provider"]
             )
-            row.document = doc
-        row.exchange_id = state.get("exchange_id") or row.exchange_id
-        row.status, row.reason = state["status"], str(state.get("reason") or "")[:400]
-        if row.status in FINAL and row.answered_at is None:
-            row.answered_at = now()
+        final = state["status"] in FINAL
+        s.execute(
+            _UPDATE_ANSWER,
+            {"rid": state["request_id"], "p_exchange_id": state.get("exchange_id"), "p_status": state["status"],
+             "p_reason": str(state.get("reason") or "")[:400], "p_document": doc, "p_valid": valid, "p_as_of": as_of,
+             "p_answered_at": now() if final else None},
+        )  # fmt: skip
+        self._checked[state["request_id"]] = (valid, as_of)
 
     def _view(self, row: AgencyAnswer) -> dict[str, Any]:
         payload = (row.document or {}).get("payload", {})

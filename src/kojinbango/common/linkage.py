@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,7 @@ class LinkageSettings:
     sync_wait_seconds: float = 5.0
     retry_max_seconds: float = 60.0
     retry_give_up_hours: float = 72.0
+    worker_threads: int = int(os.environ.get("KOJINBANGO_LINKAGE_THREADS", "8"))
 
     @classmethod
     def of(cls, topology: Topology) -> LinkageSettings:
@@ -196,3 +198,24 @@ class LockedNonceStore(DbNonceStore):
             return super().__call__(signer, nonce, created)
         with write_lock(self.db):
             return super().__call__(signer, nonce, created)
+
+
+def limit_worker_threads(app: Any, threads: int) -> None:
+    """Run at most ``threads`` sync handlers at once when served on its own (``kojinbango serve``).
+
+    The linkage services' handlers are short and CPU-bound; dozens of threads contending for the GIL
+    made latencies under load grow far beyond their work (measured with bench/exchange.py).
+    """
+    from contextlib import asynccontextmanager
+
+    import anyio
+
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> Any:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        async with original(a) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan

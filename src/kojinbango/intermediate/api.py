@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
@@ -101,15 +102,26 @@ def install_if(app: FastAPI, service: IntermediateService, network: str) -> None
         if caller(request) != network:
             raise Unauthorised("only the network's IF system may call this")
 
+    # The network's calls run on threads of their own: a tenant's query waiting for the network must
+    # never hold the thread the network's delivery to this same server needs (B asks A, both tenants).
+    limiter = anyio.CapacityLimiter(16)
+
     @router.post("/fugo")
-    def fugo(body: FugoDelivery, request: Request) -> dict[str, Any]:
+    async def fugo(body: FugoDelivery, request: Request) -> dict[str, Any]:
         from_network(request)
-        return service.store_fugo(body.tenant, [i.model_dump() for i in body.items])
+        items = [i.model_dump() for i in body.items]
+        out: dict[str, Any] = await anyio.to_thread.run_sync(
+            service.store_fugo, body.tenant, items, limiter=limiter
+        )
+        return out
 
     @router.post("/provide")
-    def provide(body: ProvideRequest, request: Request) -> dict[str, Any]:
+    async def provide(body: ProvideRequest, request: Request) -> dict[str, Any]:
         from_network(request)
-        return service.provide(body.model_dump())
+        out: dict[str, Any] = await anyio.to_thread.run_sync(
+            service.provide, body.model_dump(), limiter=limiter
+        )
+        return out
 
     app.include_router(router)
 

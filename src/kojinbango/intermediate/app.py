@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, public_id
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.intermediate import api
@@ -49,6 +49,7 @@ def create(
     )
     api.install_if(app, service, network)
     api.install_tenant(app, service)
+    limit_worker_threads(app, settings.worker_threads)
     runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service})
     service.start()
     runtime.closers.append(service.stop)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, LockedNonceStore
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.jlis.app import load_or_create_key
@@ -53,6 +53,7 @@ def create(
         allowed_callers=callers,
     )
     api.install(app, core, iface, topology)
+    limit_worker_threads(app, settings.worker_threads)
     runtime = OrgRuntime(
         org_id, "network", app, db, client, {"core": core, "interface": iface, "log": merkle}
     )

@@ -10,9 +10,10 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
@@ -29,6 +30,30 @@ log = logging.getLogger(__name__)
 
 HOLDER_KINDS = ("municipality", "agency", "portal", "prefecture")
 FINAL = ("answered", "not_held", "refused", "failed")
+
+# The statements of the exchange path, built once (see bench/exchange.py).
+_X: Table = Exchange.__table__  # type: ignore[assignment]
+_FI: Table = FugoIssuance.__table__  # type: ignore[assignment]
+_FIND_EXCHANGE = select(_X).where(_X.c.querier == bindparam("querier"), _X.c.request_id == bindparam("rid"))
+_EXCHANGE_BY_ID = select(_X).where(_X.c.exchange_id == bindparam("ex"))
+_HOLDS = select(_FI.c.person_id).where(
+    _FI.c.holder == bindparam("holder"), _FI.c.person_id == bindparam("person")
+)
+_INSERT_EXCHANGE = insert(_X)
+_UPDATE_EXCHANGE = (
+    update(_X)
+    .where(_X.c.exchange_id == bindparam("ex"))
+    .values(
+        status=bindparam("p_status"),
+        reason=bindparam("p_reason"),
+        provided_at=bindparam("p_provided_at"),
+        answer=bindparam("p_answer", type_=_X.c.answer.type),
+        attempts=bindparam("p_attempts"),
+        next_attempt_at=bindparam("p_next"),
+        collected_at=bindparam("p_collected_at"),
+        log_index=bindparam("p_log_index"),
+    )
+)
 MAX_FUGO_ITEMS = 5000
 
 
@@ -140,7 +165,7 @@ class NetworkCore:
     def _kind(self, org_id: str) -> str:
         return self.topology.org(org_id).kind
 
-    def _record(self, ex: Exchange, outcome: str) -> dict[str, Any]:
+    def _record(self, ex: Any, outcome: str) -> dict[str, Any]:
         row = next((r for r in self.table.rows() if r.id == ex.affair), None)
         return {
             "v": 1,
@@ -159,7 +184,7 @@ class NetworkCore:
             "nondisclosure": False,
         }
 
-    def _conclude(self, appender: Appender, ex: Exchange, status: str, outcome: str) -> None:
+    def _conclude(self, appender: Appender, ex: Any, status: str, outcome: str) -> None:
         ex.status = status
         ex.next_attempt_at = None
         ex.log_index = appender.append(self._record(ex, outcome), ex.person_id)
@@ -184,13 +209,11 @@ class NetworkCore:
         # 符号 for this person) — its provision record in the log.
         with self.log.transaction() as a:
             s = a.session
-            existing = s.scalar(
-                select(Exchange).where(Exchange.querier == querier, Exchange.request_id == request_id)
-            )
+            existing = s.execute(_FIND_EXCHANGE, {"querier": querier, "rid": request_id}).first()
             if existing is not None:
-                return self.state(existing)
+                return self.state(SimpleNamespace(**existing._mapping))
             t = now()
-            ex = Exchange(
+            ex = SimpleNamespace(
                 exchange_id=self._exchange_id(),
                 request_id=request_id,
                 querier=querier,
@@ -201,24 +224,28 @@ class NetworkCore:
                 status="pending",
                 reason="",
                 requested_at=t,
+                provided_at=None,
                 attempts=0,
                 next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
                 last_error="",
+                answer=None,
+                collected_at=None,
+                log_index=None,
             )
-            s.add(ex)
             if not decision.allowed:
                 ex.reason = f"refused by the legal table: {decision.reason}"
                 self._conclude(a, ex, "refused", "refused")
                 log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
-            elif s.get(FugoIssuance, (provider, person)) is None:
+            elif s.execute(_HOLDS, {"holder": provider, "person": person}).first() is None:
                 ex.reason = "the provider holds no 符号 for this person (該当なし)"
                 self._conclude(a, ex, "not_held", "not_held")
+            s.execute(_INSERT_EXCHANGE, vars(ex))
             state = self.state(ex)
             if ex.status == "pending":
                 state["_delivery"] = self._delivery(ex)
             return state
 
-    def _delivery(self, ex: Exchange) -> Delivery:
+    def _delivery(self, ex: Any) -> Delivery:
         assert ex.person_id is not None
         payload = {
             "exchange_id": ex.exchange_id,
@@ -260,9 +287,10 @@ class NetworkCore:
         provided = dt.datetime.fromisoformat(str(check.payload["provided_at"]).rstrip("Z"))
         held = bool(check.payload.get("held"))
         with self.log.transaction() as a:
-            ex = a.session.get(Exchange, d.exchange_id)
-            if ex is None:
+            row = a.session.execute(_EXCHANGE_BY_ID, {"ex": d.exchange_id}).first()
+            if row is None:
                 raise NotFound("no exchange with this 処理通番")
+            ex = SimpleNamespace(**row._mapping)
             if ex.status == "pending":
                 ex.provided_at = provided if held else None
                 ex.answer = doc
@@ -272,6 +300,12 @@ class NetworkCore:
                 self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
             if collected and ex.collected_at is None:
                 ex.collected_at = now()
+            a.session.execute(
+                _UPDATE_EXCHANGE,
+                {"ex": ex.exchange_id, "p_status": ex.status, "p_reason": ex.reason, "p_provided_at": ex.provided_at,
+                 "p_answer": ex.answer, "p_attempts": ex.attempts, "p_next": ex.next_attempt_at,
+                 "p_collected_at": ex.collected_at, "p_log_index": ex.log_index},
+            )  # fmt: skip
             return self.state(ex)
 
     def attempt_failed(self, exchange_id: str, error: str) -> None:
@@ -309,7 +343,7 @@ class NetworkCore:
                 .values(next_attempt_at=now() + dt.timedelta(seconds=seconds))
             )
 
-    def state(self, ex: Exchange) -> dict[str, Any]:
+    def state(self, ex: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "exchange_id": ex.exchange_id,
             "status": ex.status,

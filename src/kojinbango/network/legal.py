@@ -17,6 +17,7 @@ wording are not verified, and each says so.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -26,6 +27,7 @@ from typing import Any
 
 from kojinbango.common.layouts import CATEGORIES
 
+log = logging.getLogger(__name__)
 DEFAULT_PATH = "linkage/legal-table.json"
 ROW_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 KINDS = ("municipality", "prefecture", "agency")
@@ -152,6 +154,7 @@ class LegalTable:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._rows: dict[str, Row] = {}
+        self._broken: str | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -166,8 +169,11 @@ class LegalTable:
             st = os.stat(self.path)
             if (st.st_mtime_ns, st.st_size) != self._stamp:
                 self.reload()
-        except (OSError, LegalTableError):
-            pass  # keep the last good table; the operator's broken edit is reported by `exchange table`
+        except (OSError, LegalTableError) as exc:
+            # Keep the last good table; say so once per broken version of the file.
+            if self._broken != str(exc):
+                self._broken = str(exc)
+                log.error("the legal table was not reloaded (the last good one stays in force): %s", exc)
         return self._rows
 
     def rows(self) -> list[Row]:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
@@ -34,6 +34,8 @@ from kojinbango.network.models import LogEntry, TreeHead
 
 log = logging.getLogger(__name__)
 MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
+_LEAVES: Table = LogEntry.__table__  # type: ignore[assignment]
+_INSERT_LEAF = insert(_LEAVES)
 
 
 @dataclass
@@ -62,16 +64,11 @@ class Appender:
         h = leaf_hash(text.encode())
         seq = self.next
         t = now()
-        self.session.add(
-            LogEntry(
-                seq=seq,
-                leaf=text,
-                leaf_hash=h,
-                person_id=person_id,
-                retain_until=t + self.retention,
-                created_at=t,
-            )
-        )
+        self.session.execute(
+            _INSERT_LEAF,
+            {"seq": seq, "leaf": text, "leaf_hash": h, "person_id": person_id,
+             "retain_until": t + self.retention, "created_at": t},
+        )  # fmt: skip
         self.next += 1
         self.added.append(h)
         return seq

@@ -79,7 +79,9 @@ def layout(category: str, version: int | None = None) -> Layout:
 def validate(category: str, data: Any, version: int | None = None) -> Layout:
     """Check ``data`` against the layout; LayoutError lists where it does not fit (never the values)."""
     lay = layout(category, version)
-    validator = Draft202012Validator(lay.schema, format_checker=FormatChecker())
+    validator = _validator(lay.category, lay.version)
+    if validator.is_valid(data):
+        return lay
     problems = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if problems:
         where = "; ".join(
@@ -88,6 +90,11 @@ def validate(category: str, data: Any, version: int | None = None) -> Layout:
         )
         raise LayoutError(f"{lay.name}: {where}")
     return lay
+
+
+@cache
+def _validator(category: str, version: int) -> Draft202012Validator:
+    return Draft202012Validator(layout(category, version).schema, format_checker=FormatChecker())
 
 
 def _rule(value: Any) -> str:
