@@ -38,10 +38,16 @@ import httpx
 SERVED = ("network", "intermediate", "nenkin")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` different free ports (held open while choosing, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -233,8 +239,8 @@ def build_nation(d: Path, residents: int) -> list[str]:
             agency.register(n)
         agency.ensure_fugo()
     topo = Topology.load(d / "topology.json")
-    for org in topo.organisations.values():
-        org.base_url = f"http://127.0.0.1:{_free_port()}"
+    for org, port in zip(topo.organisations.values(), _free_ports(len(topo.organisations)), strict=True):
+        org.base_url = f"http://127.0.0.1:{port}"
     topo.save()
     return [str(n) for n in numbers]
 
@@ -290,7 +296,7 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
         procs.clear()
 
         # the bare hops: three stand-in processes in a chain
-        ports = [_free_port() for _ in range(3)]
+        ports = _free_ports(3)
         nxt = [f"http://127.0.0.1:{ports[1]}/relay", f"http://127.0.0.1:{ports[2]}/hop", ""]
         for port, url in zip(ports, nxt, strict=True):
             log = tmp / f"stub-{port}.log"

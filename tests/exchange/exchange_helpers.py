@@ -53,10 +53,16 @@ def cli_args(command: str, d: Path) -> list[str]:
     return parts
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports (all held open while choosing, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Services:
@@ -65,8 +71,8 @@ class Services:
     def __init__(self, d: Path):
         self.d = d
         topo = Topology.load(d / "topology.json")
-        for org in topo.organisations.values():
-            org.base_url = f"http://127.0.0.1:{free_port()}"
+        for org, port in zip(topo.organisations.values(), free_ports(len(topo.organisations)), strict=True):
+            org.base_url = f"http://127.0.0.1:{port}"
         topo.save()
         self.topology = topo
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -93,7 +99,8 @@ class Services:
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                if httpx.get(self.url(org) + "/healthz", timeout=1).status_code == 200:
+                r = httpx.get(self.url(org) + "/healthz", timeout=1)
+                if r.status_code == 200 and r.json().get("organisation") == org:
                     return
             except httpx.HTTPError:
                 pass
