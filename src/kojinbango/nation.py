@@ -7,6 +7,7 @@ the others only through signed HTTP; "embedded" only means one process hosts all
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import socket
@@ -178,42 +179,26 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
     return topo
 
 
+# The package whose ``app.create(topology, org_id, directory=…, database_url=…)`` assembles each kind.
+FACTORIES = {
+    "jlis": "kojinbango.jlis.app",
+    "prefecture": "kojinbango.prefecture.app",
+    "municipality": "kojinbango.municipality.app",
+    "portal": "kojinbango.portal.app",
+    "relying_party": "kojinbango.relying_party.app",
+    "network": "kojinbango.network.app",
+    "intermediate": "kojinbango.intermediate.app",
+    "agency": "kojinbango.agency.app",
+}
+
+
 def build(
     topology: Topology, org_id: str, directory: dict[str, str] | None = None, database_url: str | None = None
 ) -> OrgRuntime:
-    """Assemble one organisation from the topology."""
-    kind = topology.org(org_id).kind
-    if kind == "jlis":
-        from kojinbango.jlis.app import create as create_jlis
-
-        return create_jlis(topology, org_id, database_url, directory)
-    if kind == "prefecture":
-        from kojinbango.prefecture.app import create as create_pref
-
-        return create_pref(topology, org_id, directory, database_url)
-    if kind == "portal":
-        from kojinbango.portal.app import create as create_portal
-
-        return create_portal(topology, org_id, directory, database_url)
-    if kind == "relying_party":
-        from kojinbango.relying_party.app import create as create_bank
-
-        return create_bank(topology, org_id, directory, database_url)
-    if kind == "network":
-        from kojinbango.network.app import create as create_network
-
-        return create_network(topology, org_id, directory, database_url)
-    if kind == "intermediate":
-        from kojinbango.intermediate.app import create as create_intermediate
-
-        return create_intermediate(topology, org_id, directory, database_url)
-    if kind == "agency":
-        from kojinbango.agency.app import create as create_agency
-
-        return create_agency(topology, org_id, directory, database_url)
-    from kojinbango.municipality.app import create as create_muni
-
-    return create_muni(topology, org_id, directory, database_url)
+    """Assemble one organisation from the topology (imported lazily: a machine runs only its own)."""
+    module = importlib.import_module(FACTORIES[topology.org(org_id).kind])
+    runtime: OrgRuntime = module.create(topology, org_id, directory=directory, database_url=database_url)
+    return runtime
 
 
 class _Server(threading.Thread):
