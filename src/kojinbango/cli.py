@@ -316,22 +316,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def _load_bench(name: str, file: str | None = None) -> Any:
+    """The benchmark ``bench/{file or name}.py`` of the source checkout, loaded as a module named
+    ``kojinbango_bench_{name}`` (the benchmarks are not part of the installed package)."""
     import importlib.util
 
+    bench_file = Path(__file__).resolve().parents[2] / "bench" / f"{file or name}.py"
+    if not bench_file.exists():
+        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
+    spec = importlib.util.spec_from_file_location(f"kojinbango_bench_{name}", bench_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "linkage":
         return _bench_linkage(args)
     if args.what == "portal":
         return _bench_portal(args)
     if args.what == "exchange":
         return _bench_exchange(args)
-    bench_file = Path(__file__).resolve().parents[2] / "bench" / "numbering.py"
-    if not bench_file.exists():
-        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
-    spec = importlib.util.spec_from_file_location("kojinbango_bench_numbering", bench_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_bench("numbering")
     pg = args.pg_url if args.pg_url is not None else os.environ.get("KOJINBANGO_BENCH_PG_URL")
     import tempfile
 
@@ -342,46 +349,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_linkage(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    bench_file = Path(__file__).resolve().parents[2] / "bench" / "linkage.py"
-    if not bench_file.exists():
-        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
-    spec = importlib.util.spec_from_file_location("kojinbango_bench_linkage", bench_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_bench("linkage")
     for result in module.run(args.records, splink=not args.skip_splink):
         _print_json(result)
     return 0
 
 
 def _bench_portal(args: argparse.Namespace) -> int:
-    import importlib.util
     import tempfile
 
-    bench_file = Path(__file__).resolve().parents[2] / "bench" / "portal_logins.py"
-    if not bench_file.exists():
-        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
-    spec = importlib.util.spec_from_file_location("kojinbango_bench_portal", bench_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_bench("portal", "portal_logins")
     with tempfile.TemporaryDirectory() as tmp:
         _print_json(module.run(args.seconds, args.workers or os.cpu_count() or 2, Path(tmp) / "nation"))
     return 0
 
 
 def _bench_exchange(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    bench_file = Path(__file__).resolve().parents[2] / "bench" / "exchange.py"
-    if not bench_file.exists():
-        raise SystemExit("the bench/ directory of the source checkout is needed for `kojinbango bench`")
-    spec = importlib.util.spec_from_file_location("kojinbango_bench_exchange", bench_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_bench("exchange")
     _print_json(module.run(args.queries, args.concurrency))
     return 0
 

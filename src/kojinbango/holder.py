@@ -160,6 +160,16 @@ def issue_card(
     if not found.get("application_id"):
         raise HolderError("no_notice", "this resident has no 個人番号通知書 (and so no 申請書ID) yet")
     application_id = found["application_id"]
+    # Under 15 the PINs are set by the 法定代理人: this command plays the parent in the household.
+    representative = None
+    if (found.get("legal_representatives") or {}).get("required"):
+        candidates = found["legal_representatives"]["candidates"]
+        if not candidates:
+            raise HolderError(
+                "no_legal_representative",
+                "the holder is under 15 and no parent in the household can act as 法定代理人",
+            )
+        representative = {"resident_id": candidates[0]["resident_id"], "identity_document": IDENTITY_DOCUMENT}
     photo = photo or synthetic_photo(int(hashlib.sha256(application_id.encode()).hexdigest()[:8], 16))
     photo_b64 = base64.b64encode(photo).decode()
     jlis = client.jlis()
@@ -174,6 +184,7 @@ def issue_card(
                 "staff": STAFF,
                 "auth_pin": auth_pin,
                 "sign_pin": sign_pin,
+                "legal_representative": representative,
             },
         )
         made = client.post(jlis, "/staff/cards/manufacture")
@@ -209,6 +220,7 @@ def issue_card(
                 "staff": STAFF,
                 "auth_pin": auth_pin,
                 "sign_pin": sign_pin,
+                "legal_representative": representative,
             },
         )["card"]
     from kojinbango.card.chip import Chip
@@ -340,6 +352,19 @@ def counter(client: Client, card: Path, action: str, **extra: Any) -> dict[str, 
                     {"card_serial": chip.card_serial, "identity_document": IDENTITY_DOCUMENT, "staff": STAFF},
                 )
             else:
+                representative = extra.get("legal_representative")
+                wanted = client.post(muni.id, "/staff/cards/api/representatives", {"card": chip.dumps()})
+                if representative is None and wanted["required"]:
+                    if not wanted["candidates"]:
+                        raise HolderError(
+                            "no_legal_representative",
+                            "the holder is under 15 and no parent in the household can act as 法定代理人",
+                        )
+                    # under 15 the 法定代理人 resets the PIN: this command plays the parent
+                    representative = {
+                        "resident_id": wanted["candidates"][0]["resident_id"],
+                        "identity_document": IDENTITY_DOCUMENT,
+                    }
                 answer = client.post(
                     muni.id,
                     "/staff/cards/api/pin-reset",
@@ -349,6 +374,7 @@ def counter(client: Client, card: Path, action: str, **extra: Any) -> dict[str, 
                         "new_pin": extra["new_pin"],
                         "identity_document": IDENTITY_DOCUMENT,
                         "staff": STAFF,
+                        "legal_representative": representative,
                     },
                 )
                 from kojinbango.card.chip import Chip

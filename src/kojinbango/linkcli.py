@@ -42,14 +42,13 @@ def _topology(data_dir: Path) -> Any:
 @contextmanager
 def _municipality_db(data_dir: Path, code: str) -> Iterator[tuple[Any, Any]]:
     """The municipality's database (migrated) with its business and 統合宛名 services, no network."""
-    from kojinbango.common.db import Database
     from kojinbango.municipality.addressee.service import AddresseeService
-    from kojinbango.municipality.app import EXTRA_MIGRATIONS, MIGRATIONS
+    from kojinbango.municipality.app import open_database
     from kojinbango.municipality.business.service import BusinessService
 
     topology = _topology(data_dir)
     org = topology.municipality_by_code(code)
-    db = Database(topology.database_url(org.id), MIGRATIONS, EXTRA_MIGRATIONS)
+    db = open_database(topology, org.id)
     try:
         yield BusinessService(db), AddresseeService(db, org.lg_code or code, org.name)
     finally:

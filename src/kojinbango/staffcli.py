@@ -15,9 +15,8 @@ from typing import Any
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from kojinbango.common.db import Database
     from kojinbango.common.topology import Topology
-    from kojinbango.municipality.app import EXTRA_MIGRATIONS, MIGRATIONS
+    from kojinbango.municipality.app import open_database, staff_totp_key
     from kojinbango.municipality.staff.client import create_staff
     from kojinbango.municipality.staff.service import ROLES, StaffService
 
@@ -28,9 +27,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}", file=sys.stderr)
         return 2
-    db = Database(topology.database_url(org.id), MIGRATIONS, EXTRA_MIGRATIONS)
+    db = open_database(topology, org.id)
     try:
-        made = create_staff(StaffService(db), args.login, args.name, roles)
+        made = create_staff(StaffService(db, staff_totp_key(topology, org.id)), args.login, args.name, roles)
     except Exception as exc:  # BusinessError: what is wrong with the input
         print(str(exc), file=sys.stderr)
         return 2

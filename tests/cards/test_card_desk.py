@@ -17,6 +17,7 @@ from kojinbango.card.reader import CardReader
 from kojinbango.documents.fonts import missing_glyphs
 from kojinbango.holder import Client, HolderError, issue_card, portal_login, suspend_card
 from kojinbango.municipality.cards.models import CounterRecord
+from kojinbango.municipality.staff.client import create_staff, staff_client
 from kojinbango.nation import Nation
 
 FIRST = "m131016"
@@ -38,12 +39,13 @@ def _waiting_card(client: Client, residents) -> tuple[str, str]:
     return serial, f"{r.family_name}\u3000{r.given_name}"
 
 
-def test_counter_screens_hand_over(
-    card_nation: Nation, client: Client, residents, tmp_path: Path, staff_login
-) -> None:
+def test_counter_screens_hand_over(card_nation: Nation, client: Client, residents, tmp_path: Path) -> None:
     serial, name = _waiting_card(client, residents)
     base = card_nation.urls[FIRST]
-    staff = staff_login(card_nation, FIRST, ["resident_records"], "個人番号カードの交付・手続")
+    account = create_staff(
+        card_nation.runtimes[FIRST].services["staff"], "madoguchi-a", "窓口 一郎", ["resident_records"]
+    )
+    staff = staff_client(base, account, "個人番号カードの交付・手続")
     listing = staff.get(base + "/staff/cards/")
     assert listing.status_code == 200 and name in listing.text and f">…{serial[-4:]}<" in listing.text
     page = staff.get(f"{base}/staff/cards/{serial}")
@@ -53,6 +55,8 @@ def test_counter_screens_hand_over(
         1012,
         638,
     )
+    assert 'name="staff"' not in page.text and "窓口 一郎（madoguchi-a）" in page.text  # no typed name
+    # a name typed into the form anyway is ignored: the record names the logged-in account
     form = {"identity_document": "運転免許証", "staff": "窓口A", "auth_pin": "1234", "sign_pin": "ABC123"}
     refused = staff.post(f"{base}/staff/cards/{serial}/hand-over", data=form)
     assert refused.status_code == 422 and "photo matches" in refused.text
@@ -71,20 +75,30 @@ def test_counter_screens_hand_over(
             portal_login(client, card, "0000")
     reset = staff.post(
         base + "/staff/cards/pin-reset",
-        data={"which": "auth", "new_pin": "9876", "identity_document": "パスポート", "staff": "窓口A"},
+        data={"which": "auth", "new_pin": "9876", "identity_document": "パスポート"},
         files={"card": ("card.json", card.read_bytes(), "application/json")},
     )
     assert reset.status_code == 200
     card.write_text(reset.text)
     assert portal_login(client, card, "9876")["logged_in"]
     suspend_card(client, card)
-    form = {"card_serial": serial, "identity_document": "運転免許証", "staff": "窓口B"}
+    form = {"card_serial": serial, "identity_document": "運転免許証"}
     lifted = staff.post(base + "/staff/cards/resume", data=form)
     assert lifted.status_code == 200 and "解除しました" in lifted.text
     assert portal_login(client, card, "9876")["logged_in"]
     with card_nation.runtimes[FIRST].db.transaction() as s:
-        actions = list(s.scalars(select(CounterRecord.action).where(CounterRecord.card_serial == serial)))
-    assert actions == ["交付（暗証番号設定）", "暗証番号再設定（auth）", "一時停止解除"]
+        rows = list(
+            s.execute(
+                select(CounterRecord.action, CounterRecord.staff)
+                .where(CounterRecord.card_serial == serial)
+                .order_by(CounterRecord.id)
+            )
+        )
+    assert [a for a, _ in rows] == ["交付（暗証番号設定）", "暗証番号再設定（auth）", "一時停止解除"]
+    assert {who for _, who in rows} == {"madoguchi-a"}
+    listing = staff.get(base + "/staff/cards/").text
+    assert "<td>madoguchi-a</td>" in listing
+    staff.close()
 
 
 def test_loss_abolish_and_reissue(card_nation: Nation, client: Client, residents, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from kojinbango.domain.wareki import (
     era_of,
     format_seireki,
     parse_date,
+    parse_date_range,
     to_wareki,
 )
 
@@ -152,3 +153,60 @@ def test_round_trip_every_day_1873_to_2100() -> None:
     while d <= end:
         assert parse_date(to_wareki(d)) == d, d
         d += one
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        ("令和5年4月1日", date(2023, 4, 1), date(2023, 4, 1)),
+        ("R5.4.1", date(2023, 4, 1), date(2023, 4, 1)),
+        ("昭和55年", date(1980, 1, 1), date(1980, 12, 31)),
+        ("S55.4", date(1980, 4, 1), date(1980, 4, 30)),
+        ("昭和五十五年四月", date(1980, 4, 1), date(1980, 4, 30)),
+        ("平成元年", date(1989, 1, 8), date(1989, 12, 31)),  # clipped to the era
+        ("昭和64年", date(1989, 1, 1), date(1989, 1, 7)),
+        ("令和元年", date(2019, 5, 1), date(2019, 12, 31)),
+        ("1980", date(1980, 1, 1), date(1980, 12, 31)),
+        ("1980-02", date(1980, 2, 1), date(1980, 2, 29)),
+        ("2023/2", date(2023, 2, 1), date(2023, 2, 28)),
+        ("２０２３年２月", date(2023, 2, 1), date(2023, 2, 28)),
+    ],
+)
+def test_parse_date_range(text: str, first: date, last: date) -> None:
+    assert parse_date_range(text) == (first, last)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("昭和64年2月", "元号の期間外"),
+        ("平成32年", "元号の期間外"),
+        ("1980-13", "month 13"),
+        ("1872", "Gregorian"),
+        ("0000", "Gregorian"),
+        ("明治5年", "Gregorian"),
+        ("令和", "unreadable"),
+        ("X5", "unreadable"),
+        ("", "empty"),
+        ("R5.2.29", "does not exist"),  # a whole date keeps its own error
+    ],
+)
+def test_parse_date_range_errors(text: str, fragment: str) -> None:
+    with pytest.raises(DateParseError) as exc:
+        parse_date_range(text)
+    assert fragment in str(exc.value)
+
+
+@given(st.dates(min_value=GREGORIAN_ADOPTION, max_value=date(2100, 12, 31)))
+def test_range_of_a_year_or_month_contains_the_day(d: date) -> None:
+    era = era_of(d)
+    y = era.year_of(d)
+    label = "元" if y == 1 else str(y)
+    for text in (f"{era.name}{label}年", f"{era.letter}{y}.{d.month}", f"{d.year}", f"{d.year}-{d.month:02d}"):
+        first, last = parse_date_range(text)
+        assert first <= d <= last, text
+        assert era_of(first) == era or not text.startswith((era.name, era.letter))
+    assert parse_date_range(to_wareki(d)) == (d, d)
+    # a 和暦 month never spills outside its era
+    first, last = parse_date_range(f"{era.name}{label}年{d.month}月")
+    assert era.start <= first and (era.end is None or last <= era.end)

@@ -98,3 +98,49 @@ def test_out_of_range_is_refused() -> None:
         verify_inclusion(leaves(1)[0], 3, 3, [], EMPTY_ROOT)
     with pytest.raises(ProofError):
         verify_consistency(4, 3, EMPTY_ROOT, EMPTY_ROOT, [])
+
+
+def _split(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _ref_path(m: int, d: list[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) exactly as RFC 9162 §2.1.3.1 writes it, over the leaves."""
+    if len(d) == 1:
+        return []
+    k = _split(len(d))
+    if m < k:
+        return _ref_path(m, d[:k]) + [mth(d[k:])]
+    return _ref_path(m - k, d[k:]) + [mth(d[:k])]
+
+
+def _ref_subproof(m: int, d: list[bytes], complete: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b) of RFC 9162 §2.1.4.1."""
+    if m == len(d):
+        return [] if complete else [mth(d)]
+    k = _split(len(d))
+    if m <= k:
+        return _ref_subproof(m, d[:k], complete) + [mth(d[k:])]
+    return _ref_subproof(m - k, d[k:], False) + [mth(d[:k])]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_tree_grown_by_appends_gives_the_rfc_roots_and_proofs_at_every_size(data: st.DataObject) -> None:
+    """The network keeps one tree and appends to it; whatever size a proof is asked for, before or
+    after later appends, it equals the RFC's recursive definition over the leaves."""
+    n = data.draw(st.integers(min_value=1, max_value=90))
+    ls = [leaf_hash(data.draw(st.binary(max_size=8)) + bytes([i % 256])) for i in range(n)]
+    grown = Tree()
+    for i, leaf in enumerate(ls, 1):
+        grown.append(leaf)
+        assert grown.size == i and grown.root() == mth(ls[:i])
+    assert grown.levels == Tree(ls).levels  # the same nodes as building it in one go
+    for _ in range(5):
+        size = data.draw(st.integers(min_value=1, max_value=n))
+        index = data.draw(st.integers(min_value=0, max_value=size - 1))
+        assert grown.root_at(size) == mth(ls[:size])
+        assert grown.inclusion_proof(index, size) == _ref_path(index, ls[:size])
+        old = data.draw(st.integers(min_value=1, max_value=size))
+        expected = [] if old == size else _ref_subproof(old, ls[:size], True)
+        assert grown.consistency_proof(old, size) == expected

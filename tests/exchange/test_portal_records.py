@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from kojinbango import linkage_audit
 from kojinbango.cli import main
+from kojinbango.common.merkle import Tree
 from kojinbango.exchangecli import portal_login, portal_records
 from kojinbango.holder import Client, issue_card
 from kojinbango.municipality.register.models import Resident
@@ -122,6 +123,31 @@ def test_a_record_deleted_from_the_network_database_fails_the_proofs(
     assert not any(r["proof_valid"] for r in shown["records"])
     assert main(["exchange", "verify-log", "--data-dir", str(d)]) == 1
     assert "missing" in capsys.readouterr().out
+
+
+def test_the_networks_kept_tree_gives_the_proofs_of_a_full_recomputation(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    """Proofs come from the tree the network keeps and grows in memory; they must be exactly those
+    of rebuilding the tree from the entries in the database, for every size, before and after the
+    log grows while running."""
+    src, _card, _ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        log = nation.runtime("network").services["log"]
+        ask(nation, scenarios(d)[1]["command"])  # appended while running
+        size = log.size
+        assert size >= 4
+        kept, problems = log.tree(size)
+        full = Tree(log.leaf_state(size).hashes)
+        assert problems == [] and kept.root() == full.root() == log.frontier.root()
+        for n in range(1, size + 1):
+            assert kept.root_at(n) == full.root_at(n)
+            for i in range(n):
+                assert kept.inclusion_proof(i, n) == full.inclusion_proof(i, n)
+            for old in range(1, n + 1):
+                assert kept.consistency_proof(old, n) == full.consistency_proof(old, n)
 
 
 def _topology(d: Path):  # type: ignore[no-untyped-def]

@@ -256,10 +256,12 @@ def test_review_screens(linked: dict[str, Any]) -> None:
         detail = client.get(f"/staff/links/{rid}")
         assert detail.status_code == 200 and "判断の記録" in detail.text
         assert "differ" in detail.text or "near" in detail.text  # differences are highlighted
-        bad = client.post(f"/staff/links/{rid}/contact", data={"actor": "", "reason": "x"})
-        assert bad.status_code == 422 and "職員" in bad.text
+        assert 'name="actor"' not in detail.text and "確認 担当（review-1）" in detail.text
+        bad = client.post(f"/staff/links/{rid}/contact", data={"reason": " "})
+        assert bad.status_code == 422 and "理由" in bad.text
         ok = client.post(
             f"/staff/links/{rid}/contact",
+            # a name typed into the form is not what is recorded: the logged-in account is
             data={"actor": "佐藤", "reason": "郵送で照会"},
             follow_redirects=False,
         )
@@ -267,12 +269,28 @@ def test_review_screens(linked: dict[str, Any]) -> None:
         if cand is not None:
             r = client.post(
                 f"/staff/links/{rid}/reject",
-                data={"addressee_id": cand, "actor": "佐藤", "reason": "生年月日が違う"},
+                data={"addressee_id": cand, "reason": "生年月日が違う"},
                 follow_redirects=False,
             )
             assert r.status_code == 303
         text = client.get(f"/staff/links/{rid}").text
-        assert "郵送で照会" in text and "佐藤" in text
+        assert "郵送で照会" in text and "review-1" in text and "佐藤" not in text
+        with rt.db.transaction() as s:
+            staff_rows = [
+                (d.action, d.actor)
+                for d in s.scalars(
+                    select(LinkDecision)
+                    .where(LinkDecision.record_id == rid, LinkDecision.actor != "matcher")
+                    .order_by(LinkDecision.id)
+                )
+            ]
+        mine = [action for action, actor in staff_rows if actor == "review-1"]
+        assert mine == ["contact_resident"] + (["not_this_person"] if cand is not None else [])
+        assert "佐藤" not in {actor for _, actor in staff_rows}
+        # 住民記録 staff do not open the business systems' review queue
+        other = TestClient(rt.app)
+        log_in(other, create_staff(rt.services["staff"], "juki-links", "住民記録 担当", ["resident_records"]))
+        assert other.get("/staff/links/").status_code == 403
 
 
 def test_audit_finds_planted_wrong_links(linked: dict[str, Any]) -> None:

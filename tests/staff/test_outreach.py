@@ -1,12 +1,15 @@
 """Seed 3-1 push notices, end to end: welfare staff target households with children under 3, see
-the count and a sample, confirm and send; card holders read it in the portal inbox, the others get a
-printed letter; read status shows on the staff screen.  Also 自己情報表示."""
+the count and a sample, confirm and send; card holders read it in the portal inbox — as お知らせ that
+travelled municipality → intermediate server → network → portal — the others get a printed letter;
+read status comes back the same way to the staff screen.  Also 自己情報表示."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import shutil
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -17,14 +20,18 @@ from sqlalchemy import select
 from kojinbango.card.reader import CardReader
 from kojinbango.card.relying import login_message
 from kojinbango.holder import Client, issue_card
+from kojinbango.intermediate.notices import IntermediateNotice
+from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.outreach.models import NoticeDelivery
-from kojinbango.municipality.outreach.service import age_on
+from kojinbango.municipality.outreach.service import Conditions, age_on
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.staff.client import create_staff, staff_client
 from kojinbango.nation import Nation, running
+from kojinbango.network.notices import NetworkNotice
 
 ORG = "m131016"
 PIN = "1234"
+DIGITS = re.compile(rb"(?<![0-9])[0-9]{11,12}(?![0-9])")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +136,19 @@ def test_notice_to_households_with_children_under_3(nation: Nation, tmp_path: Pa
     channels = {d.resident_id: d.channel for d in rows}
     assert all(channels[rid] == "inbox" for rid in target_with_card)
     assert sum(1 for ch in channels.values() if ch == "letter") == len(heads) - 2
+    # the inbox copies went through the intermediate server and the network, and only those
+    inbox_refs = {f"D{d.id}" for d in rows if d.channel == "inbox"}
+    assert all(d.forwarded_at is not None for d in rows if d.channel == "inbox")
+    with nation.runtime("intermediate").db.transaction() as s:
+        at_intermediate = list(s.scalars(select(IntermediateNotice).where(IntermediateNotice.tenant == ORG)))
+    assert {n.ref for n in at_intermediate} == inbox_refs
+    assert all(n.forwarded_at is not None for n in at_intermediate)
+    with nation.runtime("network").db.transaction() as s:
+        at_network = list(s.scalars(select(NetworkNotice).where(NetworkNotice.sender == ORG)))
+    assert {n.sender_ref for n in at_network} == inbox_refs
+    assert len({n.person_id for n in at_network}) == 2 and {n.title for n in at_network} == {
+        "乳幼児健診のご案内"
+    }
 
     # the parents read it in the portal; the outsider sees nothing
     for rid in target_with_card:
@@ -148,10 +168,27 @@ def test_notice_to_households_with_children_under_3(nation: Nation, tmp_path: Pa
     )
     assert httpx.get(portal + "/inbox").status_code == 401
 
-    # read status on the staff screen
+    # read status on the staff screen, carried back network → intermediate server → municipality
     with closing(staff_client(nation.urls[ORG], welfare, "お知らせの対象確認")) as c:
         page = c.get(detail_url).text
         assert page.count("既読</td>") == 1 and page.count("未読</td>") == len(heads) - 1
+    with nation.runtime("network").db.transaction() as s:
+        read = list(s.scalars(select(NetworkNotice).where(NetworkNotice.read_at.is_not(None))))
+    assert len(read) == 1 and read[0].read_reported_at is not None
+    with nation.runtime("intermediate").db.transaction() as s:
+        collected = s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == read[0].sender_ref))
+    assert collected is not None and collected.read_at is not None and collected.read_collected_at is not None
+
+    # neither the intermediate server nor the network holds a 個人番号 or 住民票コード (files scanned)
+    with nation.runtimes[ORG].db.transaction() as s:
+        numbers = {r.my_number.encode() for r in s.scalars(select(Resident)) if r.my_number}
+        numbers |= {r.resident_code.encode() for r in s.scalars(select(Resident))}
+    assert len(numbers) > 100
+    for org in ("intermediate", "network"):
+        files = list(nation.topology.root.glob(f"{org}.db*"))
+        assert files
+        for f in files:
+            assert not {m for m in DIGITS.findall(f.read_bytes()) if m in numbers}, f"a number in {f.name}"
 
     # 自己情報表示: the register's own view of the person, number masked
     me = httpx.get(portal + "/self", cookies={"kojinbango_portal": sessions[outsider]})
@@ -161,3 +198,212 @@ def test_notice_to_households_with_children_under_3(nation: Nation, tmp_path: Pa
     assert person.family_name in me.text and "********" + person.my_number[-4:] in me.text
     assert person.my_number not in me.text
     client.close()
+
+
+def _network_reachable(nation: Nation, reachable: bool) -> None:
+    """Take the network off the air for everyone who calls it (connections refused), or back."""
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens there
+    for rt in nation.runtimes.values():
+        for client in getattr(rt.client, "clients", [rt.client]):
+            directory = getattr(client, "directory", None)
+            if isinstance(directory, dict) and "network" in directory:
+                directory["network"] = nation.urls["network"] if reachable else dead
+
+
+def _wait(what: str, check, seconds: float = 90.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_notice_waits_while_the_network_is_down_and_arrives_after(nation: Nation, tmp_path: Path) -> None:
+    """Store and forward: with the network unreachable the お知らせ stays pending at the intermediate
+    server (retried, nothing lost); once it is back the resident finds it and reading it shows on the
+    staff screen."""
+    heads, _others = _expected_heads(nation)
+    client = Client(nation.topology, nation.urls)
+    with nation.runtimes[ORG].db.transaction() as s:
+        # a head of a young family who got no card in the other test
+        person = s.get(Resident, sorted(heads)[-1])
+        assert person is not None
+        code, address = person.resident_code, person.address
+    card = tmp_path / "card.json"
+    issue_card(client, code, PIN, None, card)
+    session = portal_session(client, card, PIN)
+    portal = nation.urls[nation.topology.of_kind("portal")[0].id]
+    outreach = nation.runtimes[ORG].services["outreach"]
+    conditions = Conditions(district=address, unit="person")
+    # the resident already has this municipality's 符号 (the nightly batch would have got it)
+    with nation.runtimes[ORG].db.transaction() as s:
+        nation.runtimes[ORG].services["addressee"].sync_residents(s)
+        aid = s.scalar(select(Addressee.id).where(Addressee.resident_id == person.id))
+    assert nation.runtimes[ORG].services["linkage"].ensure_fugo([aid])["delivered"] == 1
+
+    _network_reachable(nation, False)
+    try:
+        notice_id = outreach.draft(
+            conditions, "ネットワーク停止中のお知らせ", "停止中に送られました。", "test"
+        )
+        result = outreach.send(notice_id, len(outreach.targets(conditions)), "test")
+        assert result["inbox"] == 1
+        with nation.runtimes[ORG].db.transaction() as s:
+            mine = s.scalar(
+                select(NoticeDelivery).where(
+                    NoticeDelivery.notice_id == notice_id, NoticeDelivery.resident_id == person.id
+                )
+            )
+        assert mine is not None and mine.channel == "inbox"
+        ref = f"D{mine.id}"
+
+        def retried_at_intermediate() -> IntermediateNotice | None:
+            with nation.runtime("intermediate").db.transaction() as s:
+                n = s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == ref))
+            return n if n is not None and n.attempts >= 2 else None
+
+        # the municipality handed it on; the intermediate server keeps it and keeps trying
+        pending = _wait("a retried pending notice at the intermediate server", retried_at_intermediate)
+        assert pending.forwarded_at is None and "network" in pending.last_error
+        with nation.runtimes[ORG].db.transaction() as s:
+            forwarded = s.get(NoticeDelivery, mine.id)
+        assert forwarded is not None and forwarded.forwarded_at is not None
+        with nation.runtime("network").db.transaction() as s:
+            assert s.scalar(select(NetworkNotice).where(NetworkNotice.sender_ref == ref)) is None
+        down = httpx.get(portal + "/inbox", cookies={"kojinbango_portal": session})
+        assert down.status_code == 503 and 'id="unavailable"' in down.text
+        with closing(staff_client(nation.urls[ORG], _welfare(nation), "お知らせの対象確認")) as c:
+            staff_page = c.get(f"/staff/outreach/{notice_id}").text
+            assert staff_page.count("未読</td>") == result["targets"]
+            assert "送達待ち・中間サーバで再送中" in staff_page  # staff see where it waits
+    finally:
+        _network_reachable(nation, True)
+
+    def arrived() -> str | None:
+        page = httpx.get(portal + "/inbox", cookies={"kojinbango_portal": session})
+        return page.text if page.status_code == 200 and "ネットワーク停止中のお知らせ" in page.text else None
+
+    assert "未読" in _wait("the notice in the portal inbox", arrived)
+    with nation.runtime("network").db.transaction() as s:
+        held = s.scalar(select(NetworkNotice).where(NetworkNotice.sender_ref == ref))
+    assert held is not None
+    opened = httpx.get(f"{portal}/inbox/{ORG}/{held.id}", cookies={"kojinbango_portal": session})
+    assert opened.status_code == 200 and "停止中に送られました" in opened.text
+
+    with closing(staff_client(nation.urls[ORG], _welfare(nation), "お知らせの対象確認")) as c:
+        page = _wait(
+            "read status on the staff screen",
+            lambda: (t := c.get(f"/staff/outreach/{notice_id}").text).count("既読</td>") == 1 and t,
+        )
+        assert "送達待ち" not in page
+    client.close()
+
+
+def _welfare(nation: Nation) -> dict[str, str]:
+    import secrets
+
+    return create_staff(
+        nation.runtimes[ORG].services["staff"], "w-" + secrets.token_hex(3), "福祉 担当", ["welfare"]
+    )
+
+
+def test_pending_notice_survives_a_restart(small_nation_dir: Path, tmp_path: Path) -> None:
+    """Every hop keeps what it has not handed on in its own database: stopping every organisation
+    while the お知らせ waits at the intermediate server loses nothing; after the restart it arrives."""
+    d = tmp_path / "nation"
+    shutil.copytree(small_nation_dir, d)
+    with running(d) as first:
+        heads, _ = _expected_heads(first)
+        client = Client(first.topology, first.urls)
+        with first.runtimes[ORG].db.transaction() as s:
+            person = s.get(Resident, sorted(heads)[0])
+            assert person is not None
+            code, address, rid = person.resident_code, person.address, person.id
+        card = tmp_path / "card.json"
+        issue_card(client, code, PIN, None, card)
+        session = portal_session(client, card, PIN)
+        client.close()
+        outreach = first.runtimes[ORG].services["outreach"]
+        conditions = Conditions(district=address, unit="person")
+        with first.runtimes[ORG].db.transaction() as s:
+            first.runtimes[ORG].services["addressee"].sync_residents(s)
+            aid = s.scalar(select(Addressee.id).where(Addressee.resident_id == rid))
+        assert first.runtimes[ORG].services["linkage"].ensure_fugo([aid])["delivered"] == 1
+        _network_reachable(first, False)
+        notice_id = outreach.draft(conditions, "再起動をまたぐお知らせ", "再起動の前に送られました。", "test")
+        outreach.send(notice_id, len(outreach.targets(conditions)), "test")
+
+        def pending() -> bool:
+            with first.runtime("intermediate").db.transaction() as s:
+                n = s.scalar(
+                    select(IntermediateNotice).where(IntermediateNotice.title == "再起動をまたぐお知らせ")
+                )
+            return n is not None and n.forwarded_at is None and n.attempts >= 1
+
+        _wait("the notice pending at the intermediate server", pending)
+
+    with running(d) as second:  # every organisation started again, the network reachable
+        portal = second.urls[second.topology.of_kind("portal")[0].id]
+
+        def arrived() -> bool:
+            page = httpx.get(portal + "/inbox", cookies={"kojinbango_portal": session})
+            return page.status_code == 200 and "再起動をまたぐお知らせ" in page.text
+
+        _wait("the notice in the portal inbox after the restart", arrived)
+        with second.runtime("network").db.transaction() as s:
+            assert (
+                len(
+                    list(
+                        s.scalars(
+                            select(NetworkNotice).where(NetworkNotice.title == "再起動をまたぐお知らせ")
+                        )
+                    )
+                )
+                == 1
+            )
+
+
+def test_only_the_right_parties_reach_the_notices(nation: Nation) -> None:
+    """The network releases お知らせ only for the portal's own 符号, and takes them only from the
+    intermediate server that serves the sender."""
+    from kojinbango.common.transport import RemoteError, SignedClient
+    from kojinbango.intermediate.models import FugoLink
+
+    rt = nation.runtimes[ORG]
+    with rt.db.transaction() as s:
+        rt.services["addressee"].sync_residents(s)
+        aid = s.scalar(select(Addressee.id).where(Addressee.my_number.is_not(None)).order_by(Addressee.id))
+    rt.services["linkage"].ensure_fugo([aid])
+    with nation.runtime("intermediate").db.transaction() as s:
+        municipality_fugo = s.scalar(select(FugoLink.fugo).where(FugoLink.tenant == ORG))
+    assert municipality_fugo
+    topo = nation.topology
+    portal_id = topo.of_kind("portal")[0].id
+    as_portal = SignedClient(topo.credentials(portal_id), topo.trust_store(), nation.urls)
+    try:
+        with pytest.raises(RemoteError) as shown:  # a municipality's 符号 is not the portal's
+            as_portal.call("network", "POST", "/api/portal/notices", {"fugo": municipality_fugo})
+        assert (
+            shown.value.status == 422 and "not issued to the organisation presenting it" in shown.value.detail
+        )
+        item = {
+            "ref": "D1",
+            "fugo": municipality_fugo,
+            "title": "x",
+            "body": "y",
+            "sent_at": "2026-01-01T00:00:00Z",
+        }
+        with pytest.raises(RemoteError) as sent:  # only intermediate servers hand in お知らせ
+            as_portal.call("network", "POST", "/api/if/notices", {"tenant": ORG, "items": [item]})
+        assert sent.value.status == 401
+    finally:
+        as_portal.close()
+    as_other = SignedClient(topo.credentials("m131041"), topo.trust_store(), nation.urls)
+    try:  # a municipality cannot call the network at all
+        with pytest.raises(RemoteError) as direct:
+            as_other.call("network", "POST", "/api/if/notices", {"tenant": ORG, "items": [item]})
+        assert direct.value.status == 401
+    finally:
+        as_other.close()

@@ -176,6 +176,38 @@ def test_counter_reads_the_card(world) -> None:
     page.close()
 
 
+def test_welfare_counter_writes_a_claim_and_sends_a_query(world) -> None:
+    """3-2: the record opened with the card, 福祉 staff write a 児童手当 認定請求 to the 児童手当
+    system and see the answer of a 3-3 query sent from the record."""
+    page, base = staff_login(world, "welfare", "福祉（給付・手当）")
+    page.goto(base + "/staff/counter/?reader=" + world["reader"].url)
+    page.wait_for_selector("#card option", state="attached")
+    page.fill("#pin", PIN)
+    page.click("#read-number")
+    page.wait_for_url("**/staff/counter/residents/*", timeout=20_000)
+    page.fill("#bank_code", "0005")
+    page.fill("#branch_code", "12")  # one digit short
+    page.fill("#account_number", "1234567")
+    page.fill("#holder_kana", "ヤマダ タロウ")
+    page.fill("#declared_income", "4200000")
+    page.click("#claim")
+    assert "店番は3桁" in page.locator("#claim-error").text_content()
+    shot(page, "counter-03-claim-refused")
+    page.fill("#branch_code", "123")
+    page.click("#claim")
+    assert "児童手当を登録しました" in page.locator("#claim-done").text_content()
+    shot(page, "counter-04-claim-written")
+    page.fill("#provider", "131041")
+    page.fill("#affair", "child-allowance")
+    page.select_option("#info", "地方税関係情報")
+    page.click("#query")
+    page.wait_for_selector("#answer", timeout=30_000)
+    assert page.locator("#answer").get_attribute("data-status") == "not_held"
+    assert "該当なし" in page.locator("#answer-status").text_content()
+    shot(page, "counter-05-query-answer")
+    page.close()
+
+
 def test_push_notice_reaches_the_portal_and_the_kiosk_issues(world) -> None:
     portal = world["portal"]
     resident = world["browser"].new_page()

@@ -115,6 +115,24 @@ def test_tax_staff_cannot_open_resident_records(nation: Nation) -> None:
     assert len(denied) == 5 and {e.screen for e in denied} >= {"/staff/residents/{id}", "/staff/"}
 
 
+@pytest.mark.parametrize(
+    ("role", "purpose", "cards", "links"),
+    [
+        ("resident_records", "個人番号カードの交付・手続", 200, 403),  # the card desk is 住民記録's
+        ("tax", "紐付け確認（事務処理）", 403, 200),  # 紐付け確認 is the business systems' (税務, 福祉)
+        ("welfare", "紐付け確認（事務処理）", 403, 200),
+    ],
+)
+def test_card_desk_and_link_review_by_role(
+    nation: Nation, role: str, purpose: str, cards: int, links: int
+) -> None:
+    acc = _staff(nation, f"roles-{role.replace('_', '-')}", [role])
+    with closing(staff_client(nation.urls[ORG], acc, purpose)) as c:
+        assert c.get("/staff/cards/").status_code == cards
+        assert c.get("/staff/links/").status_code == links
+        assert c.get("/staff/cards/pin-reset").status_code == cards
+
+
 def test_person_data_needs_an_applicant_and_every_view_is_logged(nation: Nation) -> None:
     rid = _resident_id(nation)
     acc = _staff(nation, "juki-1", ["resident_records"])

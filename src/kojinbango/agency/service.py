@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -14,18 +13,20 @@ from sqlalchemy.orm import Session
 from kojinbango.agency.models import AgencyAnswer, AgencyFugo, InsuredPerson, PensionAward
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
-from kojinbango.common.layouts import CATEGORIES
 from kojinbango.common.linkage import (
+    FINAL,
     LinkageSettings,
+    answer_view,
     iso,
     now,
-    org_of_public_id,
-    public_id,
+    query_provider,
+    stored_answer_view,
     verify_answer,
+    wait_final,
     writing,
 )
 from kojinbango.common.signing import TrustStore
-from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.identifiers import validate_my_number
 from kojinbango.intermediate.service import IntermediateService
@@ -51,7 +52,6 @@ _UPDATE_ANSWER = (
         answered_at=func.coalesce(_A.c.answered_at, bindparam("p_answered_at")),
     )
 )
-FINAL = ("answered", "not_held", "refused", "failed")
 CHUNK = 1000
 
 
@@ -185,12 +185,7 @@ class AgencyService:
         staff: str = "職員",
         wait_seconds: float = 10.0,
     ) -> dict[str, Any]:
-        if info not in CATEGORIES:
-            raise BusinessError(f"unknown information category {info!r} (known: {', '.join(CATEGORIES)})")
-        try:
-            provider_org = org_of_public_id(self.topology, provider)
-        except TopologyError as exc:
-            raise BusinessError(str(exc)) from None
+        provider_org = query_provider(self.topology, provider, info)
         number = validate_my_number(my_number)
         with self.db.engine.connect() as conn:  # one read for the usual case: known, with a 符号
             row = conn.execute(_PERSON, {"number": number}).first()
@@ -210,30 +205,26 @@ class AgencyService:
         state = self.intermediate.query(
             self.org_id, request_id, person_key(pid), provider_org, affair, info, True, add_row
         )
-        deadline = time.monotonic() + wait_seconds
-        while state["status"] not in FINAL and time.monotonic() < deadline:
-            time.sleep(0.2)
-            state = self.intermediate.result(self.org_id, request_id=request_id)
+        state = wait_final(
+            state, lambda: self.intermediate.result(self.org_id, request_id=request_id), wait_seconds
+        )
         checked = self._checked.pop(request_id, None)
         if checked is None:  # nothing new was written since the row was made
             return self._answer(request_id)
-        payload = (state.get("answer") or {}).get("payload", {})
-        return {
-            "exchange_id": state.get("exchange_id"),
-            "status": state["status"],
-            "reason": str(state.get("reason") or "")[:400],
-            "querier": self.org_id,
-            "provider": public_id(self.topology, provider_org),
-            "affair": affair,
-            "info": info,
-            "requested_at": iso(asked_at),
-            "provided_at": payload.get("provided_at"),
-            "as_of": iso(checked[1]),
-            "held": payload.get("held"),
-            "layout": payload.get("layout"),
-            "data": payload.get("data"),
-            "signature_valid": checked[0],
-        }
+        return answer_view(
+            self.topology,
+            self.org_id,
+            provider_org,
+            exchange_id=state.get("exchange_id"),
+            status=state["status"],
+            reason=str(state.get("reason") or "")[:400],
+            affair=affair,
+            info=info,
+            requested_at=asked_at,
+            as_of=checked[1],
+            document=state.get("answer"),
+            signature_valid=checked[0],
+        )
 
     def _answer(self, request_id: str) -> dict[str, Any]:
         with self.db.transaction() as s:
@@ -273,23 +264,7 @@ class AgencyService:
         self._checked[state["request_id"]] = (valid, as_of)
 
     def _view(self, row: AgencyAnswer) -> dict[str, Any]:
-        payload = (row.document or {}).get("payload", {})
-        return {
-            "exchange_id": row.exchange_id,
-            "status": row.status,
-            "reason": row.reason,
-            "querier": self.org_id,
-            "provider": public_id(self.topology, row.provider),
-            "affair": row.affair,
-            "info": row.info,
-            "requested_at": iso(row.requested_at),
-            "provided_at": payload.get("provided_at"),
-            "as_of": iso(row.as_of),
-            "held": payload.get("held"),
-            "layout": payload.get("layout"),
-            "data": payload.get("data"),
-            "signature_valid": row.signature_valid,
-        }
+        return stored_answer_view(self.topology, self.org_id, row)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         with writing(self.db) as s:

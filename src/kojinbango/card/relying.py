@@ -75,13 +75,28 @@ class JpkiVerifier:
             raise JpkiError("revocation_unknown", f"the OCSP responder answered HTTP {resp.status_code}")
         return check_ocsp_response(resp.content, cert, self.ca, nonce)
 
+    def check_offline(
+        self, certificate: str, kind: str, data: bytes, signature: str, now: dt.datetime | None = None
+    ) -> x509.Certificate:
+        """The checks needing no responder: chain to the JPKI CA, kind, validity, the signature.
+
+        A caller that gets the certificate's status another way (the portal: an OCSP response
+        relayed in the same signed call as the subscriber lookup) must still refuse unless it is
+        good — see ``status_from``."""
+        cert = load_certificate(certificate)
+        verify_chain(cert, self.ca, kind, now)
+        verify_signature(cert, data, b64decode(signature, "signature"))
+        return cert
+
+    def status_from(self, ocsp_der: bytes, cert: x509.Certificate, nonce: bytes = b"") -> str:
+        """good / suspended / revoked from an OCSP response obtained by the caller (checked as any)."""
+        return check_ocsp_response(ocsp_der, cert, self.ca, nonce)
+
     def check(
         self, certificate: str, kind: str, data: bytes, signature: str, now: dt.datetime | None = None
     ) -> x509.Certificate:
         """Everything a relying party checks before it believes a signature; JpkiError otherwise."""
-        cert = load_certificate(certificate)
-        verify_chain(cert, self.ca, kind, now)
-        verify_signature(cert, data, b64decode(signature, "signature"))
+        cert = self.check_offline(certificate, kind, data, signature, now)
         refuse_unless_good(self.status(cert))
         return cert
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,14 +64,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def upgrade(engine: Engine, migrations: str, version_table: str = "alembic_version") -> None:
+def upgrade(
+    engine: Engine,
+    migrations: str,
+    version_table: str = "alembic_version",
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
     """Bring a schema to the newest Alembic revision.
 
     ``migrations`` is a package resource location such as ``kojinbango.jlis:migrations``.  Several
     systems of one organisation (the register, 統合宛名, business systems) share its database, each
-    with its own migration history in its own ``version_table``.
+    with its own migration history in its own ``version_table``.  ``attributes`` reach the
+    migrations as ``context.config.attributes`` (e.g. a key a data migration needs, never stored).
     """
     cfg = Config()
+    cfg.attributes.update(attributes or {})
     cfg.set_main_option("script_location", migrations)
     cfg.set_main_option("version_table", version_table)
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
@@ -84,15 +91,19 @@ class Database:
     """An organisation's own database: an engine and one transaction per business operation."""
 
     def __init__(
-        self, url: str, migrations: str | None = None, extra_migrations: Sequence[tuple[str, str]] = ()
+        self,
+        url: str,
+        migrations: str | None = None,
+        extra_migrations: Sequence[tuple[str, str]] = (),
+        migration_attributes: Mapping[str, Any] | None = None,
     ):
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrations:
-            upgrade(self.engine, migrations)
+            upgrade(self.engine, migrations, attributes=migration_attributes)
         for location, version_table in extra_migrations:
-            upgrade(self.engine, location, version_table)
+            upgrade(self.engine, location, version_table, migration_attributes)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -15,16 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.documents import verify_document
+from kojinbango.common.errors import BusinessError
 from kojinbango.common.signing import SignatureError, TrustStore
 from kojinbango.common.topology import Topology, TopologyError
 
@@ -110,6 +112,105 @@ def org_of_public_id(topology: Topology, ident: str) -> str:
         + [o.id for o in topology.of_kind("agency")]
     )
     raise TopologyError(f"no organisation {ident!r} in this deployment (known: {', '.join(known)})")
+
+
+# --- the querier's side of a query (a municipality or a national agency) -------------------------
+FINAL = ("answered", "not_held", "refused", "failed")
+"""States of a query that no longer change."""
+
+
+def query_provider(topology: Topology, provider: str, info: str) -> str:
+    """Check a query's information category and turn the provider's public id into its
+    organisation id; BusinessError saying what is wrong otherwise."""
+    from kojinbango.common.layouts import CATEGORIES
+
+    if info not in CATEGORIES:
+        raise BusinessError(f"unknown information category {info!r} (known: {', '.join(CATEGORIES)})")
+    try:
+        return org_of_public_id(topology, provider)
+    except TopologyError as exc:
+        raise BusinessError(str(exc)) from None
+
+
+def wait_final(
+    state: dict[str, Any], poll: Callable[[], dict[str, Any]], wait_seconds: float
+) -> dict[str, Any]:
+    """Poll a query's state until it is final or ``wait_seconds`` have passed (the synchronous
+    convenience over the asynchronous 処理通番)."""
+    deadline = time.monotonic() + wait_seconds
+    while state["status"] not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = poll()
+    return state
+
+
+def answer_view(
+    topology: Topology,
+    querier: str,
+    provider: str,
+    *,
+    exchange_id: str | None,
+    status: str,
+    reason: str,
+    affair: str,
+    info: str,
+    requested_at: dt.datetime | None,
+    as_of: dt.datetime | None,
+    document: dict[str, Any] | None,
+    signature_valid: bool | None,
+) -> dict[str, Any]:
+    """A query and its answer as the querier shows it (CLI, JSON interface): organisations by their
+    public id, the provided data read from the signed document's payload."""
+    payload = (document or {}).get("payload", {})
+    return {
+        "exchange_id": exchange_id,
+        "status": status,
+        "reason": reason,
+        "querier": public_id(topology, querier),
+        "provider": public_id(topology, provider),
+        "affair": affair,
+        "info": info,
+        "requested_at": iso(requested_at),
+        "provided_at": payload.get("provided_at"),
+        "as_of": iso(as_of),
+        "held": payload.get("held"),
+        "layout": payload.get("layout"),
+        "data": payload.get("data"),
+        "signature_valid": signature_valid,
+    }
+
+
+class StoredAnswer(Protocol):
+    """A querier's row of a query and its answer (the municipality's and the agency's alike)."""
+
+    exchange_id: str | None
+    status: str
+    reason: str
+    provider: str
+    affair: str
+    info: str
+    requested_at: dt.datetime
+    as_of: dt.datetime | None
+    document: dict[str, Any] | None
+    signature_valid: bool | None
+
+
+def stored_answer_view(topology: Topology, querier: str, row: StoredAnswer) -> dict[str, Any]:
+    """``answer_view`` of a stored row."""
+    return answer_view(
+        topology,
+        querier,
+        row.provider,
+        exchange_id=row.exchange_id,
+        status=row.status,
+        reason=row.reason,
+        affair=row.affair,
+        info=row.info,
+        requested_at=row.requested_at,
+        as_of=row.as_of,
+        document=row.document,
+        signature_valid=row.signature_valid,
+    )
 
 
 @dataclass(frozen=True)

@@ -39,28 +39,35 @@ def _largest_power_of_two_below(n: int) -> int:
 
 
 class Tree:
-    """All levels of the tree over ``leaves`` (leaf hashes), built bottom-up.
+    """The perfect subtrees of the tree over ``leaves`` (leaf hashes), level by level; grows by append.
 
-    Building level by level and carrying an unpaired last node up unchanged gives exactly the
-    RFC's tree (its left subtrees are always the largest perfect ones), so every subtree the
-    RFC's recursions need is either a node of these levels or splits into such nodes.
+    ``levels[l][i]`` is the hash of the aligned perfect subtree of leaves ``[i·2^l, (i+1)·2^l)``;
+    a node is added as soon as both its halves exist, so appending a leaf is amortised O(1) and the
+    levels of a tree of size n are exactly those of every smaller prefix.  Every subtree the RFC's
+    recursions need is either such a node or splits into O(log n) of them, so a root, an inclusion
+    proof or a consistency proof costs O(log² n) hashes at most, never a pass over the leaves.
     """
 
-    def __init__(self, leaves: Sequence[bytes]):
-        self.size = len(leaves)
-        self.levels: list[list[bytes]] = [list(leaves)]
-        level = self.levels[0]
-        while len(level) > 1:
-            nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            self.levels.append(nxt)
-            level = nxt
+    def __init__(self, leaves: Sequence[bytes] = ()):
+        self.size = 0
+        self.levels: list[list[bytes]] = [[]]
+        for leaf in leaves:
+            self.append(leaf)
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf hash (readers of earlier sizes are unaffected: nodes are only added)."""
+        self.levels[0].append(leaf)
+        level = 0
+        while len(self.levels[level]) % 2 == 0:
+            pair = self.levels[level]
+            if level + 1 == len(self.levels):
+                self.levels.append([])
+            self.levels[level + 1].append(node_hash(pair[-2], pair[-1]))
+            level += 1
+        self.size += 1
 
     def root(self) -> bytes:
-        if self.size == 0:
-            return EMPTY_ROOT
-        return self.levels[-1][0]
+        return self.subtree(0, self.size)
 
     def subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for the ranges the RFC's recursions produce."""

@@ -13,6 +13,7 @@ date chosen for 明治 only matters as a label: 1868-01-25 is the Gregorian date
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "era_of",
     "format_seireki",
     "parse_date",
+    "parse_date_range",
     "to_wareki",
 ]
 
@@ -180,3 +182,67 @@ def parse_date(s: str) -> date:
             "(元号の期間外です)"
         )
     return d
+
+
+_PARTIAL_SEIREKI_RE: Final = re.compile(
+    r"(?:西暦)?(?P<y>\d{4})(?:年|[-/.])?(?:(?P<m>\d{1,2})(?:月|[-/.])?)?"
+)
+_PARTIAL_WAREKI_RE: Final = re.compile(
+    r"(?P<era>[^\d元]+?)(?P<y>元|\d{1,3})(?:年|[-/.])?(?:(?P<m>\d{1,2})(?:月|[-/.])?)?"
+)
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def parse_date_range(s: str) -> tuple[date, date]:
+    """Read a whole date, or only a year or a year and month, as the first and last day it covers.
+
+    The standard spec's search lets staff type what the applicant remembers: "昭和55年" is
+    1980-01-01..1980-12-31, "S55.4" is April 1980, "1980-04-01" a single day.  A 和暦 year or month
+    is clipped to its era ("平成元年" starts on 1989-01-08, "昭和64年" ends on 1989-01-07); an era
+    year or month lying wholly outside the era is refused like a whole date would be.
+    """
+    try:
+        d = parse_date(s)
+        return d, d
+    except DateParseError as whole:
+        text = kanji_numerals_to_arabic("".join(unicodedata.normalize("NFKC", s).split()))
+        if not text:
+            raise
+        m = _PARTIAL_SEIREKI_RE.fullmatch(text)
+        era: Era | None = None
+        if m is None:
+            m = _PARTIAL_WAREKI_RE.fullmatch(text)
+            if m is None:
+                raise whole from None
+            era = _ERA_BY_LABEL.get(m.group("era"))
+            if era is None:
+                raise whole from None
+        y = 1 if m.group("y") == "元" else int(m.group("y"))
+        if era is not None and y < 1:
+            raise DateParseError(f"{s!r}: era year must be 元 or at least 1 (年が不正です)") from None
+        year = era.start.year + y - 1 if era is not None else y
+        if year < GREGORIAN_ADOPTION.year:
+            raise DateParseError(
+                f"{s!r}: before 1873-01-01 (明治6年1月1日), when Japan adopted the Gregorian calendar "
+                "(太陽暦採用前の日付です)"
+            ) from None
+        if m.group("m") is None:
+            first, last = date(year, 1, 1), date(year, 12, 31)
+        else:
+            month = int(m.group("m"))
+            if not 1 <= month <= 12:
+                raise DateParseError(f"{s!r}: month {month} does not exist (月が不正です)") from None
+            first, last = date(year, month, 1), _month_end(year, month)
+        if era is not None:
+            first, last = max(first, era.start), min(last, era.end or last)
+            if first > last:
+                raise DateParseError(
+                    f"{s!r}: {era.name}{'元' if y == 1 else y}年 does not cover this period; {era.name} "
+                    f"ran from {era.start.isoformat()}"
+                    + (f" to {era.end.isoformat()}" if era.end else "")
+                    + " (元号の期間外です)"
+                ) from None
+        return first, last

@@ -9,7 +9,7 @@ from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
-from kojinbango.intermediate import api
+from kojinbango.intermediate import api, notices
 from kojinbango.intermediate.models import MIGRATIONS, VERSION_TABLE, seen_nonces
 from kojinbango.intermediate.service import IntermediateService
 
@@ -25,7 +25,8 @@ def create(
     trust = topology.trust_store()
     settings = LinkageSettings.of(topology)
     db = Database(
-        database_url or topology.database_url(org_id), extra_migrations=[(MIGRATIONS, VERSION_TABLE)]
+        database_url or topology.database_url(org_id),
+        extra_migrations=[(MIGRATIONS, VERSION_TABLE), (notices.MIGRATIONS, notices.VERSION_TABLE)],
     )
     client = SignedClient(creds, trust, directory or topology.directory(), timeout=30.0)
     network = topology.of_kind("network")[0].id
@@ -49,8 +50,12 @@ def create(
     )
     api.install_if(app, service, network)
     api.install_tenant(app, service)
+    mail = notices.IntermediateNotices(db, tenants, network, client.call, settings.retry_max_seconds)
+    notices.install(app, mail)  # お知らせ, store and forward
     limit_worker_threads(app, settings.worker_threads)
-    runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service})
+    runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service, "notices": mail})
     service.start()
     runtime.closers.append(service.stop)
+    mail.start()
+    runtime.closers.append(mail.stop)
     return runtime

@@ -119,6 +119,10 @@ class IntermediateService:
         self.public_ids = public_ids
         self.retention = dt.timedelta(days=round(365.25 * retention_years))
         self._stop = threading.Event()
+        # Queries being sent by a request right now: the sweep leaves them alone (resending an
+        # in-flight query cost a second network round trip per exchange under load).
+        self._in_flight: set[int] = set()
+        self._in_flight_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         # Run inside the transaction that writes a query's new state (a business system sharing
         # this database keeps its own copy of the answer in step with it).
@@ -305,7 +309,14 @@ class IntermediateService:
                     also(s)
             payload = {"querier": tenant, "request_id": request_id, "fugo": fugo, "provider": q["provider"],
                        "affair": q["affair"], "info": q["info"], "wait": wait}  # fmt: skip
-        return self._send(int(q["id"]), wait, payload, q)
+        qid = int(q["id"])
+        with self._in_flight_lock:
+            self._in_flight.add(qid)
+        try:
+            return self._send(qid, wait, payload, q)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(qid)
 
     def _payload(self, s: Session, q: OutgoingQuery, wait: bool) -> dict[str, Any] | None:
         if q.status != "unsent":
@@ -562,14 +573,22 @@ class IntermediateService:
         with writing(self.db) as s:
             rows = list(
                 s.execute(
-                    select(OutgoingQuery.tenant, OutgoingQuery.exchange_id, OutgoingQuery.request_id)
+                    select(
+                        OutgoingQuery.id,
+                        OutgoingQuery.tenant,
+                        OutgoingQuery.exchange_id,
+                        OutgoingQuery.request_id,
+                    )
                     .where(OutgoingQuery.status.in_(("unsent", "pending")))
                     .limit(200)
                 )
             )
-        for tenant, ex_id, req_id in rows:
+        for qid, tenant, ex_id, req_id in rows:
             if self._stop.is_set():
                 break
+            with self._in_flight_lock:
+                if qid in self._in_flight:
+                    continue
             try:
                 self.result(tenant, exchange_id=ex_id, request_id=None if ex_id else req_id)
             except Exception:

@@ -9,9 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
+from kojinbango.common import i18n
 from kojinbango.kiosk.service import KioskRefused, KioskService
 
 LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
@@ -27,7 +27,7 @@ class IssueRequest(BaseModel):
 
 
 def install(app: FastAPI, kiosk: KioskService, municipality: str, reader_url: str) -> None:
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     router = APIRouter(prefix="/kiosk")
 
     @router.get("/", response_class=HTMLResponse)

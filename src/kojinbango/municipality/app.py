@@ -35,6 +35,7 @@ from kojinbango.municipality.linkage.service import LinkageService
 from kojinbango.municipality.outreach import api as outreach_api
 from kojinbango.municipality.outreach import models as outreach_models
 from kojinbango.municipality.outreach import views as outreach_views
+from kojinbango.municipality.outreach.network_channel import NetworkNoticeChannel
 from kojinbango.municipality.outreach.service import OutreachService
 from kojinbango.municipality.register import api, views
 from kojinbango.municipality.register.models import seen_nonces
@@ -58,6 +59,24 @@ EXTRA_MIGRATIONS = [
 ]
 
 
+def staff_totp_key(topology: Topology, org_id: str) -> bytes:
+    """The municipality's key sealing its staff TOTP secrets (a 0600 file, never in the database)."""
+    org = topology.org(org_id)
+    return load_or_create_key(
+        topology.resolve(org.secrets.get("staff_totp_key", f"secrets/{org_id}/staff-totp.key"))
+    )
+
+
+def open_database(topology: Topology, org_id: str, database_url: str | None = None) -> Database:
+    """The municipality's database, migrated (the staff migration seals TOTP secrets with its key)."""
+    return Database(
+        database_url or topology.database_url(org_id),
+        MIGRATIONS,
+        EXTRA_MIGRATIONS,
+        {"staff_totp_key": staff_totp_key(topology, org_id)},
+    )
+
+
 def create(
     topology: Topology,
     org_id: str,
@@ -69,7 +88,7 @@ def create(
         raise ValueError(f"municipality {org_id} needs lg_code and prefecture in the topology")
     creds = topology.credentials(org_id)
     trust = topology.trust_store()
-    db = Database(database_url or topology.database_url(org_id), MIGRATIONS, EXTRA_MIGRATIONS)
+    db = open_database(topology, org_id, database_url)
     client = SignedClient(creds, trust, directory or topology.directory())
     files_dir: Path = topology.resolve(org.secrets.get("files_dir", f"files/{org_id}"))
     notice_key = load_or_create_key(
@@ -99,7 +118,7 @@ def create(
     cards_api.install(app, cards, topology)
     cards_views.install(app, cards)
     services["cards"] = cards
-    staff = StaffService(db)
+    staff = StaffService(db, staff_totp_key(topology, org_id))
     staff_views.install(app, staff, org.name, staff_views.card_owner(db))
     services["staff"] = staff
     forms = _forms(topology, org_id, db, printer.mayor_title)
@@ -119,6 +138,7 @@ def create(
         org.name,
         str(topology.settings.get("reader_url", "http://127.0.0.1:8790")),
         lambda: services.get("linkage"),  # 3-3 from the counter once 情報連携 is there
+        addressee.sync_residents,  # 統合宛名 for the 児童手当 claim written at the counter
     )
     runtime = OrgRuntime(org_id, "municipality", app, db, client, services)
     runtime.closers.append(kiosk.verifier.close)
@@ -128,6 +148,14 @@ def create(
         services["linkage"] = linkage
         linkage.start()
         runtime.closers.append(linkage.stop)
+        # 3-1 お知らせ through the intermediate server and the network (letters stay for the rest)
+        channel = NetworkNoticeChannel(
+            db, client, linkage.intermediate, lambda: services.get("linkage"), addressee,
+            linkage.settings.retry_max_seconds,
+        )  # fmt: skip
+        outreach.channel = channel
+        channel.start()
+        runtime.closers.append(channel.stop)
     return runtime
 
 

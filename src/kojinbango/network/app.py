@@ -10,7 +10,7 @@ from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_w
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.jlis.app import load_or_create_key
-from kojinbango.network import api
+from kojinbango.network import api, notices
 from kojinbango.network.core import NetworkCore
 from kojinbango.network.fugo import FugoCipher
 from kojinbango.network.interface import NetworkInterface
@@ -31,7 +31,11 @@ def create(
     creds = topology.credentials(org_id)
     trust = topology.trust_store()
     settings = LinkageSettings.of(topology)
-    db = Database(database_url or topology.database_url(org_id), MIGRATIONS)
+    db = Database(
+        database_url or topology.database_url(org_id),
+        MIGRATIONS,
+        extra_migrations=[(notices.MIGRATIONS, notices.VERSION_TABLE)],  # お知らせ
+    )
     key = load_or_create_key(topology.resolve(org.secrets.get("fugo_key", f"secrets/{org_id}/fugo.key")))
     table_path = settings.table_path(topology)
     write_default(table_path)
@@ -53,10 +57,14 @@ def create(
         allowed_callers=callers,
     )
     api.install(app, core, iface, topology)
+    mail = notices.NetworkNotices(db, core.cipher, topology, settings, client)
+    notices.install(app, mail)
     limit_worker_threads(app, settings.worker_threads)
     runtime = OrgRuntime(
-        org_id, "network", app, db, client, {"core": core, "interface": iface, "log": merkle}
+        org_id, "network", app, db, client, {"core": core, "interface": iface, "log": merkle, "notices": mail}
     )
     iface.start()
     runtime.closers.append(iface.stop)
+    mail.start()
+    runtime.closers.append(mail.stop)
     return runtime

@@ -390,8 +390,10 @@ class NetworkCore:
             return {"tree_head": None, "records": [], "consistency": [], "log_problems": []}
         size = int(head["payload"]["tree_size"])
         tree, problems = self.log.tree(size)
+        entries = self.log.entries_of(person, size)
+        problems += self.log.check_entries(entries)
         records = []
-        for seq, text in self.log.entries_of(person, size):
+        for seq, text in entries:
             records.append(
                 {
                     "index": seq,

@@ -6,8 +6,13 @@
   checked against the last signed tree head), so signing a new tree head does not reread entries.
   If the entries in the database no longer produce the last signed root, the log is *corrupt*: it
   says so and signs nothing more until an operator looks.
-* Proofs are computed from the entries *as they are in the database now*: a leaf altered or deleted
-  there changes the tree, and every proof against the signed head fails for whoever checks it.
+* The log also keeps every perfect subtree of its tree in memory (``Tree``, built from the entries
+  as they were in the database at start, with their recomputed hashes, and grown on each commit),
+  so an inclusion or consistency proof costs O(log² n) hashes instead of rereading and rehashing
+  every entry.  Tampering stays visible: the portal hashes each record text it receives itself, so
+  a record altered in the database no longer fits its proof; the records returned are checked
+  against the kept leaf hashes (``log_problems``); a deleted or altered entry found at start marks
+  the log corrupt; and ``verify`` (the monitor) still recomputes everything from the database.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class MerkleLog:
         self.retention = dt.timedelta(days=round(365.25 * retention_years))
         self.lock = write_lock(db) if db.is_sqlite else threading.RLock()
         self.frontier = Frontier()
+        self.cached = Tree()  # every perfect subtree, for proofs without rereading the entries
+        self.load_problems: list[str] = []
         self.corrupt: str | None = None
         self._load()
 
@@ -92,6 +99,8 @@ class MerkleLog:
             if head is not None and i == head.tree_size:
                 self._check_head(head)
             self.frontier.append(h)
+            self.cached.append(h)
+        self.load_problems = list(state.problems)
         if head is not None and head.tree_size == self.frontier.size:
             self._check_head(head)
         if head is not None and head.tree_size > self.frontier.size:
@@ -150,6 +159,7 @@ class MerkleLog:
                 yield appender
             for h in appender.added:
                 self.frontier.append(h)
+                self.cached.append(h)
 
     # --- tree heads ----------------------------------------------------------------------
     def latest_head(self) -> TreeHead | None:
@@ -190,8 +200,21 @@ class MerkleLog:
 
     # --- proofs --------------------------------------------------------------------------
     def tree(self, size: int) -> tuple[Tree, list[str]]:
-        state = self.leaf_state(size)
-        return Tree(state.hashes), state.problems
+        """The kept tree (proofs for any size up to the log's) and the problems found at start."""
+        if size > self.cached.size:  # a head larger than the entries: a corrupt log, recompute
+            state = self.leaf_state(size)
+            return Tree(state.hashes), state.problems
+        return self.cached, list(self.load_problems)
+
+    def check_entries(self, entries: list[tuple[int, str | None]]) -> list[str]:
+        """Entries read from the database now that no longer hash to the leaf the log holds."""
+        return [
+            f"entry {seq} does not match its recorded hash"
+            for seq, text in entries
+            if text is not None
+            and seq < self.cached.size
+            and leaf_hash(text.encode()) != self.cached.levels[0][seq]
+        ]
 
     def entries_of(self, person_id: int, size: int) -> list[tuple[int, str | None]]:
         with self.db.transaction() as s:

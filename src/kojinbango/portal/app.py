@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,10 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from kojinbango.card.relying import JpkiVerifier
+from kojinbango.common import i18n
 from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.topology import Topology
@@ -58,10 +59,15 @@ def create(
         db,
         org_id,
         verifier,
-        lambda serial: client.call(jlis, "POST", "/api/jpki/subscriber", {"serial": serial}),
+        lambda serial, ocsp_der: client.call(
+            jlis,
+            "POST",
+            "/api/jpki/login-check",
+            {"serial": serial, "ocsp_request": base64.b64encode(ocsp_der).decode()},
+        ),
     )
     app = org_app(f"{org.name}", creds, trust, db, DbNonceStore(db, seen_nonces), allowed_callers=())
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     reader = reader_url or str(topology.settings.get("reader_url", "http://127.0.0.1:8790"))
 
     records_service: records.RecordsService | None = None
@@ -71,7 +77,13 @@ def create(
         records.install(app, records_service, _token)
 
     # お知らせ and 自己情報表示, asked of the municipalities with the session's certificate serial
-    inbox_service = inbox.InboxService(db, client, [(m.id, m.name) for m in topology.of_kind("municipality")])
+    inbox_service = inbox.InboxService(
+        db,
+        client,
+        [(m.id, m.name) for m in topology.of_kind("municipality")],
+        records_service.network if records_service else None,  # お知らせ through the network
+        _fugo_of(records_service) if records_service else None,
+    )
     inbox.install(app, inbox_service, _token)
 
     @app.exception_handler(LoginRefused)
@@ -92,10 +104,9 @@ def create(
 
     @router.post("/login")
     def login(body: LoginRequest) -> JSONResponse:
+        # The login's one transaction also records the certificate the session used (which
+        # やりとり履歴 and the inbox ask with).
         result = service.login(body.challenge_id, body.certificate, body.signature)
-        if records_service is not None:
-            records_service.after_login(result["session"], body.certificate)
-        inbox_service.after_login(result["session"], body.certificate)
         resp = JSONResponse(result)
         resp.set_cookie(COOKIE, result["session"], httponly=True, samesite="strict", max_age=1800)
         return resp
@@ -113,6 +124,11 @@ def create(
 
     app.include_router(router)
     return OrgRuntime(org_id, "portal", app, db, _Clients(client, verifier), {"portal": service})
+
+
+def _fugo_of(records_service: records.RecordsService) -> Any:
+    """Session token → the portal's 符号 for its resident (the one やりとり履歴 uses)."""
+    return lambda token: records_service._fugo(*records_service._session(token))
 
 
 class _Clients:

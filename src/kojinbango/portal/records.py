@@ -23,9 +23,9 @@ from typing import Any
 from cryptography import x509
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
+from kojinbango.common import i18n
 from kojinbango.common.db import Database
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.transparency import check_bundle
@@ -148,7 +148,7 @@ class RecordsService:
 
 def install(app: FastAPI, service: RecordsService, token_of: Any) -> None:
     """``GET /records`` (the page) and ``GET /records/api`` (JSON) for the logged-in resident."""
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     router = APIRouter()
 
     @router.get("/records/api")

@@ -4,9 +4,11 @@
 2. The card signs ``login_message(portal, challenge id, challenge)`` with the 利用者証明用 key after
    the reader checks the 4-digit PIN.
 3. The portal consumes the challenge (a second use is a replay), checks the certificate chains to
-   the JPKI CA and is a 利用者証明用 one, valid now, verifies the signature, asks J-LIS's OCSP
-   responder for the status (suspended and revoked are refused), asks J-LIS who the serial belongs
-   to (氏名 and a pseudonym for this portal), and opens a session.
+   the JPKI CA and is a 利用者証明用 one, valid now, verifies the signature, then asks J-LIS in one
+   signed call for the certificate's OCSP response and who the serial belongs to (氏名 and a
+   pseudonym for this portal); it checks the OCSP response itself (CA signature, this certificate,
+   fresh — suspended and revoked are refused) and opens a session.  The status is asked on every
+   login, never cached, so a card stopped on the 24-hour line cannot log in a moment later.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from kojinbango.card.profile import KIND_AUTH
-from kojinbango.card.relying import JpkiVerifier, login_message
-from kojinbango.card.verify import JpkiError
+from kojinbango.card.relying import JpkiVerifier, b64decode, login_message
+from kojinbango.card.verify import JpkiError, ocsp_request, refuse_unless_good
 from kojinbango.common.db import Database
+from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.portal.models import LoginChallenge, LoginRecord, PortalSession, PortalUser
+from kojinbango.portal.records_models import SessionCertificate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ _INSERT_USER = insert(_USERS)
 _SESSIONS: Table = PortalSession.__table__  # type: ignore[assignment]
 _INSERT_SESSION = insert(_SESSIONS)
 _INSERT_RECORD = insert(_RECORDS)
+_SESSION_CERTS: Table = SessionCertificate.__table__  # type: ignore[assignment]
+_INSERT_SESSION_CERT = insert(_SESSION_CERTS)
 SESSION_TTL = dt.timedelta(minutes=30)
 
 
@@ -68,12 +75,16 @@ class LoginRefused(Exception):
         self.status = status
 
 
+LoginCheck = Callable[[str, bytes], dict[str, Any]]
+"""(serial, DER OCSP request) -> J-LIS's ``{"ocsp_response": base64 DER, "subscriber": {...} | None}``."""
+
+
 class PortalService:
-    def __init__(self, db: Database, portal_id: str, verifier: JpkiVerifier, subscriber: Any):
+    def __init__(self, db: Database, portal_id: str, verifier: JpkiVerifier, login_check: LoginCheck):
         self.db = db
         self.portal_id = portal_id
         self.verifier = verifier
-        self.subscriber = subscriber  # serial -> {"name", "kana", "subscriber_id"} (asked of J-LIS)
+        self.login_check = login_check
         self._last_prune = 0.0
 
     def challenge(self) -> dict[str, Any]:
@@ -130,17 +141,30 @@ class PortalService:
     def _login(self, challenge_id: str, certificate: str, signature: str) -> dict[str, Any]:
         challenge = self._consume(challenge_id)
         try:
-            cert = self.verifier.check(
+            cert = self.verifier.check_offline(
                 certificate, KIND_AUTH, login_message(self.portal_id, challenge_id, challenge), signature
             )
+            request, nonce = ocsp_request(cert, self.verifier.ca)
+            try:
+                answer = self.login_check(str(cert.serial_number), request)
+            except (Unreachable, RemoteError) as exc:
+                raise JpkiError(
+                    "revocation_unknown", f"J-LIS could not be asked for the status: {exc}"
+                ) from None
+            ocsp_der = b64decode(str(answer.get("ocsp_response", "")), "OCSP response")
+            refuse_unless_good(self.verifier.status_from(ocsp_der, cert, nonce))
         except JpkiError as exc:
             status = 403 if exc.reason in ("revoked", "suspended", "expired") else 401
             raise LoginRefused(exc.reason, exc.message, status) from None
-        who = self.subscriber(str(cert.serial_number))
+        who = answer.get("subscriber")
+        if not isinstance(who, dict):
+            raise LoginRefused("unknown_subscriber", "J-LIS knows no holder of this certificate", 403)
         token = secrets.token_urlsafe(32)
         t = now()
         sid, name, kana = who["subscriber_id"], who["name"], who.get("kana", "")
-        with self.db.engine.begin() as conn:  # one transaction: the user, the session, the record
+        # One transaction: the user, the session, the certificate it used (for やりとり履歴 and the
+        # inbox), the login record.
+        with self.db.engine.begin() as conn:
             changed = conn.execute(_UPDATE_USER, {"sid": sid, "p_name": name, "p_kana": kana, "t": t})
             if changed.rowcount == 0:
                 conn.execute(
@@ -155,6 +179,10 @@ class PortalService:
                     "created_at": t,
                     "expires_at": t + SESSION_TTL,
                 },
+            )
+            conn.execute(
+                _INSERT_SESSION_CERT,
+                {"token_hash": _hash(token), "serial": str(cert.serial_number), "created_at": t},
             )
             conn.execute(_INSERT_RECORD, {"at": t, "outcome": "ok", "reason": None, "subscriber_id": sid})
         return {

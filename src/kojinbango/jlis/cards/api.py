@@ -46,6 +46,7 @@ class IssueRequest(BaseModel):
     card_serial: str = CARD_SERIAL
     auth_public_key: str = Field(min_length=100, max_length=2000)
     sign_public_key: str | None = Field(default=None, min_length=100, max_length=2000)
+    issue_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{16,64}$")
 
 
 class CardRequest(BaseModel):
@@ -76,6 +77,10 @@ class SubscriberRequest(BaseModel):
     serial: str = Field(pattern=r"^[0-9]{1,50}$")
 
 
+class LoginCheckRequest(SubscriberRequest):
+    ocsp_request: str = Field(min_length=1, max_length=10_000, description="base64 DER OCSP request")
+
+
 def install(app: FastAPI, centre: CardCentre, topology: Topology) -> None:
     api = APIRouter(prefix="/api")
 
@@ -102,7 +107,11 @@ def install(app: FastAPI, centre: CardCentre, topology: Topology) -> None:
     @api.post("/cards/issue")
     def issue(body: IssueRequest, request: Request) -> dict[str, Any]:
         return centre.issue_at_counter(
-            municipality(request), body.card_serial, body.auth_public_key, body.sign_public_key
+            municipality(request),
+            body.card_serial,
+            body.auth_public_key,
+            body.sign_public_key,
+            body.issue_key,
         )
 
     @api.post("/cards/resume")
@@ -133,6 +142,18 @@ def install(app: FastAPI, centre: CardCentre, topology: Topology) -> None:
         if org.kind != "portal":
             raise Unauthorised("only the portal may resolve a 利用者証明用電子証明書 to a person")
         return centre.subscriber(body.serial, org.id)
+
+    @api.post("/jpki/login-check")
+    def login_check(body: LoginCheckRequest, request: Request) -> dict[str, Any]:
+        """The portal's login: OCSP status and subscriber in one signed call."""
+        org = topology.org(caller(request))
+        if org.kind != "portal":
+            raise Unauthorised("only the portal may resolve a 利用者証明用電子証明書 to a person")
+        try:
+            der = base64.b64decode(body.ocsp_request, validate=True)
+        except (ValueError, binascii.Error):
+            raise BusinessError("ocsp_request is not base64") from None
+        return centre.login_check(body.serial, org.id, der)
 
     @api.post("/jpki/holder")
     def holder(body: SubscriberRequest, request: Request) -> dict[str, Any]:

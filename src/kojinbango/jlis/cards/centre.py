@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -351,12 +352,28 @@ class CardCentre:
         self._event(s, chip.card_serial, "電子証明書発行", actor, {"kinds": kinds})
 
     def issue_at_counter(
-        self, lg_code: str, card_serial: str, auth_public_key: str, sign_public_key: str | None
+        self,
+        lg_code: str,
+        card_serial: str,
+        auth_public_key: str,
+        sign_public_key: str | None,
+        issue_key: str | None = None,
     ) -> dict[str, Any]:
         """交付時来庁方式: at hand-over the municipality's terminal sends the chip's public keys; the CA
-        issues the certificates and the card becomes issued."""
+        issues the certificates and the card becomes issued.
+
+        ``issue_key`` is the municipality's idempotency key (recorded before it called): asked again
+        with the same key and the same public keys — its process died before it saved the card — the
+        answer is the same certificates, never a second pair."""
+        key_hash = hashlib.sha256(issue_key.encode()).hexdigest() if issue_key else None
         with self.db.transaction() as s:
             card = self._card_of(s, card_serial, lg_code, for_update=True)
+            if (
+                key_hash is not None
+                and card.issue_key is not None
+                and hmac.compare_digest(card.issue_key, key_hash)
+            ):
+                return self._issued_again(s, card, auth_public_key, sign_public_key, lg_code)
             if card.status != "delivered":
                 raise Conflict(f"this card is {card.status}, not waiting at the municipality for hand-over")
             rec = s.get(IdentityRecord, card.resident_code)
@@ -367,9 +384,30 @@ class CardCentre:
             if sign_public_key and not may_hold_signing_certificate(rec.birth_date, issued_on):
                 raise BusinessError("a 署名用電子証明書 is not issued under 15")
             self._issue_certificates(s, stub, rec, card.expires_on, lg_code)  # type: ignore[arg-type]
-            card.status, card.updated_at = "issued", now()
+            card.status, card.updated_at, card.issue_key = "issued", now(), key_hash
             self._event(s, card_serial, "交付", lg_code, {})
             return {"auth": stub.certs.get(KIND_AUTH), "sign": stub.certs.get(KIND_SIGN)}
+
+    def _issued_again(
+        self, s: Session, card: Card, auth_public_key: str, sign_public_key: str | None, lg_code: str
+    ) -> dict[str, Any]:
+        """The answer to a repeated issuance: the certificates already made for these very keys."""
+        certs = {
+            c.kind: c
+            for c in s.scalars(
+                select(JpkiCertificate)
+                .where(JpkiCertificate.card_serial == card.card_serial)
+                .order_by(JpkiCertificate.not_before)
+            )
+        }
+        wanted = {KIND_AUTH: auth_public_key, KIND_SIGN: sign_public_key}
+        if set(certs) != {k for k, v in wanted.items() if v} or any(
+            _public_pem(c.der) != _normal_pem(wanted[k]) for k, c in certs.items()
+        ):
+            raise Conflict("this card's certificates were issued for other keys; the retry does not match")
+        self._event(s, card.card_serial, "交付（再要求）", lg_code, {"kinds": sorted(certs)})
+        answer = {k: base64.b64encode(c.der).decode() for k, c in certs.items()}
+        return {"auth": answer.get(KIND_AUTH), "sign": answer.get(KIND_SIGN), "repeated": True}
 
     def receive_by_post(self, application_id: str, birth_date: str) -> str:
         """本人限定受取郵便: the holder receives a mailed card (申請時来庁方式) once."""
@@ -563,6 +601,27 @@ class CardCentre:
             "status": status,
         }
 
+    def login_check(self, serial: str, relying_party: str, ocsp_request: bytes) -> dict[str, Any]:
+        """The portal's one call per login: the OCSP answer for the certificate (the same response
+        the public responder gives, signed by the CA, which the portal checks as any OCSP answer)
+        and, only while that certificate is good, who it belongs to.  One round trip instead of
+        two, and the status is as fresh as asking the responder directly."""
+        try:
+            asked = ocsp.load_der_ocsp_request(ocsp_request).serial_number
+        except ValueError:
+            raise BusinessError("the OCSP request cannot be read") from None
+        if str(asked) != serial:
+            raise BusinessError("the OCSP request is about another certificate than the serial")
+        der = self.ocsp(ocsp_request)
+        who: dict[str, Any] | None
+        try:
+            who = self.subscriber(serial, relying_party)
+        except NotFound:
+            who = None
+        if who is not None and who["status"] != "good":
+            who = None  # a suspended or revoked certificate names nobody
+        return {"ocsp_response": base64.b64encode(der).decode(), "subscriber": who}
+
     def holder_of(self, serial: str, lg_code: str) -> dict[str, Any]:
         """証明書情報連携: a certificate serial → 住民票コード, for the municipality the holder lives in
         (how an online application signed with the card reaches the right 住民票)."""
@@ -694,6 +753,26 @@ _SUBSCRIBER = (
     .join(IdentityRecord, IdentityRecord.resident_code == JpkiCertificate.resident_code)
     .where(JpkiCertificate.serial == bindparam("serial"), JpkiCertificate.kind == KIND_AUTH)
 )
+
+
+def _public_pem(der: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    key = x509.load_der_x509_certificate(der).public_key()
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _normal_pem(pem: str | None) -> str | None:
+    from cryptography.hazmat.primitives.serialization import PublicFormat, load_pem_public_key
+
+    if pem is None:
+        return None
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError:
+        return None
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def _card_serial() -> str:

@@ -63,6 +63,9 @@ class Card(Base):
     manufactured_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     abolish_reason: Mapped[str | None] = mapped_column(String(40))
+    # SHA-256 of the municipality's idempotency key of the counter issuance (交付): a retry with the
+    # same key and the same public keys gets the same certificates back, never a second pair.
+    issue_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class CardEvent(Base):

@@ -1,20 +1,22 @@
 """Staff screens of the review queue (紐付け確認): /staff/links/…
 
 The record and its candidates side by side, each field marked as agreeing or not; decisions (link,
-not this person, contact the resident) and undo, each with who and why.  URLs carry only internal
-ids; numbers are shown masked to their last 4 digits.
+not this person, contact the resident) and undo, each with who and why.  "Who" is the staff account
+logged in at the terminal (the gate puts it on ``request.state.staff``), never a name typed into the
+form.  URLs carry only internal ids; numbers are shown masked to their last 4 digits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 
+from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.domain.identifiers import mask_my_number
 from kojinbango.domain.wareki import to_wareki
@@ -63,8 +65,16 @@ def _level_class(level: str | None) -> str:
     return "differ"
 
 
+def acting_staff(request: Request) -> str:
+    """The login of the staff member at this terminal (記録する職員), from the gate's session."""
+    terminal = getattr(request.state, "staff", None)
+    if terminal is None:  # only reachable if the gate is not installed in front of these pages
+        raise BusinessError("ログインしてください（not logged in: no staff member to record）", 401)
+    return str(terminal.login)
+
+
 def install(app: FastAPI, service: AddresseeService) -> None:
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     templates.env.globals.update(
         municipality=service.municipality_name,
         wareki=lambda d: to_wareki(d) if d else "",
@@ -142,9 +152,9 @@ def install(app: FastAPI, service: AddresseeService) -> None:
     def item(request: Request, record_id: int) -> Response:
         return _item(request, record_id)
 
-    def _act(request: Request, record_id: int, action: Any) -> Response:
+    def _act(request: Request, record_id: int, action: Callable[[str], None]) -> Response:
         try:
-            action()
+            action(acting_staff(request))
         except BusinessError as exc:
             return _item(request, record_id, str(exc), exc.status)
         return RedirectResponse(f"/staff/links/{record_id}", status_code=303)
@@ -153,12 +163,11 @@ def install(app: FastAPI, service: AddresseeService) -> None:
     def link(
         request: Request,
         record_id: int,
-        actor: str = Form(""),
         reason: str = Form(""),
         addressee_id: int | None = Form(None),
         integrated_number: str = Form(""),
     ) -> Response:
-        def do() -> None:
+        def do(actor: str) -> None:
             target = addressee_id
             if integrated_number.strip():
                 target = service.find_addressee(integrated_number)
@@ -173,19 +182,20 @@ def install(app: FastAPI, service: AddresseeService) -> None:
         request: Request,
         record_id: int,
         addressee_id: int = Form(...),
-        actor: str = Form(""),
         reason: str = Form(""),
     ) -> Response:
         return _act(
-            request, record_id, lambda: service.not_this_person(record_id, addressee_id, actor, reason)
+            request,
+            record_id,
+            lambda actor: service.not_this_person(record_id, addressee_id, actor, reason),
         )
 
     @router.post("/{record_id}/contact")
-    def contact(request: Request, record_id: int, actor: str = Form(""), reason: str = Form("")) -> Response:
-        return _act(request, record_id, lambda: service.contact_resident(record_id, actor, reason))
+    def contact(request: Request, record_id: int, reason: str = Form("")) -> Response:
+        return _act(request, record_id, lambda actor: service.contact_resident(record_id, actor, reason))
 
     @router.post("/{record_id}/undo")
-    def undo(request: Request, record_id: int, actor: str = Form(""), reason: str = Form("")) -> Response:
-        return _act(request, record_id, lambda: service.undo(record_id, actor, reason))
+    def undo(request: Request, record_id: int, reason: str = Form("")) -> Response:
+        return _act(request, record_id, lambda actor: service.undo(record_id, actor, reason))
 
     app.include_router(router)

@@ -108,3 +108,22 @@ class FormNumber(Base):
     my_number: Mapped[str] = mapped_column(String(12), nullable=False, index=True)
     form: Mapped[str] = mapped_column(String(60), nullable=False)
     received_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+
+
+class ChildAllowanceClaim(Base):
+    """児童手当 認定請求: who received it, for which child, the declared income, by whom and why."""
+
+    __tablename__ = "child_allowance_claims"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # 受付番号
+    recipient_record_id: Mapped[int] = mapped_column(
+        ForeignKey("business_records.id"), nullable=False, index=True
+    )
+    child_record_id: Mapped[int] = mapped_column(ForeignKey("business_records.id"), nullable=False)
+    allowance_id: Mapped[int] = mapped_column(ForeignKey("child_allowances.id"), nullable=False)
+    bank_account_id: Mapped[int] = mapped_column(ForeignKey("bank_accounts.id"), nullable=False)
+    received_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    income_year: Mapped[int] = mapped_column(SmallInteger, nullable=False)  # 所得の年 (前年)
+    declared_income: Mapped[int] = mapped_column(BigInteger, nullable=False)  # 所得額 (円), as declared
+    staff: Mapped[str] = mapped_column(String(40), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(60), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)

@@ -1,8 +1,9 @@
 """The card desk's routes.
 
 * ``/api/cards/…``: signed calls from J-LIS (resolving an application, delivering a card);
-* ``/staff/cards/api/…``: the issuance desk's terminal (JSON; served on localhost only, like every
-  staff page until the staff-terminal issue adds logins).
+* ``/staff/cards/api/…``: the issuance desk's terminal as JSON for the ``kojinbango`` commands
+  (outside the staff login: served on localhost only — README limitations); the screens under
+  ``/staff/cards/`` are behind the login and record the logged-in account.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import caller
-from kojinbango.municipality.cards.service import CardDesk
+from kojinbango.municipality.cards.service import CardDesk, LegalRepresentative
 
 CARD_SERIAL = Field(pattern=r"^[0-9]{16}$")
 APPLICATION_ID = Field(pattern=r"^[0-9]{23}$")
@@ -35,6 +36,20 @@ class Delivery(BaseModel):
     chip: str = Field(min_length=2, max_length=5_000_000)
 
 
+class Representative(BaseModel):
+    """法定代理人 of a holder under 15: a household member (internal id) and the document shown."""
+
+    resident_id: int
+    identity_document: str
+
+    def value(self) -> LegalRepresentative:
+        return LegalRepresentative(self.resident_id, self.identity_document)
+
+
+def _rep(r: Representative | None) -> LegalRepresentative | None:
+    return None if r is None else r.value()
+
+
 class FindRequest(BaseModel):
     resident_code: str
 
@@ -47,6 +62,7 @@ class CounterApplication(BaseModel):
     auth_pin: str | None = None
     sign_pin: str | None = None
     reissue: bool = False
+    legal_representative: Representative | None = None
 
 
 class HandOver(BaseModel):
@@ -55,6 +71,7 @@ class HandOver(BaseModel):
     staff: str
     auth_pin: str
     sign_pin: str | None = None
+    legal_representative: Representative | None = None
 
 
 class PinReset(BaseModel):
@@ -63,6 +80,11 @@ class PinReset(BaseModel):
     new_pin: str
     identity_document: str
     staff: str
+    legal_representative: Representative | None = None
+
+
+class CardFile(BaseModel):
+    card: str = Field(min_length=2, max_length=5_000_000, description="the card file's content")
 
 
 class CounterCard(BaseModel):
@@ -120,6 +142,7 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
             body.auth_pin,
             body.sign_pin,
             body.reissue,
+            _rep(body.legal_representative),
         )
 
     @staff.post("/waiting")
@@ -130,15 +153,32 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
     @staff.post("/hand-over")
     def hand_over(body: HandOver) -> dict[str, Any]:
         card = desk.hand_over(
-            body.card_serial, body.identity_document, body.staff, body.auth_pin, body.sign_pin
+            body.card_serial,
+            body.identity_document,
+            body.staff,
+            body.auth_pin,
+            body.sign_pin,
+            legal_representative=_rep(body.legal_representative),
         )
         return {"card": card}
 
     @staff.post("/pin-reset")
     def pin_reset(body: PinReset) -> dict[str, Any]:
         return {
-            "card": desk.reset_pin(body.card, body.which, body.new_pin, body.identity_document, body.staff)
+            "card": desk.reset_pin(
+                body.card,
+                body.which,
+                body.new_pin,
+                body.identity_document,
+                body.staff,
+                _rep(body.legal_representative),
+            )
         }
+
+    @staff.post("/representatives")
+    def representatives(body: CardFile) -> dict[str, Any]:
+        """Whether the holder of this card is under 15, and who may act as 法定代理人."""
+        return desk.representatives_for_card(body.card)
 
     @staff.post("/resume")
     def resume(body: CounterCard) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, DateTime, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kojinbango.common.db import NAMING
@@ -31,7 +31,10 @@ class DeskApplication(Base):
 class CardInSafe(Base):
     """A card J-LIS delivered (交付時来庁方式) — kept in the safe until handed over.
 
-    status: waiting (交付通知書 sent) → handed_over | returned.  ``chip`` is erased at hand-over."""
+    status: waiting (交付通知書 sent) → issuing → handed_over | returned.  ``chip`` is erased at
+    hand-over.  ``issuing`` is the recorded intent of a hand-over, written before J-LIS is asked for
+    the certificates: ``issue_key`` is the idempotency key J-LIS honours, so a hand-over interrupted
+    after J-LIS answered is finished by asking again and getting the same certificates back."""
 
     __tablename__ = "cards_in_safe"
     card_serial: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -44,6 +47,8 @@ class CardInSafe(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     notice_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # 交付通知書
     handed_over_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    issue_key: Mapped[str | None] = mapped_column(String(64))
+    issue_with_sign: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CounterRecord(Base):

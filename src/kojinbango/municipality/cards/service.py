@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,6 +22,11 @@ from kojinbango.domain.cards import (
     REISSUE_CERTIFICATE_FEE_YEN,
     PinFormatError,
     may_hold_signing_certificate,
+)
+from kojinbango.domain.guardians import (
+    is_parent,
+    may_act_as_legal_representative,
+    pin_needs_legal_representative,
 )
 from kojinbango.domain.identifiers import validate_resident_code
 from kojinbango.municipality.cards.models import CardInSafe, CounterRecord, DeskApplication
@@ -58,6 +66,14 @@ def _check_document(identity_document: str) -> str:
     return identity_document
 
 
+@dataclass(frozen=True)
+class LegalRepresentative:
+    """法定代理人 present at the counter: a resident (internal id) and the document they showed."""
+
+    resident_id: int
+    identity_document: str
+
+
 def _check_staff(staff: str) -> str:
     staff = (staff or "").strip()
     if not staff or len(staff) > 40:
@@ -77,6 +93,10 @@ class CardDesk:
         self.mode = mode
         self.client = client
         self.jlis_id = jlis_id
+        # Test seam (documented in docs/flows/2-cards.md): called with the card number after J-LIS
+        # answered with the certificates and before the card is saved as handed over — a test makes
+        # it raise to play the process dying at that point.
+        self.after_certificates: Callable[[str], None] | None = None
 
     # --- applications ---------------------------------------------------------------------
     def find(self, resident_code: str) -> dict[str, Any]:
@@ -87,7 +107,7 @@ class CardDesk:
             if r is None:
                 raise NotFound("no active resident with this 住民票コード here")
             notice = self._newest_notice(s, r.id)
-            return {
+            found: dict[str, Any] = {
                 "resident_id": r.id,
                 "name": f"{r.family_name}\u3000{r.given_name}",
                 "birth_date": r.birth_date.isoformat(),
@@ -95,6 +115,7 @@ class CardDesk:
                 "mode": self.mode,
                 "lg_code": self.lg_code,
             }
+        return {**found, "legal_representatives": self.legal_representatives(int(found["resident_id"]))}
 
     def _newest_notice(self, s: Any, resident_id: int) -> Notice | None:
         return s.scalar(
@@ -162,9 +183,11 @@ class CardDesk:
         auth_pin: str | None = None,
         sign_pin: str | None = None,
         reissue: bool = False,
+        legal_representative: LegalRepresentative | None = None,
     ) -> dict[str, Any]:
-        """申請時来庁方式: identity is checked now and the PINs are given now; the card will be mailed.
-        (Reissue at the counter works in both modes; the fee is recorded.)"""
+        """申請時来庁方式: identity is checked now and the PINs are given now (under 15: by the
+        法定代理人); the card will be mailed.  (Reissue at the counter works in both modes; the fee
+        is recorded.)"""
         _check_document(identity_document)
         staff = _check_staff(staff)
         if self.mode != "申請時来庁方式" and not reissue:
@@ -175,9 +198,12 @@ class CardDesk:
             validate_photo(photo)
         except PhotoError as exc:
             raise BusinessError(f"photo refused: {exc}") from None
+        representative = None
         with self.db.transaction() as s:
             r, _notice = self._resolve(s, application_id)
             rid, code, four, birth = r.id, r.resident_code, four_of(r), r.birth_date
+            if self.mode == "申請時来庁方式":  # the PINs are set now
+                representative = self._representative(s, r, legal_representative)
         verifiers = None
         if self.mode == "申請時来庁方式":
             if auth_pin is None:
@@ -221,6 +247,7 @@ class CardDesk:
                 staff,
                 identity_document,
                 fee,
+                {"legal_representative": representative} if representative else None,
             )
         return {**answer, "fee_yen": fee}
 
@@ -274,30 +301,58 @@ class CardDesk:
         sign_pin: str | None,
         juki_pin: str | None = None,
         hojo_pin: str | None = None,
+        legal_representative: LegalRepresentative | None = None,
     ) -> str:
-        """交付: identity checked (photo on screen), PINs set by the holder, certificates issued for
-        the keys on the chip, the card handed over.  Returns the card file's content."""
+        """交付: identity checked (photo on screen), PINs set by the holder (under 15: by the
+        法定代理人), certificates issued for the keys on the chip, the card handed over.  Returns the
+        card file's content.
+
+        Recoverable: the intent (status ``issuing`` with an idempotency key) is committed before J-LIS
+        is called.  If the process dies after J-LIS issued the certificates, the same hand-over asked
+        again (the holder sets the PINs again; they are never stored) gets the same certificates from
+        J-LIS and finishes — one card, one pair of certificates."""
         _check_document(identity_document)
         staff = _check_staff(staff)
         with self.db.transaction() as s:
             card = s.get(CardInSafe, card_serial)
             if card is None:
                 raise NotFound("no card with this card number is waiting here")
-            if card.status != "waiting" or card.chip is None:
+            if card.status not in ("waiting", "issuing") or card.chip is None:
                 raise Conflict(f"this card is {card.status}, not waiting for hand-over")
             chip = Chip.loads(card.chip)
             rid = card.resident_id
             r = s.get(Resident, rid)
             if r is None or r.status != "active":
                 raise Conflict("the holder is no longer a resident here; the card cannot be handed over")
+            representative = self._representative(s, r, legal_representative)
+            resumed_with_sign = card.issue_with_sign if card.status == "issuing" else None
             birth = r.birth_date
-        with_sign = (
-            chip.has_signing and sign_pin is not None and may_hold_signing_certificate(birth, now().date())
-        )
+        if resumed_with_sign is None:
+            with_sign = (
+                chip.has_signing
+                and sign_pin is not None
+                and may_hold_signing_certificate(birth, now().date())
+            )
+        else:  # an interrupted hand-over: J-LIS may already hold certificates for exactly these keys
+            with_sign = resumed_with_sign
+            if with_sign and sign_pin is None:
+                raise BusinessError(
+                    "this hand-over was interrupted after the 署名用電子証明書 was requested; "
+                    "set the 署名用 PIN again"
+                )
         try:
             verifiers = pin_verifiers(auth_pin, sign_pin if with_sign else None, juki_pin, hojo_pin)
         except PinFormatError as exc:
             raise BusinessError(str(exc)) from None
+        with self.db.transaction() as s:  # the intent, committed before J-LIS is asked
+            card = s.get(CardInSafe, card_serial, with_for_update=True)
+            assert card is not None
+            if card.status == "waiting":
+                card.status, card.issue_key = "issuing", secrets.token_urlsafe(24)
+                card.issue_with_sign = with_sign
+            elif card.status != "issuing":
+                raise Conflict(f"this card is {card.status}, not waiting for hand-over")
+            issue_key = card.issue_key
         if not with_sign:
             chip.remove_signing()
         answer = self._jlis(
@@ -307,8 +362,11 @@ class CardDesk:
                 "card_serial": card_serial,
                 "auth_public_key": chip.public_key_pem("auth"),
                 "sign_public_key": chip.public_key_pem("sign") if with_sign else None,
+                "issue_key": issue_key,
             },
         )
+        if self.after_certificates is not None:
+            self.after_certificates(card_serial)
         chip.install_certificate("auth", base64.b64decode(answer["auth"]))
         if with_sign:
             chip.install_certificate("sign", base64.b64decode(answer["sign"]))
@@ -316,13 +374,112 @@ class CardDesk:
         with self.db.transaction() as s:
             card = s.get(CardInSafe, card_serial, with_for_update=True)
             assert card is not None
+            if card.status != "issuing" or card.issue_key != issue_key:
+                raise Conflict("this card was handed over by another terminal meanwhile")
             card.status, card.chip, card.handed_over_at = "handed_over", None, now()
-            self._record(s, rid, card_serial, "交付（暗証番号設定）", staff, identity_document, 0)
+            detail: dict[str, Any] = {"certificates_repeated": bool(answer.get("repeated"))}
+            if representative:
+                detail["legal_representative"] = representative
+            self._record(s, rid, card_serial, "交付（暗証番号設定）", staff, identity_document, 0, detail)
         return chip.dumps()
 
+    def interrupted_hand_overs(self) -> list[str]:
+        """Cards whose hand-over was started but not finished (the process died, or J-LIS could not
+        be reached): they wait for the same hand-over to be done again at the counter."""
+        with self.db.transaction() as s:
+            return list(
+                s.scalars(
+                    select(CardInSafe.card_serial)
+                    .where(CardInSafe.status == "issuing")
+                    .order_by(CardInSafe.card_serial)
+                )
+            )
+
+    # --- 法定代理人 (under 15) ------------------------------------------------------------------
+    def _representative(
+        self, s: Any, holder: Resident, given: LegalRepresentative | None
+    ) -> dict[str, Any] | None:
+        """For a holder under 15 the PINs are set by the 法定代理人 (DOMAIN.md §6.2): a parent in
+        the household, identified at the counter.  Returns what the counter record keeps of them."""
+        today = now().date()
+        if not pin_needs_legal_representative(holder.birth_date, today):
+            return None
+        if given is None:
+            raise BusinessError(
+                "the holder is under 15: the PINs are set by the 法定代理人 (a parent in the holder's "
+                "household), who must be identified at the counter — choose them and their 本人確認書類"
+            )
+        _check_document(given.identity_document)
+        other = s.get(Resident, given.resident_id)
+        if (
+            other is None
+            or other.status != "active"
+            or other.id == holder.id
+            or other.household_id != holder.household_id
+            or not is_parent(holder.relationship, other.relationship)
+        ):
+            raise BusinessError(
+                "the 法定代理人 must be a parent of the holder in the same household (同一世帯の親)"
+            )
+        if not may_act_as_legal_representative(other.birth_date, today):
+            raise BusinessError("the 法定代理人 must be at least 18 years old")
+        return {
+            "resident_id": other.id,
+            "name": f"{other.family_name}\u3000{other.given_name}",
+            "relationship": other.relationship,
+            "identity_document": given.identity_document,
+        }
+
+    def representatives_for_card(self, chip_text: str) -> dict[str, Any]:
+        """``legal_representatives`` of the holder of a card file brought to the counter."""
+        try:
+            serial = Chip.loads(chip_text).card_serial
+        except ChipError as exc:
+            raise BusinessError(str(exc)) from None
+        return self.legal_representatives(self._holder(serial))
+
+    def legal_representatives(self, resident_id: int) -> dict[str, Any]:
+        """Whether this holder's PINs need the 法定代理人, and who in the household may act as one."""
+        today = now().date()
+        with self.db.transaction() as s:
+            holder = s.get(Resident, resident_id)
+            if holder is None:
+                raise NotFound("no such resident")
+            if not pin_needs_legal_representative(holder.birth_date, today):
+                return {"required": False, "candidates": []}
+            members = s.scalars(
+                select(Resident)
+                .where(
+                    Resident.household_id == holder.household_id,
+                    Resident.status == "active",
+                    Resident.id != holder.id,
+                )
+                .order_by(Resident.id)
+            )
+            candidates = [
+                {
+                    "resident_id": m.id,
+                    "name": f"{m.family_name}\u3000{m.given_name}",
+                    "relationship": m.relationship,
+                }
+                for m in members
+                if is_parent(holder.relationship, m.relationship)
+                and may_act_as_legal_representative(m.birth_date, today)
+            ]
+        return {"required": True, "candidates": candidates}
+
     # --- after issuance ---------------------------------------------------------------------
-    def reset_pin(self, chip_text: str, which: str, new_pin: str, identity_document: str, staff: str) -> str:
-        """暗証番号の再設定 at the counter after identity verification: unlocks a locked PIN."""
+    def reset_pin(
+        self,
+        chip_text: str,
+        which: str,
+        new_pin: str,
+        identity_document: str,
+        staff: str,
+        legal_representative: LegalRepresentative | None = None,
+    ) -> str:
+        """暗証番号の再設定 at the counter after identity verification: unlocks a locked PIN.
+        For a holder under 15 the 法定代理人 sets it and is recorded."""
         _check_document(identity_document)
         staff = _check_staff(staff)
         try:
@@ -331,12 +488,20 @@ class CardDesk:
         except (ChipError, PinFormatError, KeyError) as exc:
             raise BusinessError(str(exc) if not isinstance(exc, KeyError) else "unknown PIN kind") from None
         rid = self._holder(chip.card_serial)
+        with self.db.transaction() as s:
+            holder = s.get(Resident, rid)
+            if holder is None:
+                raise NotFound("the holder of this card is not in this register")
+            representative = self._representative(s, holder, legal_representative)
         try:
             chip.set_pin_verifiers({which: pin_verifier(new_pin)})
         except ChipError as exc:
             raise BusinessError(str(exc)) from None
+        detail = {"legal_representative": representative} if representative else None
         with self.db.transaction() as s:
-            self._record(s, rid, chip.card_serial, f"暗証番号再設定（{which}）", staff, identity_document, 0)
+            self._record(
+                s, rid, chip.card_serial, f"暗証番号再設定（{which}）", staff, identity_document, 0, detail
+            )
         return chip.dumps()
 
     def lift_suspension(self, card_serial: str, identity_document: str, staff: str) -> dict[str, Any]:
@@ -397,6 +562,7 @@ class CardDesk:
         staff: str,
         document: str | None,
         fee: int,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         s.add(
             CounterRecord(
@@ -407,7 +573,7 @@ class CardDesk:
                 identity_document=document,
                 fee_yen=fee,
                 at=now(),
-                detail={},
+                detail=detail or {},
             )
         )
 

@@ -6,6 +6,9 @@
    number and 4情報 as text (never typed by staff).
 3. The number is sent in a POST body; the register's person opens only when the card's 氏名 and
    生年月日 agree with the register (the person in front of me = the record on screen, §9.6).
+4. From the record, 福祉 staff enter a 児童手当 認定請求 (the child, the account, the income
+   declaration) and write it to the 児童手当 system's tables in one transaction together with its
+   access-log entry; any staff may send a 3-3 query and see the provider's answer on screen.
 """
 
 from __future__ import annotations
@@ -19,23 +22,32 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from kojinbango.card.profile import KIND_AUTH
 from kojinbango.card.relying import JpkiError, JpkiVerifier
 from kojinbango.card.verify import load_certificate, verify_chain
+from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.layouts import CATEGORIES
+from kojinbango.common.linkage import writing
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.domain.identifiers import mask_my_number
 from kojinbango.domain.text import name_key
 from kojinbango.domain.wareki import to_wareki
+from kojinbango.municipality.business.applications import (
+    ClaimInput,
+    addressee_of,
+    eligible_children,
+    receive_child_allowance_claim,
+)
 from kojinbango.municipality.register.models import Household, Resident
 from kojinbango.municipality.register.service import SEXES
 from kojinbango.municipality.staff.service import StaffService
 
+JST = dt.timedelta(hours=9)
 LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
 STATUS_LABELS = {"good": "有効", "suspended": "一時停止中", "revoked": "失効"}
 
@@ -58,10 +70,12 @@ def install(
     municipality: str,
     reader_url: str,
     linkage: Callable[[], Any] = lambda: None,
+    sync_addressees: Callable[[Any], Any] | None = None,
 ) -> None:
     """``linkage`` gives the municipality's 情報連携 service (issue 5) when the deployment has the
-    network, for the 3-3 query from the counter screen."""
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    network, for the 3-3 query from the counter screen; ``sync_addressees(session)`` gives new
+    residents their 統合宛名 (``AddresseeService.sync_residents``) before a claim is written."""
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     templates.env.globals.update(
         municipality=municipality, wareki=to_wareki, sexes=SEXES, mask=mask_my_number
     )
@@ -113,6 +127,7 @@ def install(
         return JSONResponse({"url": f"/staff/counter/residents/{r.id}"})
 
     def _person_page(request: Request, resident_id: int, status: int = 200, **extra: Any) -> Response:
+        today = _today()
         with db.transaction() as s:
             r = s.get(Resident, resident_id)
             if r is None:
@@ -125,6 +140,7 @@ def install(
                     .order_by(Resident.id)
                 )
             )
+            children = eligible_children(s, r, today)
         return templates.TemplateResponse(
             request,
             "counter_person.html",
@@ -135,6 +151,9 @@ def install(
                 "terminal": request.state.staff,
                 "can_query": linkage() is not None,
                 "categories": CATEGORIES,
+                "children": children,
+                "income_year": today.year - 1,
+                "claim_form": {},
                 **extra,
             },
             status_code=status,
@@ -198,10 +217,54 @@ def install(
             {"provider": provider, "affair": affair, "info": info},
         )
         return _person_page(
-            request, resident_id, answer=json.dumps(answer, ensure_ascii=False, indent=1, default=str)
+            request,
+            resident_id,
+            answer=answer,
+            answer_data=json.dumps(answer.get("data"), ensure_ascii=False, indent=1, default=str)
+            if answer.get("data") is not None
+            else "",
         )
 
+    @router.post("/residents/{resident_id}/child-allowance", response_class=HTMLResponse)
+    async def child_allowance(request: Request, resident_id: int) -> Response:
+        """児童手当 認定請求: what was gathered at the counter, written to the 児童手当 system."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        # the database work runs on a worker thread, off the event loop
+        return await run_in_threadpool(_claim, request, resident_id, form)
+
+    def _claim(request: Request, resident_id: int, form: dict[str, str]) -> Response:
+        terminal = request.state.staff
+        screen = "/staff/counter/residents/{id}/child-allowance"
+        if not terminal.has("welfare"):
+            staff.record(terminal, "denied", screen, "resident", resident_id)
+            return _person_page(
+                request,
+                resident_id,
+                403,
+                claim_error="児童手当の受付は福祉の職員が行います (welfare staff only)",
+            )
+        today = _today()
+        try:
+            claim = ClaimInput.parse(form, today)
+            with writing(db) as s:  # the claim and its access-log entry: one transaction
+                result = receive_child_allowance_claim(
+                    s, resident_id, claim, terminal.login, terminal.purpose or "", today,
+                    addressee_of(sync_addressees or (lambda _s: None)),
+                )  # fmt: skip
+                staff._log(
+                    s, terminal.staff_id, terminal.login, "update", screen=screen, subject_kind="resident",
+                    subject_id=resident_id, purpose=terminal.purpose,
+                    detail={"system": "welfare", "claim": result["claim"], "child": claim.child_resident_id},
+                )  # fmt: skip
+        except BusinessError as exc:
+            return _person_page(request, resident_id, exc.status, claim_error=str(exc), claim_form=form)
+        return _person_page(request, resident_id, claim_result=result)
+
     app.include_router(router)
+
+
+def _today() -> dt.date:
+    return (dt.datetime.now(dt.UTC) + JST).date()
 
 
 def _date(text: str) -> dt.date | None:

@@ -14,9 +14,9 @@ from typing import Any
 from cryptography import x509
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.documents.certificates import ITEM_LABELS
 from kojinbango.documents.pades import verify_pdf
@@ -26,7 +26,7 @@ from kojinbango.municipality.staff.service import StaffService
 
 
 def install(app: FastAPI, forms: FormsService, staff: StaffService, ca: x509.Certificate) -> None:
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     templates.env.globals.update(
         municipality=forms.municipality, kinds=KINDS, requesters=REQUESTERS, item_labels=ITEM_LABELS
     )

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import secrets
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import select
@@ -26,20 +25,22 @@ from sqlalchemy import select
 from kojinbango.common.db import Database
 from kojinbango.common.documents import canonical
 from kojinbango.common.errors import BusinessError, NotFound
-from kojinbango.common.layouts import CATEGORIES
 from kojinbango.common.linkage import (
+    FINAL,
     LinkageSettings,
     check_answer,
     iso,
     now,
-    org_of_public_id,
-    public_id,
+    query_provider,
+    stored_answer_view,
     verify_answer,
+    wait_final,
     writing,
 )
 from kojinbango.common.signing import TrustStore
-from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.common.worker import BackgroundLoop
 from kojinbango.domain.identifiers import validate_my_number
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.addressee.service import AddresseeService
@@ -48,7 +49,6 @@ from kojinbango.municipality.linkage.models import CopyState, FugoRequest, Linka
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
-FINAL = ("answered", "not_held", "refused", "failed")
 JST = dt.timezone(dt.timedelta(hours=9))
 
 
@@ -75,8 +75,13 @@ class LinkageService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            f"linkage-{self.org_id}",
+            self.tick,
+            self.settings.on_change_seconds,
+            deferred=(Unreachable, RemoteError),
+            wait_first=True,
+        )
 
     @property
     def intermediate(self) -> str:
@@ -253,12 +258,7 @@ class LinkageService:
         staff: str = "職員",
         wait_seconds: float = 10.0,
     ) -> dict[str, Any]:
-        if info not in CATEGORIES:
-            raise BusinessError(f"unknown information category {info!r} (known: {', '.join(CATEGORIES)})")
-        try:
-            provider_org = org_of_public_id(self.topology, provider)
-        except TopologyError as exc:
-            raise BusinessError(str(exc)) from None
+        provider_org = query_provider(self.topology, provider, info)
         aid, integrated, has_fugo = self._person(my_number)
         if not has_fugo and self.ensure_fugo([aid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
@@ -288,10 +288,9 @@ class LinkageService:
                 "wait": True,
             },  # fmt: skip
         )
-        deadline = time.monotonic() + wait_seconds
-        while state["status"] not in FINAL and time.monotonic() < deadline:
-            time.sleep(0.2)
-            state = self._call("/api/tenant/queries/result", {"request_id": request_id})
+        state = wait_final(
+            state, lambda: self._call("/api/tenant/queries/result", {"request_id": request_id}), wait_seconds
+        )
         return self._store(request_id, state)
 
     def result(self, exchange_id: str) -> dict[str, Any]:
@@ -327,23 +326,7 @@ class LinkageService:
             return self._view(row)
 
     def _view(self, row: LinkageAnswer) -> dict[str, Any]:
-        payload = (row.document or {}).get("payload", {})
-        return {
-            "exchange_id": row.exchange_id,
-            "status": row.status,
-            "reason": row.reason,
-            "querier": public_id(self.topology, self.org_id),
-            "provider": public_id(self.topology, row.provider),
-            "affair": row.affair,
-            "info": row.info,
-            "requested_at": iso(row.requested_at),
-            "provided_at": payload.get("provided_at"),
-            "as_of": iso(row.as_of),
-            "held": payload.get("held"),
-            "layout": payload.get("layout"),
-            "data": payload.get("data"),
-            "signature_valid": row.signature_valid,
-        }
+        return stored_answer_view(self.topology, self.org_id, row)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         """Check a stored answer again, later: is it still the provider's genuine signed document?"""
@@ -378,19 +361,7 @@ class LinkageService:
         return done
 
     def start(self) -> None:
-        def run() -> None:
-            while not self._stop.wait(self.settings.on_change_seconds):
-                try:
-                    self.tick()
-                except (Unreachable, RemoteError) as exc:
-                    log.warning("linkage refresh deferred: %s", type(exc).__name__)
-                except Exception:
-                    log.exception("linkage refresh failed")
-
-        self._worker = threading.Thread(target=run, name=f"linkage-{self.org_id}", daemon=True)
-        self._worker.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
+        self._loop.stop(timeout=30)

@@ -57,6 +57,8 @@ def install(
     @router.post("/inbox")
     def inbox(body: SerialRequest, request: Request) -> dict[str, Any]:
         from_portal(request)
+        if outreach.channel.name != "portal_pull":
+            return {"notices": []}  # they travel through the network as お知らせ instead
         r = resident_of(body.serial)
         return {"notices": outreach.inbox(r.id) if r else []}
 
@@ -64,7 +66,7 @@ def install(
     def read(body: ReadRequest, request: Request) -> dict[str, Any]:
         from_portal(request)
         r = resident_of(body.serial)
-        if r is None:
+        if r is None or outreach.channel.name != "portal_pull":
             return {"read": False}
         outreach.mark_read(r.id, body.notice_id)
         return {"read": True}

@@ -33,7 +33,10 @@ class PushNotice(Base):
 
 
 class NoticeDelivery(Base):
-    """One resident's copy: through the portal inbox or by a printed letter; when read."""
+    """One resident's copy: through the portal inbox or by a printed letter; when read.
+
+    An inbox copy is its own outbox entry: ``forwarded_at`` stays empty until the intermediate
+    server has taken it (``attempts``/``next_attempt_at``/``last_error`` while it is retried)."""
 
     __tablename__ = "push_notice_deliveries"
     __table_args__ = (UniqueConstraint("notice_id", "resident_id"),)
@@ -43,6 +46,10 @@ class NoticeDelivery(Base):
     channel: Mapped[str] = mapped_column(String(20), nullable=False)  # inbox | letter
     delivered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    forwarded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(String(400), nullable=False, default="", server_default="")
 
 
 class PortalUser(Base):

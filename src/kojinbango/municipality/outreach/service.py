@@ -1,30 +1,38 @@
 """Push notices (seed 3-1): conditions → targets → text → confirmation → delivery → read status.
 
-Delivery goes through :class:`NoticeChannel`.  Today's channel is :class:`PortalPullChannel`: the
-municipality keeps each resident's copy, and the portal pulls a logged-in resident's notices by
-the serial of the 利用者証明用電子証明書 the session used (J-LIS's 証明書情報連携 maps the serial to
-this municipality's resident — the portal never learns who the resident is in the register).
-Delivering as お知らせ through the intermediate server and the information-provision network
-(issue 5) is meant to replace it behind the same interface.  Residents who have never opened the
-portal inbox get a printed letter (通知文) instead.
+Who reads it where: residents who hold a 個人番号カード (handed over or applied for at this
+municipality's counter, not abolished since) — and anyone who already reads the portal inbox — get
+it as お知らせ in the portal; everyone else gets a printed letter (通知文).
+
+Delivery goes through :class:`NoticeChannel`.  The deployment's channel, when the municipality
+takes part in information linkage, is ``network_channel.NetworkNoticeChannel``: each inbox copy is
+an outbox entry in this database and travels municipality → intermediate server → network → portal,
+addressed by 統合宛名番号 and then by this municipality's 符号, never by 個人番号 or 住民票コード;
+read status comes back the same way.  Without the network, :class:`PortalPullChannel` keeps the
+copies here and the portal pulls a logged-in resident's notices by the serial of the
+利用者証明用電子証明書 (J-LIS's 証明書情報連携 maps it to this municipality's resident).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.documents.certificates import Letter, render_letters
+from kojinbango.municipality.cards.models import CounterRecord
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser, PushNotice
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.register.service import full_address
 
+log = logging.getLogger(__name__)
 JST = dt.timedelta(hours=9)
 SAMPLE = 10
 
@@ -110,11 +118,21 @@ class Conditions:
 
 
 class NoticeChannel(Protocol):
-    """Where a sent notice goes for residents who use the portal."""
+    """Where a sent notice goes for residents who read the portal.
+
+    ``send`` writes every copy (``NoticeDelivery``) in its own transaction before calling
+    ``deliver``, so a channel that forwards copies treats the rows as its outbox and loses none if
+    ``deliver`` fails or the process stops; ``collect`` brings read status up to date."""
 
     name: str
 
     def deliver(self, notice_id: int, resident_ids: Sequence[int]) -> None: ...
+
+    def collect(self) -> None: ...
+
+    def waiting_onward(self, delivery_ids: Sequence[int]) -> dict[int, str]:
+        """Copies that left this municipality but wait further on (id → the last error)."""
+        ...
 
 
 class PortalPullChannel:
@@ -124,6 +142,31 @@ class PortalPullChannel:
 
     def deliver(self, notice_id: int, resident_ids: Sequence[int]) -> None:
         return None  # the delivery rows written by ``send`` are what the portal reads
+
+    def collect(self) -> None:
+        return None  # the portal marks them read here directly
+
+    def waiting_onward(self, delivery_ids: Sequence[int]) -> dict[int, str]:
+        return {}  # nothing travels onward
+
+
+CARD_ACTIONS = ("交付", "再交付", "廃止")
+
+
+def portal_readers(s: Session, resident_ids: Sequence[int]) -> set[int]:
+    """The residents among ``resident_ids`` who get notices in the portal inbox, not by post:
+    holders of a card from this municipality's desk whose last card event is not 廃止, and
+    residents who have already opened the inbox (the pull channel records them)."""
+    wanted = set(resident_ids)
+    last: dict[int, str] = {}
+    for rid, action in s.execute(
+        select(CounterRecord.resident_id, CounterRecord.action).order_by(CounterRecord.at, CounterRecord.id)
+    ):
+        if rid in wanted and action.startswith(CARD_ACTIONS):
+            last[rid] = action
+    readers = {rid for rid, action in last.items() if not action.startswith("廃止")}
+    readers |= set(s.scalars(select(PortalUser.resident_id))) & wanted
+    return readers
 
 
 @dataclass(frozen=True)
@@ -200,9 +243,7 @@ class OutreachService:
         ids = self.targets(c)
         sample_ids = ids[:SAMPLE]
         with self.db.transaction() as s:
-            readers = set(
-                s.scalars(select(PortalUser.resident_id).where(PortalUser.resident_id.in_(sample_ids)))
-            )
+            readers = portal_readers(s, sample_ids)
             people = {r.id: r for r in s.scalars(select(Resident).where(Resident.id.in_(sample_ids)))}
         sample = [
             {
@@ -264,7 +305,7 @@ class OutreachService:
             fresh = s.get(PushNotice, notice_id, with_for_update=True)
             if fresh is None or fresh.status != "draft":
                 raise Conflict("this notice was already sent")
-            readers = set(s.scalars(select(PortalUser.resident_id)))
+            readers = portal_readers(s, ids)
             inbox = [rid for rid in ids if rid in readers]
             for rid in ids:
                 s.add(
@@ -276,10 +317,21 @@ class OutreachService:
                     )
                 )
             fresh.status, fresh.sent_by, fresh.sent_at = "sent", staff, at
-        self.channel.deliver(notice_id, inbox)
+        try:
+            self.channel.deliver(notice_id, inbox)
+        except Exception:  # the copies are saved: the channel's worker retries them
+            log.exception("delivering notice %s now failed; it stays pending", notice_id)
         return {"targets": len(ids), "inbox": len(inbox), "letters": len(ids) - len(inbox)}
 
+    def _collect(self) -> None:
+        """Bring read status up to date before showing it (best effort: the worker does it too)."""
+        try:
+            self.channel.collect()
+        except Exception:
+            log.warning("read status could not be collected now", exc_info=True)
+
     def notices(self) -> list[dict[str, Any]]:
+        self._collect()
         with self.db.transaction() as s:
             rows = list(s.scalars(select(PushNotice).order_by(PushNotice.id.desc())))
             stats = {
@@ -301,6 +353,7 @@ class OutreachService:
         return out
 
     def deliveries(self, notice_id: int) -> list[dict[str, Any]]:
+        self._collect()
         with self.db.transaction() as s:
             rows = s.execute(
                 select(NoticeDelivery, Resident)
@@ -308,15 +361,29 @@ class OutreachService:
                 .where(NoticeDelivery.notice_id == notice_id)
                 .order_by(NoticeDelivery.id)
             ).all()
-        return [
-            {
-                "resident_id": r.id,
-                "name": f"{r.family_name}　{r.given_name}",
-                "channel": d.channel,
-                "read_at": d.read_at,
-            }
-            for d, r in rows
-        ]
+        onward: dict[int, str] = {}
+        try:  # copies that left here but have not reached the network yet
+            onward = self.channel.waiting_onward(
+                [d.id for d, _ in rows if d.channel == "inbox" and d.forwarded_at and not d.read_at]
+            )
+        except Exception:
+            log.warning("where the sent copies stand could not be asked now", exc_info=True)
+        out = []
+        for d, r in rows:
+            # 送達待ち: an inbox copy not yet at the network (kept and retried by this municipality
+            # or by the intermediate server)
+            here = d.channel == "inbox" and d.forwarded_at is None and self.channel.name != "portal_pull"
+            out.append(
+                {
+                    "resident_id": r.id,
+                    "name": f"{r.family_name}　{r.given_name}",
+                    "channel": d.channel,
+                    "read_at": d.read_at,
+                    "pending": "municipality" if here else ("intermediate" if d.id in onward else ""),
+                    "last_error": d.last_error if here else onward.get(d.id, ""),
+                }
+            )
+        return out
 
     def letters_pdf(self, notice_id: int) -> bytes:
         """The printed letters for the residents this notice reaches by post (one PDF)."""

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
+from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.domain.wareki import to_wareki
 from kojinbango.municipality.outreach.service import Conditions, OutreachService
@@ -19,7 +19,7 @@ FIELDS = ("min_age", "max_age", "child_under", "min_household", "district", "ben
 
 
 def install(app: FastAPI, outreach: OutreachService, staff: StaffService) -> None:
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     templates.env.globals.update(municipality=outreach.municipality, wareki=to_wareki)
     router = APIRouter(prefix="/staff/outreach")
 

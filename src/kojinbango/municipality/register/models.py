@@ -55,7 +55,7 @@ class Resident(Base):
     given_name: Mapped[str] = mapped_column(String(100), nullable=False)
     family_kana: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     given_kana: Mapped[str] = mapped_column(String(200), nullable=False, default="")
-    birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)  # 生年月日, searched
     sex: Mapped[int] = mapped_column(SmallInteger, nullable=False)  # 1 男 2 女 3 その他
     postal_code: Mapped[str] = mapped_column(String(7), nullable=False)
     address: Mapped[str] = mapped_column(String(400), nullable=False)
@@ -87,6 +87,21 @@ class ResidentEvent(Base):
     processed_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)  # 処理日
     before: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False, default=dict)
     after: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class PastKey(Base):
+    """旧氏名・旧住所の検索キー: a name or address a person no longer has, so staff can still find
+    them by it (the standard spec's search covers 旧氏 and 前住所).  Derived from the 異動履歴 in
+    the same transaction as the event; ``value`` is the raw text as it stood."""
+
+    __tablename__ = "resident_past_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)  # name | kana | address
+    key: Mapped[str] = mapped_column(String(400), nullable=False)
+    value: Mapped[str] = mapped_column(String(400), nullable=False)
+    until: Mapped[dt.date] = mapped_column(Date, nullable=False)  # the 異動日 that ended it
+    __table_args__ = (Index("ix_resident_past_keys_kind_key", "kind", "key"),)
 
 
 class CodeStock(Base):

@@ -37,10 +37,12 @@ from kojinbango.municipality.register.models import (
     CsOutbox,
     Household,
     Notice,
+    PastKey,
     Resident,
     ResidentEvent,
     Setting,
 )
+from kojinbango.municipality.register.pastkeys import past_keys_of_event, previous_address_key
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,21 @@ CODE_STOCK_LOW = 50  # alert/refill threshold for 空きコード
 CODE_STOCK_REFILL = 200
 SEXES = {1: "男", 2: "女", 3: "その他"}
 TRANSFER_CERTIFICATE = "転出証明書"
+ABROAD = "国外転出"
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def today_jst() -> dt.date:
+    """The day it is at the counter (stored times are UTC; 届出 are dated in Japan time)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)).date()
+
+
+def check_not_future(label: str, day: dt.date) -> None:
+    if day > today_jst():
+        raise BusinessError(f"{label} ({day.isoformat()}) is in the future (未来の日付です)")
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,9 @@ class RegisterService:
         event_date: dt.date,
         before: dict[str, Any] | None,
         notified_on: dt.date | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
+        after = {**snapshot(r), **(extra or {})}
         s.add(
             ResidentEvent(
                 resident_id=r.id,
@@ -193,9 +208,12 @@ class RegisterService:
                 notified_on=notified_on,
                 processed_at=now(),
                 before=before or {},
-                after=snapshot(r),
+                after=after,
             )
         )
+        # 旧氏名・旧住所 stay searchable: written with the event, never half of it.
+        for k in past_keys_of_event(before or {}, after):
+            s.add(PastKey(resident_id=r.id, until=event_date, **k))
 
     def _outbox(self, s: Session, r: Resident, event_type: str, event_date: dt.date) -> None:
         s.add(
@@ -524,6 +542,7 @@ class RegisterService:
         """転居: the whole household moves to another address in this municipality."""
         if not address.strip():
             raise BusinessError("the new 住所 is required")
+        check_not_future("転居日", moved_on)
         with self.db.transaction() as s:
             h = s.get(Household, household_id)
             if h is None or h.status != "active":
@@ -546,10 +565,15 @@ class RegisterService:
 
     def record_death(self, resident_id: int, died_on: dt.date, notified_on: dt.date | None = None) -> None:
         """死亡: the 住民票 is removed (消除) and J-LIS told."""
+        check_not_future("死亡日", died_on)
         with self.db.transaction() as s:
             r = self.get_resident(s, resident_id)
             if r.status != "active":
                 raise Conflict("this person is not an active resident")
+            if died_on < r.birth_date:
+                raise BusinessError(
+                    f"死亡日 ({died_on.isoformat()}) is before the 生年月日 ({r.birth_date.isoformat()})"
+                )
             before = snapshot(r)
             r.status, r.removed_on, r.removal_reason, r.updated_at = "dead", died_on, "死亡", now()
             self._event(s, r, "死亡", died_on, before, notified_on)
@@ -567,6 +591,7 @@ class RegisterService:
         """氏名変更 (e.g. marriage): the number does not change."""
         if not family_name.strip() or not given_name.strip():
             raise BusinessError("氏 and 名 are both required")
+        check_not_future("変更日", changed_on)
         with self.db.transaction() as s:
             r = self.get_resident(s, resident_id)
             if r.status != "active":
@@ -714,6 +739,11 @@ class RegisterService:
                     setattr(r, k, v)
                 s.flush()
                 self._event(s, r, "国内転入", moved_in_on, before)
+                s.add(
+                    PastKey(
+                        resident_id=r.id, until=moved_in_on, **previous_address_key(payload["from_address"])
+                    )
+                )
                 self._outbox(s, r, "転入", moved_in_on)
             hid = h.id
         # 転入通知: tell the former municipality the move is complete.
@@ -728,6 +758,135 @@ class RegisterService:
         except Exception as exc:  # the arrival notice is retried by staff; the 転入 itself stands
             log.warning("転入通知 to the former municipality failed: %s", type(exc).__name__)
         return hid
+
+    def move_abroad(
+        self,
+        household_id: int,
+        moved_on: dt.date,
+        destination_country: str,
+        resident_ids: Sequence[int] | None = None,
+        notified_on: dt.date | None = None,
+    ) -> list[int]:
+        """国外転出: the persons leave Japan; their 住民票 are removed with 消除事由 国外転出.
+
+        No 転出証明書 (no municipality receives them); J-LIS, on the push, revokes both electronic
+        certificates and abolishes the card.  ``resident_ids`` picks members of the household (all
+        active members when None); the 世帯主 may leave alone only if the whole household goes."""
+        if not destination_country.strip():
+            raise BusinessError(
+                "the 転出先 country is required for a 国外転出 (転出先の国名を入力してください)"
+            )
+        with self.db.transaction() as s:
+            h = s.get(Household, household_id)
+            if h is None or h.status != "active":
+                raise NotFound(f"no active household with internal id {household_id}")
+            members = list(
+                s.scalars(
+                    select(Resident)
+                    .where(Resident.household_id == h.id, Resident.status == "active")
+                    .order_by(Resident.id)
+                )
+            )
+            leaving = members if resident_ids is None else [r for r in members if r.id in set(resident_ids)]
+            if not leaving or (resident_ids is not None and len(leaving) != len(set(resident_ids))):
+                raise BusinessError(
+                    "choose active members of this household (この世帯の住民を選んでください)"
+                )
+            staying = [r for r in members if r not in leaving]
+            if staying and any(r.relationship == "世帯主" for r in leaving):
+                raise BusinessError(
+                    "the 世帯主 cannot leave while others stay: record a 世帯主変更 first "
+                    "(世帯主のみの国外転出には先に世帯主変更が必要です)"
+                )
+            for r in leaving:
+                if moved_on < r.birth_date:
+                    raise BusinessError(f"転出日 ({moved_on.isoformat()}) is before a 生年月日")
+                before = snapshot(r)
+                r.status, r.removed_on, r.removal_reason, r.updated_at = "moved_out", moved_on, ABROAD, now()
+                self._event(
+                    s, r, ABROAD, moved_on, before, notified_on, {"destination": destination_country.strip()}
+                )
+                self._outbox(s, r, ABROAD, moved_on)
+            if not staying:
+                h.status = "dissolved"
+            return [r.id for r in leaving]
+
+    def move_in_from_abroad(
+        self,
+        person: PersonInput,
+        postal_code: str,
+        address: str,
+        address_extra: str,
+        moved_in_on: dt.date,
+        from_country: str,
+        notified_on: dt.date | None = None,
+    ) -> int:
+        """国外からの転入: a person arriving from abroad with no 転出証明書 becomes 世帯主 of a new
+        household, with a 住民票コード from the stock and a 個人番号 from J-LIS (as at a birth).
+
+        Returns the resident id.  A returning person who already had a code is not looked up on
+        住基ネット here (README: limitations)."""
+        person = person.validate(today_jst())
+        problems = []
+        if not address.strip():
+            problems.append("住所 is required")
+        if not from_country.strip():
+            problems.append("転入前の国 (the country arrived from) is required")
+        if not (len(postal_code) == 7 and postal_code.isdigit()):
+            problems.append("郵便番号 must be 7 digits")
+        if moved_in_on < person.birth_date:
+            problems.append("転入日 is before the 生年月日")
+        if moved_in_on > today_jst():
+            problems.append("転入日 is in the future")
+        if problems:
+            raise BusinessError("; ".join(problems))
+        self.ensure_code_stock(1)
+        with self.db.transaction() as s:
+            code = self._take_codes(s, 1)[0]
+            h = Household(
+                household_number=make_atena_number(self._next_serials(s, "household", 1)),
+                postal_code=postal_code,
+                address=address,
+                address_extra=address_extra,
+                status="active",
+            )
+            s.add(h)
+            s.flush()
+            r = Resident(
+                atena_number=make_atena_number(self._next_serials(s, "person", 1)),
+                household_id=h.id,
+                relationship=person.relationship,
+                resident_code=code,
+                family_name=person.family_name,
+                given_name=person.given_name,
+                family_kana=person.family_kana,
+                given_kana=person.given_kana,
+                birth_date=person.birth_date,
+                sex=person.sex,
+                postal_code=postal_code,
+                address=address,
+                address_extra=address_extra,
+                resident_since=moved_in_on,
+                address_since=moved_in_on,
+                previous_address=from_country.strip(),
+                status="active",
+                updated_at=now(),
+                **person_keys(
+                    person.family_name, person.given_name, person.family_kana, person.given_kana, address
+                ),
+            )
+            s.add(r)
+            s.flush()
+            self._event(
+                s, r, "国外転入", moved_in_on, None, notified_on, {"from_country": from_country.strip()}
+            )
+            self._outbox(s, r, "転入", moved_in_on)
+            rid, rcode = r.id, r.resident_code
+        answer = self.client.call(self.jlis_id, "POST", "/api/numbers/generate", {"resident_codes": [rcode]})
+        self._record_designations(
+            [(rid, rcode)], {rcode: validate_my_number(answer["numbers"][0]["my_number"])}
+        )
+        return rid
 
     def record_arrival_notice(
         self, sender_lg_code: str, resident_codes: Sequence[str], moved_in_on: dt.date

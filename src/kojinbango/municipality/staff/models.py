@@ -22,7 +22,8 @@ class Base(DeclarativeBase):
 
 
 class StaffAccount(Base):
-    """職員アカウント: login, roles, argon2id password hash and the TOTP secret of the second factor."""
+    """職員アカウント: login, roles, argon2id password hash and the TOTP secret of the second factor,
+    sealed with the municipality's key (``vault.py``) — the database never holds it in clear."""
 
     __tablename__ = "staff_accounts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -30,7 +31,7 @@ class StaffAccount(Base):
     display_name: Mapped[str] = mapped_column(String(80), nullable=False)
     roles: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
-    totp_secret: Mapped[str] = mapped_column(String(64), nullable=False)
+    totp_secret_sealed: Mapped[str] = mapped_column(String(200), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)

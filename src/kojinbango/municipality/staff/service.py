@@ -1,7 +1,8 @@
 """Staff accounts, login with a second factor, terminal sessions and the access log.
 
 * Passwords are hashed with argon2id (``argon2-cffi``); the second factor is a TOTP code
-  (RFC 6238, ``pyotp``), each code usable once.
+  (RFC 6238, ``pyotp``), each code usable once.  The TOTP secrets are stored sealed with the
+  municipality's key (AES-256-GCM, ``vault.py``).
 * Five wrong logins lock the account for 15 minutes.
 * A session locks itself after ``idle_seconds`` without a request (共用端末の放置対策); unlocking
   needs the same staff member's password, and the applicant context is cleared by the lock.
@@ -29,6 +30,7 @@ from sqlalchemy import func, select
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError
 from kojinbango.municipality.staff.models import AccessLog, StaffAccount, StaffSession
+from kojinbango.municipality.staff.vault import open_sealed, seal
 
 ROLES = {
     "resident_records": "住民記録",
@@ -51,6 +53,7 @@ LOCKOUT = dt.timedelta(minutes=15)
 SESSION_TTL = dt.timedelta(hours=9)  # one working day
 IDLE_ENV = "KOJINBANGO_STAFF_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 300
+RESERVED_LOGINS = ("matcher",)  # the 紐付け記録 name the automatic matcher's decisions
 
 _hasher = PasswordHasher()
 # verifying an unknown login costs the same as a known one
@@ -96,8 +99,10 @@ class Terminal:
 
 
 class StaffService:
-    def __init__(self, db: Database, idle_seconds: int | None = None):
+    def __init__(self, db: Database, totp_key: bytes, idle_seconds: int | None = None):
+        """``totp_key``: the municipality's 32-byte key sealing the TOTP secrets at rest."""
         self.db = db
+        self._totp_key = totp_key
         if idle_seconds is None:
             idle_seconds = int(os.environ.get(IDLE_ENV, DEFAULT_IDLE_SECONDS))
         self.idle = dt.timedelta(seconds=idle_seconds)
@@ -111,6 +116,8 @@ class StaffService:
         problems = []
         if not login or len(login) > 40 or not login.isascii() or not login.replace("-", "").isalnum():
             problems.append("the login must be 1–40 ASCII letters, digits or hyphens")
+        elif login.lower() in RESERVED_LOGINS:
+            problems.append(f"the login {login!r} is reserved")
         if not roles or any(r not in ROLES for r in roles):
             problems.append("roles must be some of " + ", ".join(ROLES))
         if len(password) < 12:
@@ -128,7 +135,7 @@ class StaffService:
                 display_name=display_name.strip(),
                 roles=sorted(set(roles)),
                 password_hash=_hasher.hash(password),
-                totp_secret=secret,
+                totp_secret_sealed=seal(self._totp_key, login, secret),
                 active=True,
                 failed_logins=0,
                 last_totp_step=0,
@@ -219,7 +226,7 @@ class StaffService:
         code = code.strip()
         if not code.isdigit() or len(code) != 6:
             return None
-        totp = pyotp.TOTP(account.totp_secret)
+        totp = pyotp.TOTP(open_sealed(self._totp_key, account.login, account.totp_secret_sealed))
         moment = at.replace(tzinfo=dt.UTC)
         for drift in (0, -1, 1):
             when = moment + dt.timedelta(seconds=30 * drift)

@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.municipality.staff.service import (
     PURPOSES,
@@ -57,6 +57,9 @@ NO_APPLICANT = ("/staff/admin",)
 LOGGED: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("GET", re.compile(r"/staff/residents/(\d+)"), "view", "resident"),
     ("POST", re.compile(r"/staff/residents/(\d+)/notice"), "print", "resident"),
+    # 届出 forms of the register: the form shows the person; only a commit changes the register.
+    ("GET", re.compile(r"/staff/residents/(\d+)/events/[a-z-]+"), "view", "resident"),
+    ("POST", re.compile(r"/staff/residents/(\d+)/events/[a-z-]+/commit"), "update", "resident"),
     ("GET", re.compile(r"/staff/links/(\d+)"), "view", "business_record"),
     ("POST", re.compile(r"/staff/links/(\d+)/(?:link|reject|contact|undo)"), "update", "business_record"),
     ("GET", re.compile(r"/staff/cards/(\d{16})"), "view", "card"),
@@ -67,6 +70,8 @@ SEARCHES = (
     ("GET", "/staff/", "search", "register search"),
     ("GET", "/staff/links/", "search", "link review queue"),
     ("GET", "/staff/cards/", "search", "cards waiting"),
+    ("POST", "/staff/events/move-in/commit", "update", "転入届"),
+    ("POST", "/staff/events/move-in-abroad/commit", "update", "国外からの転入届"),
 )
 
 
@@ -90,7 +95,7 @@ def install(
 ) -> None:
     """Add the gate and the terminal's pages.  ``card_owner`` maps a card kept at the desk to the
     resident's internal id, so views of a card are logged against the person."""
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates = i18n.templates(app, Path(__file__).parent / "templates")
     templates.env.globals.update(
         municipality=municipality,
         roles=ROLES,
@@ -143,6 +148,14 @@ def install(
         return response
 
     def _log_view(terminal: Terminal, method: str, path: str, request: Request) -> None:
+        logged: set[int] = set()
+        _log_route(terminal, method, path, logged)
+        # a 届出 can change or create other people than the one in the URL (出生, 転入, a household's 転居)
+        for rid in getattr(request.state, "affected_residents", ()):
+            if rid not in logged:
+                service.record(terminal, "update", _screen(path), "resident", rid, {"via": "届出"})
+
+    def _log_route(terminal: Terminal, method: str, path: str, logged: set[int]) -> None:
         for m, pattern, action, kind in LOGGED:
             hit = pattern.fullmatch(path)
             if m == method and hit:
@@ -154,6 +167,8 @@ def install(
                         return
                     kind, subject, detail = "resident", owner, {"via": "card"}
                 service.record(terminal, action, _screen(path), kind, subject, detail)
+                if kind == "resident" and action == "update":
+                    logged.add(int(subject))
                 return
         for m, p, action, what in SEARCHES:
             if m == method and path == p:

@@ -1,0 +1,1 @@
+"""Message catalogues of the screens (``en.po``), read by ``kojinbango.common.i18n``."""

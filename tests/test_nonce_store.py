@@ -1,0 +1,117 @@
+"""Replay protection kept in memory and written in group commits: a replay is refused at once, from
+another process of the same organisation, and after a restart — nothing is let through before its
+nonce is in the database."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import MetaData, func, select
+
+from kojinbango.common.db import Database, DbNonceStore, nonce_table
+from kojinbango.common.signing import MAX_SKEW_SECONDS, sign_request
+from kojinbango.common.transport import GroupCommitNonceStore
+from kojinbango.jlis.models import CodeBundle
+from kojinbango.nation import running
+
+
+def _store(path: Path) -> tuple[GroupCommitNonceStore, Database]:
+    md = MetaData()
+    table = nonce_table(md)
+    db = Database(f"sqlite:///{path}")
+    md.create_all(db.engine)
+    return GroupCommitNonceStore(DbNonceStore(db, table)), db
+
+
+def _rows(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(_table(db))).scalar_one())
+
+
+def _table(db: Database):  # type: ignore[no-untyped-def]
+    md = MetaData()
+    md.reflect(db.engine, only=["seen_nonces"])
+    return md.tables["seen_nonces"]
+
+
+def test_a_nonce_is_accepted_once_and_durable_before_it_is_accepted(tmp_path: Path) -> None:
+    store, db = _store(tmp_path / "n.db")
+    now = int(time.time())
+    assert store("m131016", "n-1", now) is True
+    assert _rows(db) == 1  # written before the answer came back
+    assert store("m131016", "n-1", now) is False
+    assert store("m131041", "n-1", now) is True  # nonces are per signer
+
+
+def test_concurrent_copies_of_one_request_let_exactly_one_through(tmp_path: Path) -> None:
+    store, db = _store(tmp_path / "n.db")
+    now = int(time.time())
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def send(nonce: str) -> None:
+        ok = store("nenkin", nonce, now)
+        with lock:
+            results.append(ok)
+
+    threads = [threading.Thread(target=send, args=(f"n-{i % 20}",)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 20 and results.count(False) == 180
+    assert _rows(db) == 20
+
+
+def test_a_request_that_went_away_while_waiting_does_not_stop_the_store(tmp_path: Path) -> None:
+    from kojinbango.common.linkage import write_lock
+
+    store, _db = _store(tmp_path / "n.db")
+    now = int(time.time())
+    with write_lock(store.db):  # the writer waits for the database: the request is still waiting
+        waiting = store.submit("nenkin", "gone", now)
+        assert waiting.cancel()  # its client disconnected
+    assert store("nenkin", "next", now) is True  # the writer lived on
+    assert store("nenkin", "gone", now) is False  # and the abandoned nonce is remembered
+
+
+def test_a_restart_or_another_process_still_refuses_the_replay(tmp_path: Path) -> None:
+    first, db = _store(tmp_path / "n.db")
+    other, _ = _store(tmp_path / "n.db")  # a second process of the same organisation, started before
+    now = int(time.time())
+    assert first("network", "n-1", now) is True
+    assert other("network", "n-1", now) is False  # its memory had never seen it: the database did
+    restarted, _ = _store(tmp_path / "n.db")
+    assert restarted("network", "n-1", now) is False
+    assert restarted("network", "n-2", now) is True
+    # nonces older than the validity window are not reloaded (their signatures are refused as stale)
+    assert first("network", "old", now - 3 * MAX_SKEW_SECONDS) is True
+    assert ("network", "old") not in _store(tmp_path / "n.db")[0]._seen
+
+
+def test_a_replay_after_the_organisation_restarts_is_refused(small_nation_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "nation"
+    shutil.copytree(small_nation_dir, d)
+    body = json.dumps({"request_id": "restart-replay-0001", "count": 5}).encode()
+    with running(d) as nation:
+        headers = sign_request(
+            nation.topology.credentials("m131016"), "POST", "/api/code-bundles", "", body, "jlis"
+        )
+        headers["content-type"] = "application/json"
+        ok = httpx.post(nation.urls["jlis"] + "/api/code-bundles", content=body, headers=headers)
+        assert ok.status_code == 200, ok.text
+    with running(d) as nation:  # J-LIS restarted: its memory of nonces is rebuilt from its database
+        replay = httpx.post(nation.urls["jlis"] + "/api/code-bundles", content=body, headers=headers)
+        assert replay.status_code == 401 and "replayed" in replay.json()["detail"]
+        with nation.runtime("jlis").db.transaction() as s:
+            bundles = s.scalar(
+                select(func.count())
+                .select_from(CodeBundle)
+                .where(CodeBundle.request_id == "restart-replay-0001")
+            )
+        assert bundles == 1
