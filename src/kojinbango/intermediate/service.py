@@ -27,6 +27,7 @@ from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
 from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.common.worker import BackgroundLoop
 from kojinbango.intermediate.models import (
     CategoryConfirmation,
     Copy,
@@ -118,12 +119,12 @@ class IntermediateService:
         self.call = call
         self.public_ids = public_ids
         self.retention = dt.timedelta(days=round(365.25 * retention_years))
-        self._stop = threading.Event()
+        self._last_purge = 0.0
+        self._loop = BackgroundLoop("intermediate-sweep", self._tick, 2.0, wait_first=True)
         # Queries being sent by a request right now: the sweep leaves them alone (resending an
         # in-flight query cost a second network round trip per exchange under load).
         self._in_flight: set[int] = set()
         self._in_flight_lock = threading.Lock()
-        self._worker: threading.Thread | None = None
         # Run inside the transaction that writes a query's new state (a business system sharing
         # this database keeps its own copy of the answer in step with it).
         self.result_hooks: list[Callable[[Session, str, dict[str, Any]], None]] = []
@@ -584,7 +585,7 @@ class IntermediateService:
                 )
             )
         for qid, tenant, ex_id, req_id in rows:
-            if self._stop.is_set():
+            if self._loop.stopping:
                 break
             with self._in_flight_lock:
                 if qid in self._in_flight:
@@ -595,25 +596,18 @@ class IntermediateService:
                 log.exception("collecting a pending answer failed")
         return len(rows)
 
-    def start(self, interval: float = 2.0) -> None:
-        def run() -> None:
-            last_purge = 0.0
-            while not self._stop.wait(interval):
-                try:
-                    if time.monotonic() - last_purge > 3600:  # hourly: records past their retention
-                        last_purge = time.monotonic()
-                        self.purge()
-                    self.sweep()
-                except Exception:
-                    log.exception("intermediate sweep failed")
+    def _tick(self) -> None:
+        if time.monotonic() - self._last_purge > 3600:  # hourly: records past their retention
+            self._last_purge = time.monotonic()
+            self.purge()
+        self.sweep()
 
-        self._worker = threading.Thread(target=run, name="intermediate-sweep", daemon=True)
-        self._worker.start()
+    def start(self, interval: float = 2.0) -> None:
+        self._loop.interval = interval
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=10)
+        self._loop.stop()
 
 
 def _inserted_id(result: Any) -> int:

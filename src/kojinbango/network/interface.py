@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from kojinbango.common.errors import Unauthorised
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.common.worker import BackgroundLoop
 from kojinbango.network.core import Delivery, NetworkCore
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,8 @@ class NetworkInterface:
         self.core = core
         self.client = client
         self.settings = settings
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._last_purge = 0.0
+        self._loop = BackgroundLoop("nws-if-retry", self._retry_pass, 0.5)
 
     def _check_tenant(self, caller: str, tenant: str) -> None:
         try:
@@ -55,7 +54,7 @@ class NetworkInterface:
                 done = self._deliver(delivery, collected=True)
                 return done if done is not None else self.core.result(querier, state["exchange_id"])
             self.core.lease(state["exchange_id"], 0)
-            self._wake.set()
+            self._loop.wake()
         return state
 
     def deliver_fugo(self, holder: str, items: list[dict[str, str]]) -> dict[str, Any]:
@@ -88,32 +87,21 @@ class NetworkInterface:
 
     # --- retry worker ----------------------------------------------------------------------
     def start(self) -> None:
-        self._worker = threading.Thread(target=self._run, name="nws-if-retry", daemon=True)
-        self._worker.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._worker is not None:
-            self._worker.join(timeout=10)
+        self._loop.stop()
 
-    def _run(self) -> None:
-        last_purge = 0.0
-        while not self._stop.is_set():
-            if time.monotonic() - last_purge > 3600:  # hourly: erase record texts past retention
-                last_purge = time.monotonic()
-                try:
-                    self.core.log.purge()
-                except Exception:
-                    log.exception("purging expired provision records failed")
+    def _retry_pass(self) -> None:
+        if time.monotonic() - self._last_purge > 3600:  # hourly: erase record texts past retention
+            self._last_purge = time.monotonic()
             try:
-                due = self.core.due()
-                for exchange_id in due:
-                    if self._stop.is_set():
-                        return
-                    self.deliver(exchange_id)
-            except Exception:  # the worker must outlive a bad moment (a locked database, a restart)
-                log.exception("retry pass failed")
-                due = []
-            self._wake.wait(0.2 if due else 0.5)
-            self._wake.clear()
+                self.core.log.purge()
+            except Exception:
+                log.exception("purging expired provision records failed")
+        self._loop.interval = 0.5  # idle; shortened below while deliveries are due
+        for exchange_id in self.core.due():
+            self._loop.interval = 0.2
+            if self._loop.stopping:
+                return
+            self.deliver(exchange_id)
