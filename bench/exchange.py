@@ -246,6 +246,7 @@ def build_nation(d: Path, residents: int) -> list[str]:
 
 
 def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
+    from kojinbango.common.signing import sign_request
     from kojinbango.common.topology import Topology
 
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-exchange-"))
@@ -274,13 +275,18 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
             )
             procs.append(p)
             _wait(topo.org(org).base_url, p, log)
-        agency_url = topo.org("nenkin").base_url + "/staff/linkage/api/query"
+        query_path = "/staff/linkage/api/query"
+        agency_url = topo.org("nenkin").base_url + query_path
+        nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries
         rng = random.Random(5)
 
         def exchange(client: httpx.Client, i: int) -> None:
             body = {"my_number": numbers[rng.randrange(len(numbers))], "provider": "131016",
                     "affair": "pension-exemption", "info": "地方税関係情報", "wait_seconds": 10}  # fmt: skip
-            r = client.post(agency_url, json=body)
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            headers = sign_request(nenkin, "POST", query_path, "", raw, "nenkin")
+            headers["content-type"] = "application/json"
+            r = client.post(agency_url, content=raw, headers=headers)
             r.raise_for_status()
             if r.json()["status"] != "answered" or r.json()["signature_valid"] is not True:
                 raise RuntimeError(r.text)

@@ -95,13 +95,22 @@ def nation_urls(data_dir: Path) -> Iterator[tuple[Any, dict[str, str], Any]]:
         yield topology, nation.urls, nation
 
 
-def _post(url: str, payload: Any, timeout: float = 120.0) -> Any:
+def _post(topology: Any, urls: dict[str, str], org_id: str, path: str, payload: Any) -> Any:
+    """POST to one of ``org_id``'s internal interfaces (``/staff/linkage/api/…``) as the
+    organisation's own system: signed with its key from this data directory, its answer checked."""
+    from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+
+    base = urls[org_id].rstrip("/")
+    client = SignedClient(topology.credentials(org_id), topology.trust_store(), {org_id: base}, timeout=120.0)
     try:
-        r = httpx.post(url, json=payload, timeout=timeout)
-    except httpx.TransportError as exc:
-        raise ExchangeCliError(
-            f"{url.split('/staff')[0]} could not be reached ({type(exc).__name__})"
-        ) from None
+        r = client.send(org_id, "POST", path, payload)
+    except Unreachable as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "no address"
+        raise ExchangeCliError(f"{base} could not be reached ({cause})") from None
+    except RemoteError as exc:  # the answer was not signed by the organisation, or replayed
+        raise ExchangeCliError(str(exc)) from None
+    finally:
+        client.close()
     try:
         body = r.json()
     except ValueError:
@@ -112,7 +121,7 @@ def _post(url: str, payload: Any, timeout: float = 120.0) -> Any:
     return body
 
 
-def _querier_url(topology: Any, urls: dict[str, str], querier: str) -> str:
+def _querier(topology: Any, querier: str) -> str:
     from kojinbango.common.linkage import org_of_public_id
     from kojinbango.common.topology import TopologyError
 
@@ -122,7 +131,7 @@ def _querier_url(topology: Any, urls: dict[str, str], querier: str) -> str:
         raise ExchangeCliError(str(exc)) from None
     if topology.org(org).kind not in ("municipality", "agency"):
         raise ExchangeCliError(f"{querier} is not a municipality or an agency: it makes no queries")
-    return urls[org].rstrip("/")
+    return str(org)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -141,9 +150,11 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     with nation_urls(args.data_dir) as (topology, urls, _):
-        base = _querier_url(topology, urls, args.querier)
         answer = _post(
-            base + "/staff/linkage/api/query",
+            topology,
+            urls,
+            _querier(topology, args.querier),
+            "/staff/linkage/api/query",
             {
                 "my_number": args.my_number,
                 "provider": args.provider,
@@ -174,8 +185,8 @@ def _report(answer: dict[str, Any]) -> int:
 
 def cmd_result(args: argparse.Namespace) -> int:
     with nation_urls(args.data_dir) as (topology, urls, _):
-        base = _querier_url(topology, urls, args.querier)
-        answer = _post(base + "/staff/linkage/api/result", {"exchange_id": args.id})
+        querier = _querier(topology, args.querier)
+        answer = _post(topology, urls, querier, "/staff/linkage/api/result", {"exchange_id": args.id})
     return _report(answer)
 
 
@@ -198,11 +209,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             else topology.of_kind("municipality")
         )
         out = {
-            o.lg_code: _post(urls[o.id].rstrip("/") + "/staff/linkage/api/refresh", {"full": True})
-            for o in orgs
+            o.lg_code: _post(topology, urls, o.id, "/staff/linkage/api/refresh", {"full": True}) for o in orgs
         }
         for a in topology.of_kind("agency"):
-            out[a.id] = _post(urls[a.id].rstrip("/") + "/staff/linkage/api/refresh", {})
+            out[a.id] = _post(topology, urls, a.id, "/staff/linkage/api/refresh", {})
     _print(out)
     return 0
 

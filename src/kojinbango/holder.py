@@ -21,7 +21,8 @@ from kojinbango.card.chip import validate_pin
 from kojinbango.card.photo import synthetic_photo
 from kojinbango.card.reader import CardError, CardReader, write_card
 from kojinbango.card.relying import login_message
-from kojinbango.common.topology import Topology
+from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.common.transport import INTERNAL_PREFIXES, RemoteError, SignedClient, Unreachable
 from kojinbango.domain.cards import PinFormatError
 
 IDENTITY_DOCUMENT = "運転免許証"
@@ -91,23 +92,51 @@ def nation_urls(data_dir: Path) -> Iterator[tuple[Topology, dict[str, str]]]:
 
 
 class Client:
-    """Plain JSON over HTTP to the organisations' public, staff and resident routes."""
+    """JSON over HTTP to the organisations' public, staff and resident routes.
+
+    Calls of an organisation's internal interfaces (``/staff/cards/api/…``, ``INTERNAL_PREFIXES``)
+    are its own systems at work: they are signed with that organisation's key from this data
+    directory, and its signed answer is checked."""
 
     def __init__(self, topology: Topology, urls: dict[str, str]):
         self.topology = topology
         self.urls = urls
         self.http = httpx.Client(timeout=120.0)
+        self._signed: dict[str, SignedClient] = {}
 
     def close(self) -> None:
         self.http.close()
+        for signed in self._signed.values():
+            signed.close()
+        self._signed.clear()
+
+    def _as_org(self, org_id: str) -> SignedClient:
+        """A client signing with ``org_id``'s own credentials, for calls of its internal interfaces."""
+        if org_id not in self._signed:
+            try:
+                creds = self.topology.credentials(org_id)
+            except TopologyError as exc:
+                raise HolderError("no_credentials", str(exc)) from None
+            self._signed[org_id] = SignedClient(
+                creds, self.topology.trust_store(), {org_id: self.urls[org_id]}, timeout=120.0
+            )
+        return self._signed[org_id]
 
     def post(self, org_id: str, path: str, payload: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
         try:
-            r = self.http.post(self.urls[org_id].rstrip("/") + path, json=payload)
+            if path.startswith(INTERNAL_PREFIXES):
+                r = self._as_org(org_id).send(org_id, "POST", path, payload)
+            else:
+                r = self.http.post(self.urls[org_id].rstrip("/") + path, json=payload)
         except httpx.TransportError as exc:
             raise HolderError(
                 "unreachable", f"{org_id} could not be reached ({type(exc).__name__})"
             ) from None
+        except Unreachable as exc:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "no address"
+            raise HolderError("unreachable", f"{org_id} could not be reached ({cause})") from None
+        except RemoteError as exc:  # its answer was not signed by it, or replayed
+            raise HolderError("bad_answer", str(exc)) from None
         if r.status_code in ok:
             return r.json()
         try:

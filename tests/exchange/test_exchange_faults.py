@@ -20,6 +20,7 @@ from kojinbango import linkage_audit
 from kojinbango.common.db import Database
 from kojinbango.common.signing import sign_request
 from kojinbango.common.topology import Topology
+from kojinbango.common.transport import SignedClient
 from kojinbango.intermediate.models import Provision, ProvisionRecord
 from kojinbango.nation import Nation
 
@@ -38,9 +39,13 @@ def services(linkage_dir: Path, tmp_path: Path) -> Iterator[Services]:
 
 
 def staff(services: Services, org: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-    r = httpx.post(services.url(org) + "/staff/linkage/api" + path, json=payload, timeout=60)
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+    """The organisation's own staff system: its internal interface, signed with its own key."""
+    topo = services.topology
+    client = SignedClient(topo.credentials(org), topo.trust_store(), {org: services.url(org)}, timeout=60)
+    try:
+        return dict(client.call(org, "POST", "/staff/linkage/api" + path, payload))
+    finally:
+        client.close()
 
 
 def wait_answered(services: Services, exchange_id: str, seconds: float = 60) -> dict[str, Any]:

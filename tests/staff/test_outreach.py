@@ -22,7 +22,7 @@ from kojinbango.card.relying import login_message
 from kojinbango.holder import Client, issue_card
 from kojinbango.intermediate.notices import IntermediateNotice
 from kojinbango.municipality.addressee.models import Addressee
-from kojinbango.municipality.outreach.models import NoticeDelivery
+from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser
 from kojinbango.municipality.outreach.service import Conditions, age_on
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.staff.client import create_staff, staff_client
@@ -130,6 +130,8 @@ def test_notice_to_households_with_children_under_3(nation: Nation, tmp_path: Pa
         letters = c.get(f"{detail_url}/letters.pdf")
         assert letters.status_code == 200 and letters.content.startswith(b"%PDF")
 
+    # the send returned at once; the worker forwards the inbox copies: wait until the network has them
+    _wait("the inbox copies at the network", lambda: len(_at_network(nation, notice_id)) == 2)
     with nation.runtimes[ORG].db.transaction() as s:
         rows = list(s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == notice_id)))
     assert {d.resident_id for d in rows} == heads  # exactly those residents
@@ -200,6 +202,23 @@ def test_notice_to_households_with_children_under_3(nation: Nation, tmp_path: Pa
     client.close()
 
 
+def _at_network(nation: Nation, notice_id: int) -> list[NetworkNotice]:
+    """The copies of this municipality's notice the network holds (after the municipality's outbox
+    recorded them as forwarded)."""
+    with nation.runtimes[ORG].db.transaction() as s:
+        refs = {
+            f"D{d.id}"
+            for d in s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == notice_id))
+            if d.channel == "inbox" and d.forwarded_at is not None
+        }
+    with nation.runtime("network").db.transaction() as s:
+        return list(
+            s.scalars(
+                select(NetworkNotice).where(NetworkNotice.sender == ORG, NetworkNotice.sender_ref.in_(refs))
+            )
+        )
+
+
 def _network_reachable(nation: Nation, reachable: bool) -> None:
     """Take the network off the air for everyone who calls it (connections refused), or back."""
     dead = "http://127.0.0.1:9"  # discard port: nothing listens there
@@ -267,9 +286,13 @@ def test_notice_waits_while_the_network_is_down_and_arrives_after(nation: Nation
         # the municipality handed it on; the intermediate server keeps it and keeps trying
         pending = _wait("a retried pending notice at the intermediate server", retried_at_intermediate)
         assert pending.forwarded_at is None and "network" in pending.last_error
-        with nation.runtimes[ORG].db.transaction() as s:
-            forwarded = s.get(NoticeDelivery, mine.id)
-        assert forwarded is not None and forwarded.forwarded_at is not None
+
+        def forwarded_here() -> bool:
+            with nation.runtimes[ORG].db.transaction() as s:
+                d = s.get(NoticeDelivery, mine.id)
+            return d is not None and d.forwarded_at is not None
+
+        _wait("the municipality to record the copy as handed on", forwarded_here)
         with nation.runtime("network").db.transaction() as s:
             assert s.scalar(select(NetworkNotice).where(NetworkNotice.sender_ref == ref)) is None
         down = httpx.get(portal + "/inbox", cookies={"kojinbango_portal": session})
@@ -407,3 +430,227 @@ def test_only_the_right_parties_reach_the_notices(nation: Nation) -> None:
         assert direct.value.status == 401
     finally:
         as_other.close()
+
+
+def _intermediate_at(nation: Nation, url: str) -> None:
+    """Point the municipality's calls to its intermediate server at ``url``."""
+    rt = nation.runtimes[ORG]
+    for client in getattr(rt.client, "clients", [rt.client]):
+        directory = getattr(client, "directory", None)
+        if isinstance(directory, dict) and "intermediate" in directory:
+            directory["intermediate"] = url
+
+
+def _young_family_head_with_fugo(nation: Nation, index: int) -> Resident:
+    """A head of a young family who reads the portal inbox and already has a 符号."""
+    heads, _ = _expected_heads(nation)
+    rid = sorted(heads)[index]
+    rt = nation.runtimes[ORG]
+    with rt.db.transaction() as s:
+        person = s.get(Resident, rid)
+        assert person is not None
+        if s.get(PortalUser, rid) is None:  # has opened the portal inbox: gets お知らせ there
+            s.add(
+                PortalUser(
+                    resident_id=rid, first_seen=dt.datetime(2026, 1, 1), last_seen=dt.datetime(2026, 1, 1)
+                )
+            )
+        rt.services["addressee"].sync_residents(s)
+        aid = s.scalar(select(Addressee.id).where(Addressee.resident_id == rid))
+    assert aid is not None
+    rt.services["linkage"].ensure_fugo([aid])
+    return person
+
+
+def test_send_returns_at_once_when_the_intermediate_server_hangs(nation: Nation) -> None:
+    """An intermediate server that accepts connections but never answers does not hold the staff's
+    send: the copies are saved, the page comes back within seconds showing them pending, and the
+    worker hands them on once the server answers again."""
+    import socket
+
+    person = _young_family_head_with_fugo(nation, 0)
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # connections complete in the backlog; nothing ever accepts or answers them
+    real = nation.urls["intermediate"]
+    welfare = _welfare(nation)
+    try:
+        _intermediate_at(nation, f"http://127.0.0.1:{hung.getsockname()[1]}")
+        with closing(staff_client(nation.urls[ORG], welfare, "お知らせの対象確認")) as c:
+            conditions = {"district": person.address, "unit": "person"}
+            made = c.post(
+                "/staff/outreach/",
+                data={**conditions, "title": "応答しない中間サーバ", "body": "送信はすぐに戻ります。"},
+                follow_redirects=False,
+            )
+            assert made.status_code == 303
+            detail_url = made.headers["location"]
+            notice_id = int(detail_url.rsplit("/", 1)[1])
+            count = len(
+                nation.runtimes[ORG].services["outreach"].targets(Conditions(district=person.address))
+            )
+            started = time.monotonic()
+            sent = c.post(f"{detail_url}/send", data={"confirmed_count": str(count), "confirm": "1"})
+            took = time.monotonic() - started
+            assert sent.status_code == 200 and 'id="sent"' in sent.text
+            assert took < 8.0, f"the send took {took:.1f} s"
+            assert "送達待ち・当団体で再送中" in sent.text
+        with nation.runtimes[ORG].db.transaction() as s:
+            mine = s.scalar(
+                select(NoticeDelivery).where(
+                    NoticeDelivery.notice_id == notice_id, NoticeDelivery.resident_id == person.id
+                )
+            )
+        assert mine is not None and mine.channel == "inbox" and mine.forwarded_at is None
+    finally:
+        _intermediate_at(nation, real)
+        hung.close()  # the connections waiting in its backlog are reset: the worker retries
+    _wait("the copy at the network once the server answers", lambda: _at_network(nation, notice_id))
+
+
+def test_a_notice_refused_for_good_goes_by_letter_and_is_not_retried(nation: Nation) -> None:
+    """The network refuses a 符号 that was not made for this municipality (a 4xx answer that the
+    next attempt would get again): the copy is marked failed — 送達不能 with the reason on the staff
+    screen — the resident gets the printed letter instead, and no hop tries it again."""
+    from kojinbango.intermediate.models import FugoLink
+
+    person = _young_family_head_with_fugo(nation, 1)
+    rt = nation.runtimes[ORG]
+    with rt.db.transaction() as s:
+        number = s.scalar(select(Addressee.integrated_number).where(Addressee.resident_id == person.id))
+    im = nation.runtime("intermediate")
+    with im.db.transaction() as s:  # this server's 符号 for the person now opens to no one's person
+        link = s.get(FugoLink, (ORG, number))
+        assert link is not None
+        real_fugo, link.fugo = link.fugo, "0" * 32
+    try:
+        outreach = rt.services["outreach"]
+        conditions = Conditions(district=person.address, unit="person")
+        notice_id = outreach.draft(conditions, "届かないお知らせ", "符号が違います。", "test")
+        outreach.send(notice_id, len(outreach.targets(conditions)), "test")
+        with rt.db.transaction() as s:
+            mine = s.scalar(
+                select(NoticeDelivery).where(
+                    NoticeDelivery.notice_id == notice_id, NoticeDelivery.resident_id == person.id
+                )
+            )
+        assert mine is not None
+        ref = f"D{mine.id}"
+
+        def failed_here() -> NoticeDelivery | None:
+            rt.services["outreach"].channel.collect()  # what the staff page does (the worker too)
+            with rt.db.transaction() as s:
+                d = s.get(NoticeDelivery, mine.id)
+            return d if d is not None and d.failed_at is not None else None
+
+        d = _wait("the copy marked failed at the municipality", failed_here)
+        assert d.channel == "letter" and "not issued to the organisation" in d.last_error
+        with im.db.transaction() as s:
+            held = s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == ref))
+        assert held is not None and held.failed_at is not None and held.forwarded_at is None
+        assert held.attempts == 1 and held.next_attempt_at is None
+        assert held.body == "" and held.read_collected_at is not None  # reported, text not kept
+        # no hop tries it again
+        im.services["notices"].forward()
+        rt.services["outreach"].channel.forward()
+        with im.db.transaction() as s:
+            again = s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == ref))
+        assert again is not None and again.attempts == 1 and again.failed_at == held.failed_at
+        with rt.db.transaction() as s:
+            here = s.get(NoticeDelivery, mine.id)
+        assert here is not None and here.attempts == d.attempts and here.failed_at == d.failed_at
+        with nation.runtime("network").db.transaction() as s:
+            assert s.scalar(select(NetworkNotice).where(NetworkNotice.sender_ref == ref)) is None
+        # the letter: the copy is among the printed ones; staff see 送達不能 and why
+        assert outreach.letters_pdf(notice_id).startswith(b"%PDF")
+        with closing(staff_client(nation.urls[ORG], _welfare(nation), "お知らせの対象確認")) as c:
+            page = c.get(f"/staff/outreach/{notice_id}").text
+        assert f'id="failed-{person.id}"' in page and "送達不能" in page
+        assert "not issued to the organisation" in page
+    finally:
+        with im.db.transaction() as s:
+            link = s.get(FugoLink, (ORG, number))
+            assert link is not None
+            link.fugo = real_fugo
+
+
+def test_notice_texts_are_not_kept_longer_than_needed(nation: Nation) -> None:
+    """The intermediate server keeps only the metadata of a notice the network took; the network
+    erases the title and text once ``notice_retention_days`` have passed (the row stays)."""
+    person = _young_family_head_with_fugo(nation, 0)
+    rt = nation.runtimes[ORG]
+    outreach = rt.services["outreach"]
+    conditions = Conditions(district=person.address, unit="person")
+    notice_id = outreach.draft(conditions, "保存期間のあるお知らせ", "いずれ消えます。", "test")
+    outreach.send(notice_id, len(outreach.targets(conditions)), "test")
+    held = _wait("the copy at the network", lambda: _at_network(nation, notice_id))
+    assert len(held) == 1 and held[0].body == "いずれ消えます。"
+    ref = held[0].sender_ref
+    with nation.runtime("intermediate").db.transaction() as s:
+        copy = s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == ref))
+    assert copy is not None and copy.forwarded_at is not None and copy.tenant == ORG
+    assert copy.title == "" and copy.body == ""  # handed on: only the metadata stays there
+
+    network = nation.runtime("network")
+    mail = network.services["notices"]
+    days = mail.settings.notice_retention_days
+    received = held[0].received_at
+    # not yet: a day before the retention period ends nothing is erased
+    assert mail.purge(received + dt.timedelta(days=days - 1)) == 0
+    with network.db.transaction() as s:  # this notice arrived longer ago than the retention period
+        n = s.get(NetworkNotice, held[0].id)
+        assert n is not None
+        n.received_at = received - dt.timedelta(days=days + 1)
+    assert mail.purge() == 1
+    assert mail.purge() == 0
+    with network.db.transaction() as s:
+        gone = s.get(NetworkNotice, held[0].id)
+        others = list(s.scalars(select(NetworkNotice).where(NetworkNotice.id != held[0].id)))
+    assert gone is not None and gone.purged_at is not None and gone.title == "" and gone.body == ""
+    assert gone.sender_ref == ref and gone.person_id == held[0].person_id  # the row stays
+    assert all(o.purged_at is None and o.body for o in others)  # the younger ones untouched
+    with network.db.transaction() as s:  # the portal no longer lists it
+        listed = {
+            n.id
+            for n in s.scalars(
+                select(NetworkNotice).where(
+                    NetworkNotice.person_id == gone.person_id, NetworkNotice.purged_at.is_(None)
+                )
+            )
+        }
+    assert gone.id not in listed
+
+
+def test_a_copy_the_intermediate_server_refuses_goes_by_letter(nation: Nation) -> None:
+    """The first hop refusing for good (422: the text breaks its limits) — failed at once, by
+    letter, no further attempts; the intermediate server holds nothing of it."""
+    from kojinbango.municipality.outreach.models import PushNotice
+
+    person = _young_family_head_with_fugo(nation, 1)
+    rt = nation.runtimes[ORG]
+    outreach = rt.services["outreach"]
+    conditions = Conditions(district=person.address, unit="person")
+    notice_id = outreach.draft(conditions, "長すぎるお知らせ", "短い本文", "test")
+    with rt.db.transaction() as s:  # a text longer than the intermediate server takes (4,000)
+        notice = s.get(PushNotice, notice_id)
+        assert notice is not None
+        notice.body = "長" * 4001
+    outreach.send(notice_id, len(outreach.targets(conditions)), "test")
+
+    def failed() -> NoticeDelivery | None:
+        with rt.db.transaction() as s:
+            d = s.scalar(
+                select(NoticeDelivery).where(
+                    NoticeDelivery.notice_id == notice_id, NoticeDelivery.resident_id == person.id
+                )
+            )
+        return d if d is not None and d.failed_at is not None else None
+
+    d = _wait("the copy refused by the intermediate server", failed)
+    assert d.channel == "letter" and d.attempts == 1 and "422" in d.last_error and d.forwarded_at is None
+    rt.services["outreach"].channel.forward()
+    with rt.db.transaction() as s:
+        after = s.get(NoticeDelivery, d.id)
+    assert after is not None and after.attempts == 1 and after.next_attempt_at is None
+    with nation.runtime("intermediate").db.transaction() as s:
+        assert s.scalar(select(IntermediateNotice).where(IntermediateNotice.ref == f"D{d.id}")) is None

@@ -83,6 +83,15 @@ def world(small_nation_dir: Path, tmp_path_factory: pytest.TempPathFactory):
                 reader.stop()
 
 
+def _until(what: str, check, seconds: float = 60.0) -> None:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -235,8 +244,11 @@ def test_push_notice_reaches_the_portal_and_the_kiosk_issues(world) -> None:
     assert page.locator("#sent").count() == 1
     shot(page, "welfare-05-sent")
 
-    resident.goto(portal + "/inbox")
-    assert "乳幼児健診のご案内" in resident.content()
+    # the send returns at once; the municipality's worker carries the notice on: wait for it
+    _until(
+        "the notice in the portal inbox",
+        lambda: resident.goto(portal + "/inbox") and "乳幼児健診のご案内" in resident.content(),
+    )
     shot(resident, "resident-01-inbox")
     resident.click("text=乳幼児健診のご案内")
     assert "健診日程" in resident.locator("#body").text_content()
@@ -245,8 +257,7 @@ def test_push_notice_reaches_the_portal_and_the_kiosk_issues(world) -> None:
     assert world["parent"].family_name in resident.content() and "********" in resident.content()
     shot(resident, "resident-03-self")
 
-    page.reload()
-    assert "既読" in page.content()
+    _until("read status on the staff screen", lambda: page.reload() and "既読" in page.content())
     shot(page, "welfare-06-read-status")
     page.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,14 @@ from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
-from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.common.transport import (
+    INTERNAL_PREFIXES,
+    RemoteError,
+    SignedClient,
+    Unreachable,
+    internal_staff,
+    require_internal,
+)
 from kojinbango.intermediate import api as intermediate_api
 from kojinbango.intermediate.models import MIGRATIONS as IM_MIGRATIONS
 from kojinbango.intermediate.models import VERSION_TABLE as IM_VERSION_TABLE
@@ -58,7 +65,15 @@ def create(
         settings.retention_years,
     )  # fmt: skip
     service = AgencyService(db, org_id, client, topology, trust, intermediate)
-    app = org_app(org.name, creds, trust, db, LockedNonceStore(db, seen_nonces), allowed_callers=[network])
+    app = org_app(
+        org.name,
+        creds,
+        trust,
+        db,
+        LockedNonceStore(db, seen_nonces),
+        allowed_callers=[network],
+        internal_prefixes=INTERNAL_PREFIXES,  # the kojinbango commands: signed by this agency
+    )
     intermediate_api.install_if(app, intermediate, network)
 
     @app.exception_handler(Unreachable)
@@ -69,13 +84,13 @@ def create(
     async def _remote(_request: Any, exc: RemoteError) -> JSONResponse:
         return JSONResponse({"detail": f"{exc.org_id}: {exc.detail}"}, status_code=502)
 
-    staff = APIRouter(prefix="/staff/linkage/api")
+    # The agency's own systems (kojinbango commands), signed with its key: SignatureMiddleware.
+    staff = APIRouter(prefix="/staff/linkage/api", dependencies=[Depends(require_internal)])
 
     @staff.post("/query")
-    def query(body: QueryForm) -> dict[str, Any]:
-        return service.query(
-            body.my_number, body.provider, body.affair, body.info, body.staff, body.wait_seconds
-        )
+    def query(body: QueryForm, request: Request) -> dict[str, Any]:
+        who = internal_staff(request, body.staff or "職員", 100)
+        return service.query(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
 
     @staff.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:

@@ -24,6 +24,7 @@ def org_app(
     db: Database,
     nonce_store: DbNonceStore,
     allowed_callers: Iterable[str] | None = None,
+    internal_prefixes: Iterable[str] = (),
 ) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0")
     fingerprint = creds.certificate.fingerprint(hashes.SHA256()).hex()
@@ -33,6 +34,7 @@ def org_app(
         trust=trust,
         nonce_store=nonce_store,
         allowed_callers=allowed_callers,
+        internal_prefixes=tuple(internal_prefixes),
     )
 
     @app.exception_handler(BusinessError)

@@ -2,7 +2,8 @@
 
 * Settings live in the topology (``settings.linkage``): where the legal table file is, which
   intermediate server receives for which organisation (共同設置: one server, many tenants), how
-  each municipality refreshes each category, the retention of provision records.
+  each municipality refreshes each category, the retention of provision records and of the
+  お知らせ texts the network holds.
 * Organisations are shown by their public id: a municipality by its 地方公共団体コード, anyone else
   by its organisation id (``nenkin``).
 * The provider's answer is a signed document (論点7) of kind ``linkage_answer``, signed by the
@@ -62,6 +63,7 @@ class LinkageSettings:
     nightly_at: str = "02:00"
     on_change_seconds: float = 5.0
     retention_years: int = 7
+    notice_retention_days: int = 365  # お知らせ texts at the network (the rows stay, the text goes)
     sync_wait_seconds: float = 5.0
     retry_max_seconds: float = 60.0
     retry_give_up_hours: float = 72.0

@@ -1,7 +1,9 @@
 """HTTP between organisations: a signing client and a verifying ASGI middleware.
 
 Only paths under ``/api/`` are organisation-to-organisation calls and must be signed; staff pages,
-the OpenAPI document and the health check are not.
+the OpenAPI document and the health check are not.  An organisation's *internal* interfaces (the
+JSON the ``kojinbango`` commands drive, ``INTERNAL_PREFIXES``) must be signed too, by the
+organisation itself: the commands run on its side with its own key.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kojinbango.common.db import DbNonceStore
+from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import (
     MAX_SKEW_SECONDS,
@@ -40,6 +43,11 @@ from kojinbango.common.signing import (
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
+# JSON interfaces of an organisation's own systems (the CLI on its side): outside the staff login,
+# accepted only when signed with the serving organisation's own credentials.
+INTERNAL_PREFIXES = ("/staff/cards/api/", "/staff/linkage/api/")
+# How a staff name typed into such a call is recorded: marked as having come through it.
+INTERNAL_STAFF_MARK = "［内部IF］"
 
 
 class RemoteError(Exception):
@@ -77,6 +85,18 @@ class SignedClient:
 
     def call(self, org_id: str, method: str, path: str, payload: Any = None) -> Any:
         """Send ``payload`` as JSON to ``org_id`` and return the verified JSON answer."""
+        resp = self.send(org_id, method, path, payload)
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise RemoteError(org_id, resp.status_code, str(detail))
+        return resp.json() if resp.content else None
+
+    def send(self, org_id: str, method: str, path: str, payload: Any = None) -> httpx.Response:
+        """Send ``payload`` as JSON to ``org_id``; the answer, whatever its status, once its
+        signature is verified (a refused signature or a replayed answer raises ``RemoteError``)."""
         try:
             base = self.directory[org_id]
         except KeyError:
@@ -99,13 +119,7 @@ class SignedClient:
             raise RemoteError(org_id, resp.status_code, f"answer rejected: {exc}") from exc
         if not self._answer_nonces(verified.signer, verified.nonce, verified.created):
             raise RemoteError(org_id, resp.status_code, "answer rejected: replayed")
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise RemoteError(org_id, resp.status_code, str(detail))
-        return resp.json() if resp.content else None
+        return resp
 
 
 def _nonce_of(signature_input: str) -> str:
@@ -248,6 +262,10 @@ class SignatureMiddleware:
 
     Unsigned, wrongly signed, mis-addressed, stale or replayed requests get 401 before any handler
     runs, so they change nothing.  The verified signer is put in ``request.state.caller``.
+
+    Paths under ``internal_prefixes`` are verified and answered the same way, but accepted only
+    when signed by this organisation itself (``allowed_callers`` does not apply to them); their
+    requests carry ``request.state.internal = True``.
     """
 
     def __init__(
@@ -257,6 +275,7 @@ class SignatureMiddleware:
         trust: TrustStore,
         nonce_store: NonceStore,
         allowed_callers: Iterable[str] | None = None,
+        internal_prefixes: Iterable[str] = (),
     ):
         self.app = app
         self.creds = creds
@@ -266,9 +285,14 @@ class SignatureMiddleware:
             GroupCommitNonceStore(nonce_store) if isinstance(nonce_store, DbNonceStore) else nonce_store
         )
         self.allowed = set(allowed_callers) if allowed_callers is not None else None
+        self.internal = tuple(internal_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        internal = bool(self.internal) and scope["path"].startswith(self.internal)
+        if not internal and not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         body = b""
@@ -283,7 +307,10 @@ class SignatureMiddleware:
             verified = verify_request(
                 headers, scope["method"], scope["path"], query, body, self.creds.org_id, self.trust
             )
-            if self.allowed is not None and verified.signer not in self.allowed:
+            if internal:
+                if verified.signer != self.creds.org_id:
+                    raise SignatureError("only this organisation itself may call its internal interfaces")
+            elif self.allowed is not None and verified.signer not in self.allowed:
                 raise SignatureError("signer may not call this organisation")
             store = self.nonce_store
             if isinstance(store, GroupCommitNonceStore):
@@ -295,9 +322,18 @@ class SignatureMiddleware:
         except SignatureError as exc:
             log.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
             nonce = _nonce_or_blank(headers.get("signature-input", ""))
-            await self._send_signed(send, 401, {"detail": f"unauthorised: {exc}"}, nonce)
+            detail = f"unauthorised: {exc}"
+            if internal:
+                detail += (
+                    " (an internal interface of this organisation: requests must be signed with its"
+                    " own credentials, as the kojinbango commands on its side do)"
+                )
+            await self._send_signed(send, 401, {"detail": detail}, nonce)
             return
-        scope.setdefault("state", {})["caller"] = verified.signer
+        state = scope.setdefault("state", {})
+        state["caller"] = verified.signer
+        if internal:
+            state["internal"] = True
 
         sent = False
 
@@ -345,6 +381,25 @@ def _nonce_or_blank(signature_input: str) -> str:
         return _nonce_of(signature_input)
     except ValueError:
         return ""
+
+
+def require_internal(request: Request) -> None:
+    """A route dependency: the request came through the signed internal interface (see
+    ``SignatureMiddleware``'s ``internal_prefixes``), else 401."""
+    if request.scope.get("state", {}).get("internal") is not True:
+        raise Unauthorised("this route answers only signed calls of this organisation's own systems")
+
+
+def internal_staff(request: Request, typed: str, limit: int) -> str:
+    """The staff name typed into a call of an internal interface, as it is recorded: marked
+    (``INTERNAL_STAFF_MARK``) as having come through the signed internal interface; at most
+    ``limit`` characters in all."""
+    require_internal(request)
+    name = (typed or "").strip()
+    room = limit - len(INTERNAL_STAFF_MARK)
+    if not name or len(name) > room:
+        raise BusinessError(f"the staff member's name or id (1-{room} characters) is required")
+    return INTERNAL_STAFF_MARK + name
 
 
 def caller(request: Request) -> str:

@@ -11,6 +11,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from kojinbango.common.transport import RemoteError
+
 log = logging.getLogger(__name__)
 
 
@@ -70,3 +72,14 @@ class BackgroundLoop:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
+
+
+def refused_for_good(exc: RemoteError) -> bool:
+    """A 4xx refusal the next attempt would get again (422, 403, 404, 409, …) — not a 401 (a
+    signature, clock or replay problem), not 408/429, not 5xx, and not an answer whose signature
+    did not check out."""
+    return (
+        400 <= exc.status < 500
+        and exc.status not in (401, 408, 425, 429)
+        and not exc.detail.startswith("answer rejected")
+    )

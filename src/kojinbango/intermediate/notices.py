@@ -4,7 +4,12 @@
   here until the network has accepted it.  Forwarding replaces the 統合宛名番号 with the tenant's
   符号 for the person (this server's 符号 ↔ 統合宛名番号 table) — the network never sees either the
   統合宛名番号 or any number.  A notice whose person has no 符号 here yet, or that the network could
-  not take, stays pending and is retried with backoff.
+  not take (unreachable, 5xx, 401), stays pending and is retried with backoff.  A notice the network
+  refuses for good (an item it rejects, or a 4xx other than 401 for the batch) is marked failed
+  (``failed_at``, the reason in ``last_error``), never tried again, and reported to the tenant with
+  the read statuses (``{"ref", "failed"}``), who then sends a printed letter instead.
+* Once the network has taken a notice (or refused it for good) this server keeps only its metadata:
+  the title and the text are blanked.
 * Read status comes back from the network's IF system (``/api/if/notices/read``) and waits here
   until the tenant collects and acknowledges it (``/api/tenant/notices/reads[/ack]``).
 """
@@ -26,7 +31,7 @@ from kojinbango.common.db import NAMING, Database
 from kojinbango.common.errors import Unauthorised
 from kojinbango.common.linkage import iso, now, parse_iso, writing
 from kojinbango.common.transport import RemoteError, Unreachable, caller
-from kojinbango.common.worker import BackgroundLoop
+from kojinbango.common.worker import BackgroundLoop, refused_for_good
 from kojinbango.intermediate.models import FugoLink
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,8 @@ class IntermediateNotice(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str] = mapped_column(String(400), nullable=False, default="")
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    read_collected_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    read_collected_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # read / failure reported
+    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class NoticeIn(BaseModel):
@@ -139,19 +145,28 @@ class IntermediateNotices:
         return {"accepted": refs}
 
     def reads(self, tenant: str) -> list[dict[str, Any]]:
-        """Read statuses the tenant has not acknowledged yet."""
+        """Read statuses — and refusals for good (``failed``: the reason) — the tenant has not
+        acknowledged yet."""
         with self.db.transaction() as s:
             rows = s.execute(
-                select(IntermediateNotice.ref, IntermediateNotice.read_at)
+                select(
+                    IntermediateNotice.ref,
+                    IntermediateNotice.read_at,
+                    IntermediateNotice.failed_at,
+                    IntermediateNotice.last_error,
+                )
                 .where(
                     IntermediateNotice.tenant == tenant,
-                    IntermediateNotice.read_at.is_not(None),
+                    IntermediateNotice.read_at.is_not(None) | IntermediateNotice.failed_at.is_not(None),
                     IntermediateNotice.read_collected_at.is_(None),
                 )
                 .order_by(IntermediateNotice.id)
                 .limit(1000)
             ).all()
-        return [{"ref": ref, "read_at": iso(at)} for ref, at in rows]
+        return [
+            {"ref": ref, "failed": error or "refused"} if failed else {"ref": ref, "read_at": iso(at)}
+            for ref, at, failed, error in rows
+        ]
 
     def ack(self, tenant: str, refs: list[str]) -> int:
         with writing(self.db) as s:
@@ -160,7 +175,7 @@ class IntermediateNotices:
                     select(IntermediateNotice).where(
                         IntermediateNotice.tenant == tenant,
                         IntermediateNotice.ref.in_(refs),
-                        IntermediateNotice.read_at.is_not(None),
+                        IntermediateNotice.read_at.is_not(None) | IntermediateNotice.failed_at.is_not(None),
                     )
                 )
             )
@@ -181,6 +196,7 @@ class IntermediateNotices:
         return {
             n.ref: {
                 "forwarded": n.forwarded_at is not None,
+                "failed": n.failed_at is not None,
                 "attempts": n.attempts,
                 "last_error": n.last_error,
             }
@@ -220,6 +236,7 @@ class IntermediateNotices:
                     )
                     .where(
                         IntermediateNotice.forwarded_at.is_(None),
+                        IntermediateNotice.failed_at.is_(None),
                         (IntermediateNotice.next_attempt_at.is_(None))
                         | (IntermediateNotice.next_attempt_at <= t),
                     )
@@ -250,16 +267,25 @@ class IntermediateNotices:
                 ids = {n.ref: n.id for n, _ in items}
                 try:
                     answer = self.call(self.network, "POST", "/api/if/notices", payload)
-                except (Unreachable, RemoteError) as exc:
+                except RemoteError as exc:
+                    if refused_for_good(exc):
+                        self._refused(
+                            list(ids.values()), f"the network refused it: {exc.status} {exc.detail}"
+                        )
+                    else:
+                        self._failed(list(ids.values()), f"the network did not take it: {exc}")
+                    continue
+                except Unreachable as exc:
                     self._failed(list(ids.values()), f"the network did not take it: {exc}")
                     continue
                 accepted = [ids[r] for r in answer.get("accepted", []) if r in ids]
                 with writing(self.db) as s:
                     for n in s.scalars(select(IntermediateNotice).where(IntermediateNotice.id.in_(accepted))):
                         n.forwarded_at, n.last_error = now(), ""
+                        n.title = n.body = ""  # the network holds it now: only the metadata stays here
                 for bad in answer.get("rejected", []):
                     if bad.get("ref") in ids:
-                        self._failed([ids[bad["ref"]]], f"the network refused it: {bad.get('reason', '')}")
+                        self._refused([ids[bad["ref"]]], f"the network refused it: {bad.get('reason', '')}")
                 done += len(accepted)
             return done
 
@@ -270,6 +296,16 @@ class IntermediateNotices:
                 n.last_error = error[:400]
                 delay = min(self.retry_max_seconds, 0.5 * 2 ** min(n.attempts, 10))
                 n.next_attempt_at = now() + dt.timedelta(seconds=delay)
+
+    def _refused(self, ids: list[int], error: str) -> None:
+        """Refused for good: no more attempts; reported to the tenant with the read statuses."""
+        with writing(self.db) as s:
+            for n in s.scalars(select(IntermediateNotice).where(IntermediateNotice.id.in_(ids))):
+                n.attempts += 1
+                n.failed_at, n.next_attempt_at = now(), None
+                n.last_error = error[:400]
+                n.title = n.body = ""  # it goes no further: the tenant sends a letter from its own copy
+        log.warning("%d お知らせ refused for good by the network", len(ids))
 
     # --- worker ------------------------------------------------------------------------------
     def start(self, interval: float = 1.0) -> None:

@@ -12,7 +12,7 @@ from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.pki import load_certificate
 from kojinbango.common.topology import Topology
-from kojinbango.common.transport import SignedClient
+from kojinbango.common.transport import INTERNAL_PREFIXES, SignedClient
 from kojinbango.documents.pades import DocumentSigner, issue_document_certificate
 from kojinbango.jlis.app import load_or_create_key
 from kojinbango.kiosk import views as kiosk_views
@@ -103,7 +103,13 @@ def create(
     peers.add(jlis)  # the card centre resolves applications and delivers cards
     peers.update(p.id for p in topology.of_kind("portal"))  # お知らせ and 自己情報 (/api/portal/…)
     app = org_app(
-        f"{org.name} 住民記録システム", creds, trust, db, DbNonceStore(db, seen_nonces), allowed_callers=peers
+        f"{org.name} 住民記録システム",
+        creds,
+        trust,
+        db,
+        DbNonceStore(db, seen_nonces),
+        allowed_callers=peers,
+        internal_prefixes=INTERNAL_PREFIXES,  # the kojinbango commands: signed by this municipality
     )
     api.install(app, register, topology)
     views.install(app, register, printer)

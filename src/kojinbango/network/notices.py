@@ -7,12 +7,18 @@ and releases it to the portal when the portal presents *its own* 符号 for the 
 (``/api/portal/notices``), the same way やりとり履歴 works.  When the resident reads it, the read
 status goes back to the sender's intermediate server (store and forward: kept until delivered,
 retried with backoff), where the municipality collects it.
+
+The texts are kept ``settings.notice_retention_days`` (``settings.linkage.notice_retention_days``
+in the topology, 365 by default) from their arrival: the worker erases the title and text of older
+ones every hour (``purge``); the row stays — sender, reference, person, dates, read status — so a
+notice handed in again is still recognised, and the portal no longer lists it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -60,6 +66,7 @@ class NetworkNotice(Base):
     report_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_report_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str] = mapped_column(String(400), nullable=False, default="")
+    purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # title and text erased
 
 
 class NoticeItem(BaseModel):
@@ -97,7 +104,8 @@ class NetworkNotices:
         self.topology = topology
         self.settings = settings
         self.client = client
-        self._loop = BackgroundLoop("nws-notices", self.report_reads, 1.0)
+        self._loop = BackgroundLoop("nws-notices", self._step, 1.0)
+        self._last_purge = 0.0
 
     # --- from intermediate servers ----------------------------------------------------------
     def receive(self, signer: str, tenant: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -155,7 +163,7 @@ class NetworkNotices:
             rows = list(
                 s.scalars(
                     select(NetworkNotice)
-                    .where(NetworkNotice.person_id == person)
+                    .where(NetworkNotice.person_id == person, NetworkNotice.purged_at.is_(None))
                     .order_by(NetworkNotice.sent_at.desc(), NetworkNotice.id.desc())
                 )
             )
@@ -176,7 +184,7 @@ class NetworkNotices:
         person = self._person(signer, fugo)
         with writing(self.db) as s:
             n = s.get(NetworkNotice, notice_id)
-            if n is None or n.person_id != person:
+            if n is None or n.person_id != person or n.purged_at is not None:
                 raise NotFound("no such お知らせ for this person")
             first = n.read_at is None
             if first:
@@ -253,7 +261,34 @@ class NetworkNotices:
             "read_reported": sum(1 for n in rows if n.read_reported_at is not None),
         }
 
+    # --- retention -----------------------------------------------------------------------------
+    def purge(self, at: dt.datetime | None = None) -> int:
+        """Erase the title and text of お知らせ received more than ``notice_retention_days`` before
+        ``at`` (now by default); returns how many.  The rows stay (metadata and read status)."""
+        t = at or now()
+        cutoff = t - dt.timedelta(days=self.settings.notice_retention_days)
+        with writing(self.db) as s:
+            rows = list(
+                s.scalars(
+                    select(NetworkNotice).where(
+                        NetworkNotice.purged_at.is_(None), NetworkNotice.received_at < cutoff
+                    )
+                )
+            )
+            for n in rows:
+                n.title = n.body = ""
+                n.purged_at = t
+        if rows:
+            log.info("%d お知らせ texts erased past their retention", len(rows))
+        return len(rows)
+
     # --- worker ------------------------------------------------------------------------------
+    def _step(self) -> None:
+        self.report_reads()
+        if time.monotonic() - self._last_purge > 3600:  # hourly: texts past their retention
+            self._last_purge = time.monotonic()
+            self.purge()
+
     def start(self, interval: float = 1.0) -> None:
         self._loop.interval = interval
         self._loop.start()

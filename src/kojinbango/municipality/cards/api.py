@@ -1,8 +1,10 @@
 """The card desk's routes.
 
 * ``/api/cards/…``: signed calls from J-LIS (resolving an application, delivering a card);
-* ``/staff/cards/api/…``: the issuance desk's terminal as JSON for the ``kojinbango`` commands
-  (outside the staff login: served on localhost only — README limitations); the screens under
+* ``/staff/cards/api/…``: the issuance desk's terminal as JSON for the ``kojinbango`` commands,
+  which run on the municipality's side: outside the staff login, but every request must be signed
+  with the municipality's own key (``SignatureMiddleware``'s internal interfaces); the typed staff
+  name is recorded marked as having come that way (``INTERNAL_STAFF_MARK``).  The screens under
   ``/staff/cards/`` are behind the login and record the logged-in account.
 """
 
@@ -12,16 +14,17 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.topology import Topology
-from kojinbango.common.transport import caller
+from kojinbango.common.transport import caller, internal_staff, require_internal
 from kojinbango.municipality.cards.service import CardDesk, LegalRepresentative
 
 CARD_SERIAL = Field(pattern=r"^[0-9]{16}$")
 APPLICATION_ID = Field(pattern=r"^[0-9]{23}$")
+STAFF_LENGTH = 40  # card_counter_records.staff
 
 
 class ResolveRequest(BaseModel):
@@ -126,19 +129,22 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
 
     app.include_router(api)
 
-    staff = APIRouter(prefix="/staff/cards/api")
+    staff = APIRouter(prefix="/staff/cards/api", dependencies=[Depends(require_internal)])
+
+    def who(request: Request, typed: str) -> str:
+        return internal_staff(request, typed, STAFF_LENGTH)
 
     @staff.post("/find")
     def find(body: FindRequest) -> dict[str, Any]:
         return desk.find(body.resident_code)
 
     @staff.post("/apply")
-    def apply(body: CounterApplication) -> dict[str, Any]:
+    def apply(body: CounterApplication, request: Request) -> dict[str, Any]:
         return desk.apply_at_counter(
             body.application_id,
             decode_photo(body.photo),
             body.identity_document,
-            body.staff,
+            who(request, body.staff),
             body.auth_pin,
             body.sign_pin,
             body.reissue,
@@ -151,11 +157,11 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
         return {"card_serial": desk.waiting_card(rid)}
 
     @staff.post("/hand-over")
-    def hand_over(body: HandOver) -> dict[str, Any]:
+    def hand_over(body: HandOver, request: Request) -> dict[str, Any]:
         card = desk.hand_over(
             body.card_serial,
             body.identity_document,
-            body.staff,
+            who(request, body.staff),
             body.auth_pin,
             body.sign_pin,
             legal_representative=_rep(body.legal_representative),
@@ -163,14 +169,14 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
         return {"card": card}
 
     @staff.post("/pin-reset")
-    def pin_reset(body: PinReset) -> dict[str, Any]:
+    def pin_reset(body: PinReset, request: Request) -> dict[str, Any]:
         return {
             "card": desk.reset_pin(
                 body.card,
                 body.which,
                 body.new_pin,
                 body.identity_document,
-                body.staff,
+                who(request, body.staff),
                 _rep(body.legal_representative),
             )
         }
@@ -181,11 +187,11 @@ def install(app: FastAPI, desk: CardDesk, topology: Topology) -> None:
         return desk.representatives_for_card(body.card)
 
     @staff.post("/resume")
-    def resume(body: CounterCard) -> dict[str, Any]:
-        return desk.lift_suspension(body.card_serial, body.identity_document, body.staff)
+    def resume(body: CounterCard, request: Request) -> dict[str, Any]:
+        return desk.lift_suspension(body.card_serial, body.identity_document, who(request, body.staff))
 
     @staff.post("/abolish")
-    def abolish(body: Abolish) -> dict[str, Any]:
-        return desk.abolish(body.card_serial, body.reason, body.staff, body.identity_document)
+    def abolish(body: Abolish, request: Request) -> dict[str, Any]:
+        return desk.abolish(body.card_serial, body.reason, who(request, body.staff), body.identity_document)
 
     app.include_router(staff)

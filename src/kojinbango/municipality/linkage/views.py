@@ -1,6 +1,8 @@
-"""Staff routes of information linkage (``/staff/linkage/…``; localhost only, no login yet — see README).
+"""Staff routes of information linkage (``/staff/linkage/…``).
 
-JSON under ``/staff/linkage/api/``: a query (staff type the 個人番号 in the POST body; it is never in
+JSON under ``/staff/linkage/api/`` for the ``kojinbango`` commands, which run on the municipality's
+side: every request must be signed with the municipality's own key (``SignatureMiddleware``'s
+internal interfaces, docs/security.md); the typed staff name is recorded marked as such.  A query (staff type the 個人番号 in the POST body; it is never in
 a URL or a log), collecting a pending answer, re-checking a stored answer, the 副本 refresh.
 """
 
@@ -8,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.common.transport import RemoteError, Unreachable, internal_staff, require_internal
 from kojinbango.municipality.linkage.service import LinkageService
 
 
@@ -36,7 +38,7 @@ class RefreshForm(BaseModel):
 
 
 def install(app: FastAPI, service: LinkageService) -> None:
-    router = APIRouter(prefix="/staff/linkage/api")
+    router = APIRouter(prefix="/staff/linkage/api", dependencies=[Depends(require_internal)])
 
     @app.exception_handler(Unreachable)
     async def _unreachable(_request: Any, exc: Unreachable) -> JSONResponse:
@@ -47,10 +49,9 @@ def install(app: FastAPI, service: LinkageService) -> None:
         return JSONResponse({"detail": f"{exc.org_id}: {exc.detail}"}, status_code=502)
 
     @router.post("/query")
-    def query(body: QueryForm) -> dict[str, Any]:
-        return service.query(
-            body.my_number, body.provider, body.affair, body.info, body.staff, body.wait_seconds
-        )
+    def query(body: QueryForm, request: Request) -> dict[str, Any]:
+        who = internal_staff(request, body.staff or "職員", 100)
+        return service.query(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
 
     @router.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:

@@ -36,7 +36,9 @@ class NoticeDelivery(Base):
     """One resident's copy: through the portal inbox or by a printed letter; when read.
 
     An inbox copy is its own outbox entry: ``forwarded_at`` stays empty until the intermediate
-    server has taken it (``attempts``/``next_attempt_at``/``last_error`` while it is retried)."""
+    server has taken it (``attempts``/``next_attempt_at``/``last_error`` while it is retried).
+    ``failed_at``: a hop refused the copy for good (送達不能, the reason in ``last_error``); the copy
+    then goes by printed letter (``channel = letter``) and is not tried again."""
 
     __tablename__ = "push_notice_deliveries"
     __table_args__ = (UniqueConstraint("notice_id", "resident_id"),)
@@ -50,6 +52,7 @@ class NoticeDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str] = mapped_column(String(400), nullable=False, default="", server_default="")
+    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class PortalUser(Base):

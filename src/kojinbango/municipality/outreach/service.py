@@ -380,7 +380,9 @@ class OutreachService:
                     "channel": d.channel,
                     "read_at": d.read_at,
                     "pending": "municipality" if here else ("intermediate" if d.id in onward else ""),
-                    "last_error": d.last_error if here else onward.get(d.id, ""),
+                    # 送達不能: refused for good on the way; the copy went over to the printed letters
+                    "failed": d.failed_at is not None,
+                    "last_error": d.last_error if here or d.failed_at else onward.get(d.id, ""),
                 }
             )
         return out

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
+from kojinbango.common.transport import INTERNAL_PREFIXES
 from kojinbango.municipality.staff.service import (
     PURPOSES,
     ROLES,
@@ -49,8 +50,10 @@ ROLE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Pages of the terminal itself: need a login (some not even that), never a role or an applicant.
 OPEN = ("/staff/login",)
 TERMINAL = ("/staff/home", "/staff/applicant", "/staff/unlock", "/staff/logout", "/staff/lock")
-# /staff/cards/api/… and /staff/linkage/api/… are JSON interfaces the CLI drives (README: limitations).
-UNGATED = ("/staff/cards/api/", "/staff/linkage/api/")
+# /staff/cards/api/… and /staff/linkage/api/… are JSON interfaces the kojinbango commands drive on the
+# municipality's side: no login cookie, but SignatureMiddleware refuses (401) every request to them
+# not signed with the municipality's own key (common/transport.py INTERNAL_PREFIXES).
+UNGATED = INTERNAL_PREFIXES
 NO_APPLICANT = ("/staff/admin",)
 
 # Views of a person that the gate logs itself: (method, pattern, action, subject kind).

@@ -1,0 +1,128 @@
+"""The JSON interfaces the kojinbango commands drive (``/staff/cards/api/…``, ``/staff/linkage/api/…``)
+answer only requests signed by the serving organisation itself: unsigned, other organisations' and
+replayed requests get 401 before any handler runs; a correctly signed one works and is recorded as
+having come through the signed internal interface."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from exchange_helpers import args_of, scenarios
+from sqlalchemy import func, select
+
+from kojinbango.common.linkage import org_of_public_id
+from kojinbango.common.signing import sign_request
+from kojinbango.common.transport import INTERNAL_STAFF_MARK, SignedClient
+from kojinbango.municipality.linkage.models import LinkageAnswer
+from kojinbango.municipality.register.models import Resident
+from kojinbango.nation import Nation
+
+FIND = "/staff/cards/api/find"
+QUERY = "/staff/linkage/api/query"
+
+
+def _signed_post(
+    nation: Nation, signer: str, target: str, path: str, payload: Any
+) -> tuple[httpx.Response, dict]:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    headers = sign_request(nation.topology.credentials(signer), "POST", path, "", body, target)
+    headers["content-type"] = "application/json"
+    resp = httpx.post(nation.urls[target] + path, content=body, headers=headers, timeout=60)
+    return resp, headers
+
+
+def _query(nation: Nation) -> tuple[str, dict[str, Any]]:
+    """The municipality asking in the first scenario, and its query (a real 個人番号 in the body)."""
+    a = args_of(scenarios(nation.topology.root)[0]["command"])
+    querier = org_of_public_id(nation.topology, a["querier"])
+    body = {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"],
+            "staff": "照会 担当", "wait_seconds": 30}  # fmt: skip
+    return querier, body
+
+
+def _resident_code(nation: Nation, org: str) -> str:
+    with nation.runtimes[org].db.transaction() as s:
+        code = s.scalar(select(Resident.resident_code).where(Resident.status == "active").limit(1))
+    assert code
+    return str(code)
+
+
+def _answers(nation: Nation, org: str) -> int:
+    with nation.runtimes[org].db.transaction() as s:
+        return int(s.scalar(select(func.count()).select_from(LinkageAnswer)) or 0)
+
+
+def test_unsigned_requests_are_refused(nation: Nation) -> None:
+    querier, query = _query(nation)
+    before = _answers(nation, querier)
+    for path, payload in ((FIND, {"resident_code": _resident_code(nation, querier)}), (QUERY, query)):
+        resp = httpx.post(nation.urls[querier] + path, json=payload, timeout=60)
+        assert resp.status_code == 401, path
+        detail = resp.json()["detail"]
+        assert "not signed" in detail and "internal interface" in detail and "own credentials" in detail
+        assert payload.get("my_number", "-") not in resp.text
+    # the agency's interface as well
+    resp = httpx.post(
+        nation.urls["nenkin"] + "/staff/linkage/api/result", json={"exchange_id": "x"}, timeout=60
+    )
+    assert resp.status_code == 401
+    assert _answers(nation, querier) == before
+
+
+@pytest.mark.parametrize("signer", ["p130001", "jlis", "network", "other-municipality"])
+def test_requests_signed_by_another_organisation_are_refused(nation: Nation, signer: str) -> None:
+    querier, query = _query(nation)
+    if signer == "other-municipality":
+        signer = next(m.id for m in nation.topology.of_kind("municipality") if m.id != querier)
+    before = _answers(nation, querier)
+    for path, payload in ((FIND, {"resident_code": _resident_code(nation, querier)}), (QUERY, query)):
+        resp, _ = _signed_post(nation, signer, querier, path, payload)
+        assert resp.status_code == 401, (signer, path)
+        assert "only this organisation itself" in resp.json()["detail"]
+    assert _answers(nation, querier) == before
+    # the network may call the agency's /api/, but not its internal interface
+    resp, _ = _signed_post(nation, signer, "nenkin", "/staff/linkage/api/result", {"exchange_id": "x"})
+    assert resp.status_code == 401
+
+
+def test_signed_by_the_organisation_itself_works_once(nation: Nation) -> None:
+    querier, query = _query(nation)
+    code = _resident_code(nation, querier)
+    resp, headers = _signed_post(nation, querier, querier, FIND, {"resident_code": code})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers.get("signature") and resp.json()["resident_id"]
+    replay = httpx.post(
+        nation.urls[querier] + FIND,
+        content=json.dumps({"resident_code": code}).encode(),
+        headers=headers,
+        timeout=60,
+    )
+    assert replay.status_code == 401 and "replayed" in replay.json()["detail"]
+
+    before = _answers(nation, querier)
+    resp, headers = _signed_post(nation, querier, querier, QUERY, query)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["status"] == "answered"
+    replay = httpx.post(
+        nation.urls[querier] + QUERY, content=json.dumps(query, ensure_ascii=False).encode(), headers=headers
+    )
+    assert replay.status_code == 401 and "replayed" in replay.json()["detail"]
+    assert _answers(nation, querier) == before + 1  # the replay asked nothing
+    with nation.runtimes[querier].db.transaction() as s:
+        row = s.scalar(select(LinkageAnswer).where(LinkageAnswer.exchange_id == answer["exchange_id"]))
+        assert row is not None and row.staff == INTERNAL_STAFF_MARK + "照会 担当"
+
+    # SignedClient (what the commands use) checks the organisation's signed answer
+    topo = nation.topology
+    client = SignedClient(topo.credentials(querier), topo.trust_store(), {querier: nation.urls[querier]})
+    try:
+        again = client.call(
+            querier, "POST", "/staff/linkage/api/result", {"exchange_id": answer["exchange_id"]}
+        )
+        assert again["status"] == "answered"
+    finally:
+        client.close()
