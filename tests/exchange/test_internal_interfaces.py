@@ -126,3 +126,27 @@ def test_signed_by_the_organisation_itself_works_once(nation: Nation) -> None:
         assert again["status"] == "answered"
     finally:
         client.close()
+
+
+def test_jlis_card_centre_batch_answers_only_jlis_itself(nation: Nation) -> None:
+    """The manufacturing batch and the 受付センター's keying of paper applications are J-LIS's own
+    systems: nobody else may run or feed them."""
+    from kojinbango.jlis.cards.models import CardApplication
+
+    def applications() -> int:
+        with nation.runtimes["jlis"].db.transaction() as s:
+            return int(s.scalar(select(func.count()).select_from(CardApplication)) or 0)
+
+    before = applications()
+    postal = {"lg_code": "131016", "application_id": "1" * 23, "photo": ""}
+    for path, payload in (("/staff/cards/manufacture", {}), ("/staff/cards/applications/postal", postal)):
+        resp = httpx.post(nation.urls["jlis"] + path, json=payload, timeout=60)
+        assert resp.status_code == 401, path
+        assert "not signed" in resp.json()["detail"]
+        municipality = nation.topology.of_kind("municipality")[0].id
+        resp, _ = _signed_post(nation, municipality, "jlis", path, payload)
+        assert resp.status_code == 401 and "only this organisation itself" in resp.json()["detail"], path
+    assert applications() == before
+    # J-LIS's own signed call runs the batch
+    resp, _ = _signed_post(nation, "jlis", "jlis", "/staff/cards/manufacture", {})
+    assert resp.status_code == 200 and set(resp.json()) == {"manufactured", "stale", "delivered"}

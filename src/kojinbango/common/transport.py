@@ -45,7 +45,12 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # JSON interfaces of an organisation's own systems (the CLI on its side): outside the staff login,
 # accepted only when signed with the serving organisation's own credentials.
-INTERNAL_PREFIXES = ("/staff/cards/api/", "/staff/linkage/api/")
+INTERNAL_PREFIXES = (
+    "/staff/cards/api/",  # a municipality's card desk
+    "/staff/linkage/api/",  # a municipality's or agency's linkage staff
+    "/staff/cards/manufacture",  # J-LIS's card centre: run the manufacturing batch
+    "/staff/cards/applications/postal",  # J-LIS's 受付センター: key in a paper application
+)
 # How a staff name typed into such a call is recorded: marked as having come through it.
 INTERNAL_STAFF_MARK = "［内部IF］"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from kojinbango.common.app import OrgRuntime, org_app
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.topology import Topology
-from kojinbango.common.transport import SignedClient
+from kojinbango.common.transport import INTERNAL_PREFIXES, SignedClient
 from kojinbango.jlis import api, fugo
 from kojinbango.jlis.cards import api as cards_api
 from kojinbango.jlis.cards.centre import CardCentre
@@ -54,7 +54,14 @@ def create(
         topology.resolve(org.secrets.get("numbering_key", f"secrets/{org_id}/numbering.key"))
     )
     service = JlisService(db, NumberGenerator(key))
-    app = org_app("J-LIS 地方公共団体情報システム機構", creds, trust, db, DbNonceStore(db, seen_nonces))
+    app = org_app(
+        "J-LIS 地方公共団体情報システム機構",
+        creds,
+        trust,
+        db,
+        DbNonceStore(db, seen_nonces),
+        internal_prefixes=INTERNAL_PREFIXES,  # the card centre's batch and 受付センター: J-LIS's own
+    )
     api.install(app, service, topology)
     client = SignedClient(creds, trust, directory or topology.directory())
     centre = CardCentre(

@@ -13,13 +13,13 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.topology import Topology
-from kojinbango.common.transport import caller
+from kojinbango.common.transport import caller, require_internal
 from kojinbango.jlis.cards.centre import CardCentre
 
 CARD_SERIAL = Field(pattern=r"^[0-9]{16}$")
@@ -209,11 +209,11 @@ def install(app: FastAPI, centre: CardCentre, topology: Topology) -> None:
     def application_status(application: int) -> dict[str, Any]:
         return centre.application_status(application)
 
-    @public.post("/staff/cards/manufacture")
+    @public.post("/staff/cards/manufacture", dependencies=[Depends(require_internal)])
     def manufacture() -> dict[str, int]:
         return centre.manufacture()
 
-    @public.post("/staff/cards/applications/postal")
+    @public.post("/staff/cards/applications/postal", dependencies=[Depends(require_internal)])
     def postal(body: OnlineApplication) -> dict[str, Any]:
         """郵送申請: J-LIS's 受付センター keys in a paper application."""
         return centre.apply(body.lg_code, body.application_id, body.photo, "post")
