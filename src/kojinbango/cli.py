@@ -213,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from kojinbango.common.logs import configure
     from kojinbango.common.topology import Topology
+    from kojinbango.common.transport import SERVER_KEEP_ALIVE_SECONDS
     from kojinbango.nation import build
 
     topology = Topology.load(Path(args.topology))
@@ -220,7 +221,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(topology.root / "logs" / f"{org.id}.log")
     runtime = build(topology, org.id, database_url=args.database_url)
     host, port = org.base_url.split("://", 1)[1].rsplit(":", 1)
-    uvicorn.run(runtime.app, host=args.host or host, port=int(port), log_level="info", access_log=False)
+    uvicorn.run(
+        runtime.app,
+        host=args.host or host,
+        port=int(port),
+        log_level="info",
+        access_log=False,
+        timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
+    )
     return 0
 
 

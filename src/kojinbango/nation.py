@@ -24,6 +24,7 @@ import uvicorn
 from kojinbango.common.app import OrgRuntime
 from kojinbango.common.pki import create_ca, issue_org_certificate
 from kojinbango.common.topology import OrgEntry, Topology
+from kojinbango.common.transport import SERVER_KEEP_ALIVE_SECONDS
 from kojinbango.municipality.register.notices import NoticePrinter
 from kojinbango.municipality.register.service import RegisterService
 from kojinbango.synth import generate_population, municipality_names
@@ -204,7 +205,13 @@ def build(
 class _Server(threading.Thread):
     def __init__(self, app: Any, sock: socket.socket):
         super().__init__(daemon=True)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
+        )
         self.server = uvicorn.Server(config)
         self.sock = sock
 

@@ -43,6 +43,10 @@ from kojinbango.common.signing import (
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
+# Servers keep an idle connection open much longer than clients reuse one (httpx drops its idle
+# connections after 5 s): with equal timeouts a client could send on a connection the server is
+# closing that instant, and the call fails with a ReadError under load.
+SERVER_KEEP_ALIVE_SECONDS = 75
 # JSON interfaces of an organisation's own systems (the CLI on its side): outside the staff login,
 # accepted only when signed with the serving organisation's own credentials.
 INTERNAL_PREFIXES = (
