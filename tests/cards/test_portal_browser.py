@@ -3,26 +3,15 @@ with the local card reader: a good login, a PIN locked by wrong tries, and a sus
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from browser import ARGS, CHROMIUM, needs_chromium
 from kojinbango.card.service import ReaderThread
 from kojinbango.holder import Client, issue_card, suspend_card
 from kojinbango.nation import Nation
 
-CHROMIUM = "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,17 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from browser import ARGS, CHROMIUM, SHOTS, needs_chromium
 from kojinbango.card.service import ReaderThread
 from kojinbango.holder import Client, issue_card
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.staff.client import create_staff
 from kojinbango.nation import running
 
-CHROMIUM = "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = needs_chromium
 ORG = "m131016"
 PIN = "2468"
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "people"
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from browser import ARGS, CHROMIUM, SHOTS
 from kojinbango.domain.wareki import era_of, to_wareki
 from kojinbango.municipality.register.models import CsOutbox, Household, Resident, ResidentEvent
 from kojinbango.municipality.staff.models import AccessLog
@@ -411,10 +412,6 @@ def test_other_roles_are_refused_the_forms(nation: Nation, staff_login, pick: Pi
 
 
 # --- in a real browser ------------------------------------------------------------------------
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "people"
 
 
 @pytest.fixture(scope="module")

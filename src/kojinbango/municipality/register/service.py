@@ -55,6 +55,17 @@ TRANSFER_CERTIFICATE = "転出証明書"
 ABROAD = "国外転出"
 
 
+def _active_members(s: Session, h: Household) -> list[Resident]:
+    """The household's members still on the register, in internal-id order."""
+    return list(
+        s.scalars(
+            select(Resident)
+            .where(Resident.household_id == h.id, Resident.status == "active")
+            .order_by(Resident.id)
+        )
+    )
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -226,6 +237,13 @@ class RegisterService:
         """申請書ID (23 digits): keyed so it reveals nothing and cannot be guessed."""
         mac = hmac.new(self.notice_key, f"{resident_id}:{version}".encode(), hashlib.sha256).digest()
         return f"{int.from_bytes(mac[:12], 'big') % 10**23:023d}"
+
+    @staticmethod
+    def _active_household(s: Session, household_id: int) -> Household:
+        h = s.get(Household, household_id)
+        if h is None or h.status != "active":
+            raise NotFound(f"no active household with internal id {household_id}")
+        return h
 
     def get_resident(self, s: Session, resident_id: int) -> Resident:
         r = s.get(Resident, resident_id)
@@ -493,9 +511,7 @@ class RegisterService:
         person = person.validate(today)
         self.ensure_code_stock(1)
         with self.db.transaction() as s:
-            h = s.get(Household, household_id)
-            if h is None or h.status != "active":
-                raise NotFound(f"no active household with internal id {household_id}")
+            h = self._active_household(s, household_id)
             code = self._take_codes(s, 1)[0]
             serial = self._next_serials(s, "person", 1)
             r = Resident(
@@ -544,9 +560,7 @@ class RegisterService:
             raise BusinessError("the new 住所 is required")
         check_not_future("転居日", moved_on)
         with self.db.transaction() as s:
-            h = s.get(Household, household_id)
-            if h is None or h.status != "active":
-                raise NotFound(f"no active household with internal id {household_id}")
+            h = self._active_household(s, household_id)
             h.postal_code, h.address, h.address_extra = postal_code, address, address_extra
             for r in s.scalars(
                 select(Resident).where(Resident.household_id == h.id, Resident.status == "active")
@@ -642,16 +656,8 @@ class RegisterService:
     ) -> dict[str, Any]:
         """転出届: the household's 住民票 are removed and a signed 転出証明書 is issued to carry along."""
         with self.db.transaction() as s:
-            h = s.get(Household, household_id)
-            if h is None or h.status != "active":
-                raise NotFound(f"no active household with internal id {household_id}")
-            members = list(
-                s.scalars(
-                    select(Resident)
-                    .where(Resident.household_id == h.id, Resident.status == "active")
-                    .order_by(Resident.id)
-                )
-            )
+            h = self._active_household(s, household_id)
+            members = _active_members(s, h)
             if not members:
                 raise BusinessError("the household has no active members")
             persons = []
@@ -777,16 +783,8 @@ class RegisterService:
                 "the 転出先 country is required for a 国外転出 (転出先の国名を入力してください)"
             )
         with self.db.transaction() as s:
-            h = s.get(Household, household_id)
-            if h is None or h.status != "active":
-                raise NotFound(f"no active household with internal id {household_id}")
-            members = list(
-                s.scalars(
-                    select(Resident)
-                    .where(Resident.household_id == h.id, Resident.status == "active")
-                    .order_by(Resident.id)
-                )
-            )
+            h = self._active_household(s, household_id)
+            members = _active_members(s, h)
             leaving = members if resident_ids is None else [r for r in members if r.id in set(resident_ids)]
             if not leaving or (resident_ids is not None and len(leaving) != len(set(resident_ids))):
                 raise BusinessError(
