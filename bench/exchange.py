@@ -16,7 +16,7 @@ open-loop load at 80% of the measured rate, for the latency there.  Prints one J
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime as dt
 import json
 import os
@@ -27,12 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 SERVED = ("network", "intermediate", "nenkin")
@@ -66,25 +66,32 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 # --- the bare hops -----------------------------------------------------------------------------
 def stub_app(next_url: str | None) -> Any:
-    from fastapi import FastAPI, Request
+    """A stand-in hop on the organisations' own stack: FastAPI on uvicorn, onward calls with aiohttp
+    from the event loop (as ``SignedClient.acall``), JSON parsed and re-encoded at every hop."""
+    import aiohttp
+    from fastapi import FastAPI
 
     app = FastAPI()
-    client = httpx.Client(timeout=30)
+    sessions: list[aiohttp.ClientSession] = []
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post("/hop")
-    async def hop_body(request: Request) -> Any:
-        return await request.json()
+    async def hop_body(payload: dict[str, Any]) -> Any:
+        return payload
 
     if next_url is None:
         return app
 
     @app.post("/relay")
-    def relay(payload: dict[str, Any]) -> Any:
-        return client.post(next_url, json=payload).json()
+    async def relay(payload: dict[str, Any]) -> Any:
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+        async with sessions[0].post(next_url, json=payload) as r:
+            r.raise_for_status()
+            return await r.json()
 
     return app
 
@@ -98,98 +105,81 @@ def serve_stub(port: int, next_url: str) -> None:
 
 
 # --- load ----------------------------------------------------------------------------------------
-def closed_loop(send: Callable[[httpx.Client, int], None], n: int, concurrency: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    counter = iter(range(n))
+# The load comes from one asyncio thread with aiohttp: the driver's own CPU (it shares the two cores
+# with the services) stays small and the same for both measurements.
+Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
-    def worker() -> None:
-        nonlocal errors
-        with httpx.Client(timeout=60) as client:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
+
+def closed_loop(send: Send, n: int, concurrency: int) -> dict[str, Any]:
+    """``concurrency`` clients, each sending its next request as soon as it has the answer."""
+
+    async def main() -> dict[str, Any]:
+        latencies: list[float] = []
+        errors = 0
+        counter = iter(range(n))
+
+        async def client(session: aiohttp.ClientSession) -> None:
+            nonlocal errors
+            for i in counter:
                 t0 = time.perf_counter()
                 try:
-                    send(client, i)
-                    ok = True
+                    await send(session, i)
                 except Exception:
-                    ok = False
-                dt_ms = (time.perf_counter() - t0) * 1000
-                with lock:
-                    if ok:
-                        latencies.append(dt_ms)
-                    else:
-                        errors += 1
+                    errors += 1
+                    continue
+                latencies.append((time.perf_counter() - t0) * 1000)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    return _summary(latencies, errors, elapsed)
+        async with _session(concurrency) as session:
+            start = time.perf_counter()
+            await asyncio.gather(*(client(session) for _ in range(concurrency)))
+            elapsed = time.perf_counter() - start
+        return _summary(latencies, errors, elapsed)
+
+    return asyncio.run(main())
 
 
-def open_loop(
-    send: Callable[[httpx.Client, int], None], rate: float, n: int, concurrency: int
-) -> dict[str, Any]:
-    """Requests started on a fixed schedule (``rate`` per second), whatever the answers do.
+def open_loop(send: Send, rate: float, n: int) -> dict[str, Any]:
+    """Requests started on a fixed schedule (``rate`` per second), whatever the answers do; each
+    latency counts from when its request was due."""
 
-    Every client thread opens its connection with one unmeasured request first; the schedule starts
-    when all are ready (otherwise the measurement starts with dozens of connections opening at once).
-    """
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    counter = iter(range(n))
-    ready = threading.Barrier(concurrency + 1)
-    go = threading.Event()
-    start = 0.0
+    async def main() -> dict[str, Any]:
+        latencies: list[float] = []
+        errors = 0
 
-    def worker() -> None:
-        nonlocal errors
-        with httpx.Client(timeout=60) as client:
-            with contextlib.suppress(Exception):
-                send(client, -1)
-            ready.wait()
-            go.wait()
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
+        async def one(session: aiohttp.ClientSession, i: int, due: float) -> None:
+            nonlocal errors
+            try:
+                await send(session, i)
+            except Exception:
+                errors += 1
+                return
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        async with _session(0) as session:
+            # open the connections first, unmeasured (else the schedule starts with dozens opening)
+            await asyncio.gather(*(one(session, -1, time.perf_counter()) for _ in range(32)))
+            latencies.clear()
+            start = time.perf_counter() + 0.1
+            tasks = []
+            for i in range(n):
                 due = start + i / rate
                 pause = due - time.perf_counter()
                 if pause > 0:
-                    time.sleep(pause)
-                try:
-                    send(client, i)
-                    ok = True
-                except Exception:
-                    ok = False
-                dt_ms = (time.perf_counter() - due) * 1000  # from when it should have started
-                with lock:
-                    if ok:
-                        latencies.append(dt_ms)
-                    else:
-                        errors += 1
+                    await asyncio.sleep(pause)
+                tasks.append(asyncio.create_task(one(session, i, due)))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - start
+        out = _summary(latencies, errors, elapsed)
+        out["offered_per_s"] = round(rate, 1)
+        return out
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    ready.wait()
-    start = time.perf_counter() + 0.1
-    go.set()
-    for t in threads:
-        t.join()
-    out = _summary(latencies, errors, time.perf_counter() - start)
-    out["offered_per_s"] = round(rate, 1)
-    return out
+    return asyncio.run(main())
+
+
+def _session(limit: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=60)
+    )
 
 
 def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
@@ -280,22 +270,21 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
         nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries
         rng = random.Random(5)
 
-        def exchange(client: httpx.Client, i: int) -> None:
+        async def exchange(session: aiohttp.ClientSession, i: int) -> None:
             body = {"my_number": numbers[rng.randrange(len(numbers))], "provider": "131016",
                     "affair": "pension-exemption", "info": "地方税関係情報", "wait_seconds": 10}  # fmt: skip
             raw = json.dumps(body, ensure_ascii=False).encode()
             headers = sign_request(nenkin, "POST", query_path, "", raw, "nenkin")
             headers["content-type"] = "application/json"
-            r = client.post(agency_url, content=raw, headers=headers)
-            r.raise_for_status()
-            if r.json()["status"] != "answered" or r.json()["signature_valid"] is not True:
-                raise RuntimeError(r.text)
+            async with session.post(agency_url, data=raw, headers=headers) as r:
+                r.raise_for_status()
+                answer = await r.json()
+            if answer["status"] != "answered" or answer["signature_valid"] is not True:
+                raise RuntimeError(answer["status"])
 
         closed_loop(exchange, min(100, queries), concurrency)  # warm-up
         ours = closed_loop(exchange, queries, concurrency)
-        at80 = open_loop(
-            exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), max(4 * concurrency, 64)
-        )
+        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2))
         for p in procs:
             p.terminate()
             p.wait(timeout=20)
@@ -318,8 +307,10 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
                              "total_income": 3000000, "tax_amount": 250000}]}}, "signature": "x" * 96}}  # fmt: skip
         first = f"http://127.0.0.1:{ports[0]}/relay"
 
-        def bare(client: httpx.Client, i: int) -> None:
-            client.post(first, json=sample).raise_for_status()
+        async def bare(session: aiohttp.ClientSession, i: int) -> None:
+            async with session.post(first, json=sample) as r:
+                r.raise_for_status()
+                await r.read()
 
         closed_loop(bare, min(100, queries), concurrency)
         plain = closed_loop(bare, queries, concurrency)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from kojinbango.agency.models import MIGRATIONS
 from kojinbango.agency.service import AgencyService
-from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
@@ -62,7 +62,7 @@ def create(
     network = topology.of_kind("network")[0].id
     intermediate = IntermediateService(
         db, creds, [org_id], network, client.call, {o: public_id(topology, o) for o in topology.organisations},
-        settings.retention_years,
+        settings.retention_years, acall=client.acall,
     )  # fmt: skip
     service = AgencyService(db, org_id, client, topology, trust, intermediate)
     app = org_app(
@@ -87,10 +87,12 @@ def create(
     # The agency's own systems (kojinbango commands), signed with its key: SignatureMiddleware.
     staff = APIRouter(prefix="/staff/linkage/api", dependencies=[Depends(require_internal)])
 
-    @staff.post("/query")
-    def query(body: QueryForm, request: Request) -> dict[str, Any]:
+    @staff.post("/query")  # on the event loop: the exchange is awaited, no thread is held
+    async def query(body: QueryForm, request: Request) -> dict[str, Any]:
         who = internal_staff(request, body.staff or "職員", 100)
-        return service.query(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
+        return await service.aquery(
+            body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds
+        )
 
     @staff.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:
@@ -106,6 +108,7 @@ def create(
 
     app.include_router(staff)
     limit_worker_threads(app, settings.worker_threads)
+    close_sessions_on_shutdown(app, client)
     runtime = OrgRuntime(org_id, "agency", app, db, client, {"agency": service, "intermediate": intermediate})
     intermediate.start()
     runtime.closers.append(intermediate.stop)

@@ -3,12 +3,14 @@ the 副本 of 年金給付関係情報 in its own intermediate server, and its q
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from kojinbango.agency.models import AgencyAnswer, AgencyFugo, InsuredPerson, PensionAward
 from kojinbango.common.db import Database
@@ -53,6 +55,19 @@ _UPDATE_ANSWER = (
     )
 )
 CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """A query about to be sent: the request id, the agency's 宛名番号 for the person, what is asked."""
+
+    request_id: str
+    person: str
+    provider: str
+    affair: str
+    info: str
+    asked_at: dt.datetime
+    add_row: Callable[[Connection], None]
 
 
 def person_key(person_id: int) -> str:
@@ -185,6 +200,41 @@ class AgencyService:
         staff: str = "職員",
         wait_seconds: float = 10.0,
     ) -> dict[str, Any]:
+        ask = self._prepare(my_number, provider, affair, info, staff)
+        state = self.intermediate.query(
+            self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
+        )
+        state = wait_final(
+            state, lambda: self.intermediate.result(self.org_id, request_id=ask.request_id), wait_seconds
+        )
+        return self._finish(ask, state)
+
+    async def aquery(
+        self,
+        my_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        staff: str = "職員",
+        wait_seconds: float = 10.0,
+    ) -> dict[str, Any]:
+        """``query`` on the event loop: the exchange is awaited; only a first-time person's 符号
+        request (J-LIS, rare) and a late answer's polling run on a thread."""
+        ask = await self._aprepare(my_number, provider, affair, info, staff)
+        state = await self.intermediate.aquery(
+            self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
+        )
+        if state["status"] not in FINAL:
+            state = await asyncio.to_thread(
+                wait_final,
+                state,
+                lambda: self.intermediate.result(self.org_id, request_id=ask.request_id),
+                wait_seconds,
+            )
+        return self._finish(ask, state)
+
+    def _prepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:
+        """Validate, find (or register) the person, make sure they have a 符号: the query to send."""
         provider_org = query_provider(self.topology, provider, info)
         number = validate_my_number(my_number)
         with self.db.engine.connect() as conn:  # one read for the usual case: known, with a 符号
@@ -192,35 +242,44 @@ class AgencyService:
         pid = int(row[0]) if row is not None else self.register(number)
         if (row is None or row[1] is None) and self.ensure_fugo([pid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
+        return self._ask(pid, provider_org, affair, info, staff)
+
+    async def _aprepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:
+        provider_org = query_provider(self.topology, provider, info)
+        number = validate_my_number(my_number)
+        with self.db.engine.connect() as conn:
+            row = conn.execute(_PERSON, {"number": number}).first()
+        if row is None or row[1] is None:  # a new person: J-LIS is asked, off the event loop
+            return await asyncio.to_thread(self._prepare, my_number, provider, affair, info, staff)
+        return self._ask(int(row[0]), provider_org, affair, info, staff)
+
+    def _ask(self, pid: int, provider_org: str, affair: str, info: str, staff: str) -> _Ask:
         request_id = "RQ" + secrets.token_hex(12)
         asked_at = now()
 
-        def add_row(s: Session) -> None:  # written with the intermediate server's query row
+        def add_row(s: Connection) -> None:  # written with the intermediate server's query row
             s.execute(
                 _INSERT_ANSWER,
                 {"request_id": request_id, "person_id": pid, "provider": provider_org, "affair": affair, "info": info,
                  "staff": staff[:100] or "職員", "status": "unsent", "reason": "", "requested_at": asked_at},
             )  # fmt: skip
 
-        state = self.intermediate.query(
-            self.org_id, request_id, person_key(pid), provider_org, affair, info, True, add_row
-        )
-        state = wait_final(
-            state, lambda: self.intermediate.result(self.org_id, request_id=request_id), wait_seconds
-        )
-        checked = self._checked.pop(request_id, None)
+        return _Ask(request_id, person_key(pid), provider_org, affair, info, asked_at, add_row)
+
+    def _finish(self, ask: _Ask, state: dict[str, Any]) -> dict[str, Any]:
+        checked = self._checked.pop(ask.request_id, None)
         if checked is None:  # nothing new was written since the row was made
-            return self._answer(request_id)
+            return self._answer(ask.request_id)
         return answer_view(
             self.topology,
             self.org_id,
-            provider_org,
+            ask.provider,
             exchange_id=state.get("exchange_id"),
             status=state["status"],
             reason=str(state.get("reason") or "")[:400],
-            affair=affair,
-            info=info,
-            requested_at=asked_at,
+            affair=ask.affair,
+            info=ask.info,
+            requested_at=ask.asked_at,
             as_of=checked[1],
             document=state.get("answer"),
             signature_valid=checked[0],
@@ -243,7 +302,7 @@ class AgencyService:
         self.intermediate.result(self.org_id, request_id=request_id)
         return self._answer(request_id)
 
-    def _on_result(self, s: Session, tenant: str, state: dict[str, Any]) -> None:
+    def _on_result(self, s: Connection, tenant: str, state: dict[str, Any]) -> None:
         """The intermediate server wrote a query's new state: keep the business row in step (same
         transaction), with the answer verified before it is kept."""
         if tenant != self.org_id:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from fastapi import FastAPI, Request
@@ -13,7 +15,7 @@ from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import TrustStore
-from kojinbango.common.transport import SignatureMiddleware
+from kojinbango.common.transport import SignatureMiddleware, SignedClient
 from kojinbango.domain.identifiers import IdentifierError
 
 
@@ -60,6 +62,19 @@ def org_app(
         return {"status": "ok", "organisation": creds.org_id, "certificate_sha256": fingerprint}
 
     return app
+
+
+def close_sessions_on_shutdown(app: FastAPI, client: SignedClient) -> None:
+    """Close the client's event-loop session (``SignedClient.acall``) when the server stops."""
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with original(a) as state:
+            yield state
+        await client.aclose()
+
+    app.router.lifespan_context = lifespan
 
 
 class OrgRuntime:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database, DbNonceStore
@@ -291,6 +292,17 @@ def writing(db: Database) -> Iterator[Session]:
         return
     with write_lock(db), db.transaction() as s:
         yield s
+
+
+@contextmanager
+def writing_core(db: Database) -> Iterator[Connection]:
+    """``writing`` with a bare connection (Core statements only): the exchange path's transactions."""
+    if not db.is_sqlite:
+        with db.begin() as conn:
+            yield conn
+        return
+    with write_lock(db), db.begin() as conn:
+        yield conn
 
 
 class LockedNonceStore(DbNonceStore):

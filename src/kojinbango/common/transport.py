@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -74,7 +76,11 @@ class Unreachable(Exception):
 
 
 class SignedClient:
-    """Calls other organisations' APIs with signed requests and checks their signed answers."""
+    """Calls other organisations' APIs with signed requests and checks their signed answers.
+
+    ``call``/``send`` block (httpx); ``acall`` does the same on the caller's event loop (aiohttp),
+    for handlers that call onward while serving — the exchange path — without holding a thread.
+    """
 
     def __init__(
         self,
@@ -86,26 +92,70 @@ class SignedClient:
         self.creds = creds
         self.trust = trust
         self.directory = dict(directory)
+        self.timeout = timeout
         self._http = httpx.Client(timeout=timeout)
         self._answer_nonces = MemoryNonceStore()
+        self._answer_lock = threading.Lock()
+        # One aiohttp session per event loop that used ``acall`` (a session belongs to its loop).
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def close(self) -> None:
         self._http.close()
+        for loop, session in list(self._sessions.items()):
+            if loop.is_running():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
+        self._sessions.clear()
+
+    async def aclose(self) -> None:
+        """Close the current event loop's session (its server is shutting down)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
 
     def call(self, org_id: str, method: str, path: str, payload: Any = None) -> Any:
         """Send ``payload`` as JSON to ``org_id`` and return the verified JSON answer."""
         resp = self.send(org_id, method, path, payload)
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise RemoteError(org_id, resp.status_code, str(detail))
-        return resp.json() if resp.content else None
+        return _answer(org_id, resp.status_code, resp.content)
 
     def send(self, org_id: str, method: str, path: str, payload: Any = None) -> httpx.Response:
         """Send ``payload`` as JSON to ``org_id``; the answer, whatever its status, once its
         signature is verified (a refused signature or a replayed answer raises ``RemoteError``)."""
+        url, body, headers = self._signed(org_id, method, path, payload)
+        try:
+            resp = self._http.request(method, url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{org_id} could not be reached: {type(exc).__name__}") from exc
+        self._check_answer(org_id, headers, resp.status_code, resp.headers, resp.content)
+        return resp
+
+    async def acall(self, org_id: str, method: str, path: str, payload: Any = None) -> Any:
+        """``call`` on the running event loop."""
+        url, body, headers = self._signed(org_id, method, path, payload)
+        session = self._session()
+        try:
+            async with session.request(method, url, data=body, headers=headers) as resp:
+                content = await resp.read()
+                status, answer_headers = resp.status, resp.headers
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise Unreachable(f"{org_id} could not be reached: {type(exc).__name__}") from exc
+        self._check_answer(org_id, headers, status, answer_headers, content)
+        return _answer(org_id, status, content)
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # keep-alive shorter than the servers' (SERVER_KEEP_ALIVE_SECONDS), as for httpx
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=15),
+                auto_decompress=False,
+            )
+            self._sessions[loop] = session
+        return session
+
+    def _signed(self, org_id: str, method: str, path: str, payload: Any) -> tuple[str, bytes, dict[str, str]]:
         try:
             base = self.directory[org_id]
         except KeyError:
@@ -115,20 +165,31 @@ class SignedClient:
         parts = urlsplit(url)
         headers = sign_request(self.creds, method, parts.path, parts.query, body, org_id)
         headers["content-type"] = "application/json"
+        return url, body, headers
+
+    def _check_answer(
+        self, org_id: str, sent: Mapping[str, str], status: int, headers: Mapping[str, str], content: bytes
+    ) -> None:
+        nonce = _nonce_of(sent["signature-input"])
         try:
-            resp = self._http.request(method, url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise Unreachable(f"{org_id} could not be reached: {type(exc).__name__}") from exc
-        nonce = _nonce_of(headers["signature-input"])
-        try:
-            verified = verify_response(
-                resp.headers, resp.status_code, resp.content, org_id, nonce, self.trust
-            )
+            verified = verify_response(headers, status, content, org_id, nonce, self.trust)
         except SignatureError as exc:
-            raise RemoteError(org_id, resp.status_code, f"answer rejected: {exc}") from exc
-        if not self._answer_nonces(verified.signer, verified.nonce, verified.created):
-            raise RemoteError(org_id, resp.status_code, "answer rejected: replayed")
-        return resp
+            raise RemoteError(org_id, status, f"answer rejected: {exc}") from exc
+        with self._answer_lock:
+            fresh = self._answer_nonces(verified.signer, verified.nonce, verified.created)
+        if not fresh:
+            raise RemoteError(org_id, status, "answer rejected: replayed")
+
+
+def _answer(org_id: str, status: int, content: bytes) -> Any:
+    """A verified answer's JSON, or RemoteError with the organisation's stated reason."""
+    if status >= 400:
+        try:
+            detail = json.loads(content).get("detail", content.decode(errors="replace"))
+        except (ValueError, AttributeError):
+            detail = content.decode(errors="replace")
+        raise RemoteError(org_id, status, str(detail))
+    return json.loads(content) if content else None
 
 
 def _nonce_of(signature_input: str) -> str:
@@ -159,6 +220,7 @@ class GroupCommitNonceStore:
         self._queue: list[tuple[tuple[str, str], int, concurrent.futures.Future[bool]]] = []
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._waiting = False
         self._last_prune = time.time()
         cutoff = int(time.time()) - self.WINDOW_SECONDS
         t = self.table
@@ -181,7 +243,8 @@ class GroupCommitNonceStore:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._run, name="nonce-writer", daemon=True)
                 self._writer.start()
-            self._cond.notify()
+            elif self._waiting:  # a busy writer takes the queue when its batch is done
+                self._cond.notify()
         return fut
 
     def __call__(self, signer: str, nonce: str, created: int) -> bool:
@@ -194,7 +257,9 @@ class GroupCommitNonceStore:
         while True:
             with self._cond:
                 if not self._queue:
+                    self._waiting = True
                     self._cond.wait(timeout=30)
+                    self._waiting = False
                 if not self._queue:  # idle: end, the next request starts a writer again
                     self._writer = None
                     return
@@ -392,18 +457,23 @@ def _nonce_or_blank(signature_input: str) -> str:
         return ""
 
 
-def require_internal(request: Request) -> None:
-    """A route dependency: the request came through the signed internal interface (see
-    ``SignatureMiddleware``'s ``internal_prefixes``), else 401."""
+def _check_internal(request: Request) -> None:
     if request.scope.get("state", {}).get("internal") is not True:
         raise Unauthorised("this route answers only signed calls of this organisation's own systems")
+
+
+async def require_internal(request: Request) -> None:
+    """A route dependency: the request came through the signed internal interface (see
+    ``SignatureMiddleware``'s ``internal_prefixes``), else 401.  Async, so FastAPI runs it on the
+    event loop rather than on a worker thread."""
+    _check_internal(request)
 
 
 def internal_staff(request: Request, typed: str, limit: int) -> str:
     """The staff name typed into a call of an internal interface, as it is recorded: marked
     (``INTERNAL_STAFF_MARK``) as having come through the signed internal interface; at most
     ``limit`` characters in all."""
-    require_internal(request)
+    _check_internal(request)
     name = (typed or "").strip()
     room = limit - len(INTERNAL_STAFF_MARK)
     if not name or len(name) > room:

@@ -115,13 +115,11 @@ def install_if(app: FastAPI, service: IntermediateService, network: str) -> None
         )
         return out
 
+    # A provision is one short transaction and a signature: on the event loop, no thread hop.
     @router.post("/provide")
     async def provide(body: ProvideRequest, request: Request) -> dict[str, Any]:
         from_network(request)
-        out: dict[str, Any] = await anyio.to_thread.run_sync(
-            service.provide, body.model_dump(), limiter=limiter
-        )
-        return out
+        return service.provide(body.model_dump())
 
     app.include_router(router)
 

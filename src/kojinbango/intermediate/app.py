@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
 from kojinbango.common.topology import Topology
@@ -39,6 +39,7 @@ def create(
         client.call,
         {o: public_id(topology, o) for o in topology.organisations},
         settings.retention_years,
+        acall=client.acall,
     )
     app = org_app(
         f"{org.name}",
@@ -53,6 +54,7 @@ def create(
     mail = notices.IntermediateNotices(db, tenants, network, client.call, settings.retry_max_seconds)
     notices.install(app, mail)  # お知らせ, store and forward
     limit_worker_threads(app, settings.worker_threads)
+    close_sessions_on_shutdown(app, client)
     runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service, "notices": mail})
     service.start()
     runtime.closers.append(service.stop)

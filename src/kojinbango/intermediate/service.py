@@ -14,17 +14,18 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
-from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing
+from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.common.worker import BackgroundLoop
@@ -99,6 +100,8 @@ MAX_ITEMS = 5000
 FAILPOINT = "KOJINBANGO_FAILPOINT"  # tests only: "crash_after_provide" ends the process after a provision
 
 Call = Callable[[str, str, str, Any], Any]
+ACall = Callable[[str, str, str, Any], Awaitable[Any]]
+QUERIES_PATH = "/api/if/queries"
 
 
 class IntermediateService:
@@ -111,12 +114,14 @@ class IntermediateService:
         call: Call,
         public_ids: dict[str, str],
         retention_years: int = 7,
+        acall: ACall | None = None,
     ):
         self.db = db
         self.creds = creds
         self.tenants = set(tenants)
         self.network = network
         self.call = call
+        self.acall = acall  # the same call on the event loop, for handlers that await it
         self.public_ids = public_ids
         self.retention = dt.timedelta(days=round(365.25 * retention_years))
         self._last_purge = 0.0
@@ -127,7 +132,7 @@ class IntermediateService:
         self._in_flight_lock = threading.Lock()
         # Run inside the transaction that writes a query's new state (a business system sharing
         # this database keeps its own copy of the answer in step with it).
-        self.result_hooks: list[Callable[[Session, str, dict[str, Any]], None]] = []
+        self.result_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
 
     def _tenant(self, tenant: str) -> str:
         if tenant not in self.tenants:
@@ -283,15 +288,59 @@ class IntermediateService:
         affair: str,
         info: str,
         wait: bool = True,
-        also: Callable[[Session], None] | None = None,
+        also: Callable[[Connection], None] | None = None,
     ) -> dict[str, Any]:
         """Send a query for one person; the querier's record is written with it.
 
         ``also`` writes the business system's own row in the same transaction (when the tenant's
         business system shares this database, as the agency's does)."""
+        opened = self._open(tenant, request_id, integrated_number, provider, affair, info, wait, also)
+        if isinstance(opened, dict):
+            return opened
+        qid, payload, q = opened
+        with self._sending(qid):
+            return self._send(qid, wait, payload, q)
+
+    async def aquery(
+        self,
+        tenant: str,
+        request_id: str,
+        integrated_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        wait: bool = True,
+        also: Callable[[Connection], None] | None = None,
+    ) -> dict[str, Any]:
+        """``query`` on the event loop (the network is awaited, no thread is held); needs ``acall``."""
+        assert self.acall is not None
+        opened = self._open(tenant, request_id, integrated_number, provider, affair, info, wait, also)
+        if isinstance(opened, dict):
+            return opened
+        qid, payload, q = opened
+        with self._sending(qid):
+            try:
+                state = await self.acall(self.network, "POST", QUERIES_PATH, payload)
+            except (Unreachable, RemoteError) as exc:
+                return self._not_sent(qid, exc)
+            return self._apply(qid, state, q)
+
+    def _open(
+        self,
+        tenant: str,
+        request_id: str,
+        integrated_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        wait: bool,
+        also: Callable[[Connection], None] | None,
+    ) -> dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]:
+        """Write the query (once per request id): its id, what to send and the row — or, for a query
+        already sent, its state."""
         tenant = self._tenant(tenant)
         t = now()
-        with writing(self.db) as s:
+        with writing_core(self.db) as s:
             row = s.execute(_FIND_QUERY, {"tenant": tenant, "rid": request_id}).first()
             if row is not None:
                 q = dict(row._mapping)
@@ -310,11 +359,15 @@ class IntermediateService:
                     also(s)
             payload = {"querier": tenant, "request_id": request_id, "fugo": fugo, "provider": q["provider"],
                        "affair": q["affair"], "info": q["info"], "wait": wait}  # fmt: skip
-        qid = int(q["id"])
+        return int(q["id"]), payload, q
+
+    @contextmanager
+    def _sending(self, qid: int) -> Iterator[None]:
+        """The query is being sent by a request right now: the sweep leaves it alone."""
         with self._in_flight_lock:
             self._in_flight.add(qid)
         try:
-            return self._send(qid, wait, payload, q)
+            yield
         finally:
             with self._in_flight_lock:
                 self._in_flight.discard(qid)
@@ -339,30 +392,27 @@ class IntermediateService:
                 if payload is None:
                     return self._view(q)
         try:
-            state = self.call(self.network, "POST", "/api/if/queries", payload)
-        except Unreachable as exc:
-            with writing(self.db) as s:
-                q = s.get(OutgoingQuery, qid)
-                assert q is not None
-                q.reason = f"the network could not be reached; will retry ({exc})"[:400]
-                return self._view(q)
-        except RemoteError as exc:
-            if exc.status >= 500:
-                with writing(self.db) as s:
-                    q = s.get(OutgoingQuery, qid)
-                    assert q is not None
-                    q.reason = f"the network failed; will retry ({exc.status})"
-                    return self._view(q)
-            with writing(self.db) as s:  # the network refuses to open it at all (bad request)
-                q = s.get(OutgoingQuery, qid)
-                assert q is not None
-                q.status, q.reason = "failed", str(exc.detail)[:400]
-                return self._view(q)
+            state = self.call(self.network, "POST", QUERIES_PATH, payload)
+        except (Unreachable, RemoteError) as exc:
+            return self._not_sent(qid, exc)
         return self._apply(qid, state, known)
+
+    def _not_sent(self, qid: int, exc: Unreachable | RemoteError) -> dict[str, Any]:
+        """The network was not reached, failed (retried later), or refused to open the query."""
+        with writing(self.db) as s:
+            q = s.get(OutgoingQuery, qid)
+            assert q is not None
+            if isinstance(exc, Unreachable):
+                q.reason = f"the network could not be reached; will retry ({exc})"[:400]
+            elif exc.status >= 500:
+                q.reason = f"the network failed; will retry ({exc.status})"
+            else:  # the network refuses to open it at all (bad request)
+                q.status, q.reason = "failed", str(exc.detail)[:400]
+            return self._view(q)
 
     def _apply(self, qid: int, state: dict[str, Any], known: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write what the network said about a query: status, answer and the querier's record."""
-        with writing(self.db) as s:
+        with writing_core(self.db) as s:
             if known is None:
                 row = s.execute(_QUERY_BY_ID, {"qid": qid}).first()
                 assert row is not None
@@ -476,7 +526,7 @@ class IntermediateService:
         tenant = self._tenant(str(payload["tenant"]))
         exchange_id = str(payload["exchange_id"])
         category = str(payload["info"])
-        with writing(self.db) as s:
+        with writing_core(self.db) as s:
             done = s.execute(_PROVISION_DOC, {"tenant": tenant, "ex": exchange_id}).scalar()
             if done is not None:
                 return dict(done)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads
 from kojinbango.common.topology import Topology
@@ -60,6 +60,7 @@ def create(
     mail = notices.NetworkNotices(db, core.cipher, topology, settings, client)
     notices.install(app, mail)
     limit_worker_threads(app, settings.worker_threads)
+    close_sessions_on_shutdown(app, client)
     runtime = OrgRuntime(
         org_id, "network", app, db, client, {"core": core, "interface": iface, "log": merkle, "notices": mail}
     )

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
@@ -207,7 +208,7 @@ class NetworkCore:
         decision = self.table.authorise(self._kind(querier), querier, provider_kind, provider, affair, info)
         # One transaction: the exchange, and — if it ends here (refused, or the provider holds no
         # 符号 for this person) — its provision record in the log.
-        with self.log.transaction() as a:
+        with self.log.core_transaction() as a:
             s = a.session
             existing = s.execute(_FIND_EXCHANGE, {"querier": querier, "rid": request_id}).first()
             if existing is not None:
@@ -286,7 +287,7 @@ class NetworkCore:
             return None
         provided = dt.datetime.fromisoformat(str(check.payload["provided_at"]).rstrip("Z"))
         held = bool(check.payload.get("held"))
-        with self.log.transaction() as a:
+        with self.log.core_transaction() as a:
             row = a.session.execute(_EXCHANGE_BY_ID, {"ex": d.exchange_id}).first()
             if row is None:
                 raise NotFound("no exchange with this 処理通番")
@@ -311,6 +312,7 @@ class NetworkCore:
     def attempt_failed(self, exchange_id: str, error: str) -> None:
         """Delivery failed: try again later with backoff; give up (and record it) after a long while."""
         with self.log.transaction() as a:
+            assert isinstance(a.session, Session)
             ex = a.session.get(Exchange, exchange_id)
             if ex is None or ex.status != "pending":
                 return

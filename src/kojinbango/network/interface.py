@@ -24,6 +24,7 @@ from kojinbango.common.worker import BackgroundLoop
 from kojinbango.network.core import Delivery, NetworkCore
 
 log = logging.getLogger(__name__)
+PROVIDE_PATH = "/api/if/provide"
 
 
 class NetworkInterface:
@@ -43,6 +44,28 @@ class NetworkInterface:
             raise Unauthorised("this intermediate server does not serve that organisation")
 
     def submit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        state, delivery = self._open(caller, body)
+        if delivery is None:
+            return state
+        try:
+            doc = self.client.call(delivery.receiver, "POST", PROVIDE_PATH, delivery.payload)
+        except (Unreachable, RemoteError) as exc:
+            return self._undelivered(delivery, exc, state)
+        return self._delivered(delivery, doc, state)
+
+    async def asubmit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``submit`` on the event loop: the provider is asked without holding a thread."""
+        state, delivery = self._open(caller, body)
+        if delivery is None:
+            return state
+        try:
+            doc = await self.client.acall(delivery.receiver, "POST", PROVIDE_PATH, delivery.payload)
+        except (Unreachable, RemoteError) as exc:
+            return self._undelivered(delivery, exc, state)
+        return self._delivered(delivery, doc, state)
+
+    def _open(self, caller: str, body: dict[str, Any]) -> tuple[dict[str, Any], Delivery | None]:
+        """Authorise and open the exchange; the delivery to make now when the querier waits for it."""
         querier = str(body["querier"])
         self._check_tenant(caller, querier)
         state = self.core.accept(
@@ -51,11 +74,22 @@ class NetworkInterface:
         delivery = state.pop("_delivery", None)
         if state["status"] == "pending" and state["attempts"] == 0 and delivery is not None:
             if body.get("wait", True):
-                done = self._deliver(delivery, collected=True)
-                return done if done is not None else self.core.result(querier, state["exchange_id"])
+                return state, delivery
             self.core.lease(state["exchange_id"], 0)
             self._loop.wake()
-        return state
+        return state, None
+
+    def _delivered(self, d: Delivery, doc: Any, state: dict[str, Any]) -> dict[str, Any]:
+        done = self.core.complete(d, doc, collected=True)
+        return done if done is not None else self.core.result(d.payload["querier"], state["exchange_id"])
+
+    def _undelivered(self, d: Delivery, exc: Exception, state: dict[str, Any]) -> dict[str, Any]:
+        self._failed(d, exc)
+        return self.core.result(d.payload["querier"], state["exchange_id"])
+
+    def _failed(self, d: Delivery, exc: Exception) -> None:
+        reason = f"{exc.status}: {exc.detail}" if isinstance(exc, RemoteError) else str(exc)
+        self.core.attempt_failed(d.exchange_id, reason)
 
     def deliver_fugo(self, holder: str, items: list[dict[str, str]]) -> dict[str, Any]:
         """Deliver newly issued 符号 to the holder's intermediate server (the portal gets them back)."""
@@ -74,16 +108,13 @@ class NetworkInterface:
         d = self.core.delivery(exchange_id)
         return d is not None and self._deliver(d) is not None
 
-    def _deliver(self, d: Delivery, collected: bool = False) -> dict[str, Any] | None:
+    def _deliver(self, d: Delivery) -> dict[str, Any] | None:
         try:
-            doc = self.client.call(d.receiver, "POST", "/api/if/provide", d.payload)
-        except Unreachable as exc:
-            self.core.attempt_failed(d.exchange_id, str(exc))
+            doc = self.client.call(d.receiver, "POST", PROVIDE_PATH, d.payload)
+        except (Unreachable, RemoteError) as exc:
+            self._failed(d, exc)
             return None
-        except RemoteError as exc:
-            self.core.attempt_failed(d.exchange_id, f"{exc.status}: {exc.detail}")
-            return None
-        return self.core.complete(d, doc, collected)
+        return self.core.complete(d, doc)
 
     # --- retry worker ----------------------------------------------------------------------
     def start(self) -> None:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
@@ -52,7 +52,7 @@ class LeafState:
 class Appender:
     """Adds leaves within one transaction; the log learns of them only after the commit."""
 
-    def __init__(self, session: Session, first: int, retention: dt.timedelta):
+    def __init__(self, session: Session | Connection, first: int, retention: dt.timedelta):
         self.session = session
         self.next = first
         self.retention = retention
@@ -157,9 +157,21 @@ class MerkleLog:
             with self.db.transaction() as s:
                 appender = Appender(s, self.frontier.size, self.retention)
                 yield appender
-            for h in appender.added:
-                self.frontier.append(h)
-                self.cached.append(h)
+            self._added(appender)
+
+    @contextmanager
+    def core_transaction(self) -> Iterator[Appender]:
+        """``transaction`` on a bare connection (Core statements only): the exchange path."""
+        with self.lock:
+            with self.db.begin() as conn:
+                appender = Appender(conn, self.frontier.size, self.retention)
+                yield appender
+            self._added(appender)
+
+    def _added(self, appender: Appender) -> None:
+        for h in appender.added:
+            self.frontier.append(h)
+            self.cached.append(h)
 
     # --- tree heads ----------------------------------------------------------------------
     def latest_head(self) -> TreeHead | None:
