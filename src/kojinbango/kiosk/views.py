@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 from kojinbango.common import i18n
 from kojinbango.kiosk.service import KioskRefused, KioskService
 
+KIOSK_WORKERS = 4  # documents being made at once per municipality
 LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
 
 
@@ -42,16 +44,23 @@ def install(app: FastAPI, kiosk: KioskService, municipality: str, reader_url: st
     def challenge() -> dict[str, Any]:
         return kiosk.challenge()
 
+    # Issuing is CPU-bound (OCSP check, PDF, PAdES signature): a few at a time, the rest queue on
+    # the event loop — dozens of threads contending for the GIL starved the other services of the
+    # same process (J-LIS's OCSP responder timed out under the kiosk load test).
+    limiter = anyio.CapacityLimiter(KIOSK_WORKERS)
+
     @router.post("/issue")
-    def issue(body: IssueRequest) -> Response:
+    async def issue(body: IssueRequest) -> Response:
         try:
-            doc = kiosk.issue(
+            doc = await anyio.to_thread.run_sync(
+                kiosk.issue,
                 body.challenge_id,
                 body.created,
                 body.certificate,
                 body.signature,
                 body.scope,
                 body.with_my_number,
+                limiter=limiter,
             )
         except KioskRefused as exc:
             return JSONResponse({"reason": exc.reason, "detail": str(exc)}, status_code=exc.status)
