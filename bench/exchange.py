@@ -6,12 +6,14 @@ the agency's business system and its intermediate server → the network's IF an
 signed answer document, the provider's record) → back, verified and stored with the querier's record.
 Each organisation runs as its own process (`kojinbango serve`), on SQLite, with signed HTTP.
 
-*Bare hops*: the same three processes' worth of FastAPI + uvicorn + httpx — client → agency stand-in →
-network stand-in → intermediate stand-in and back — passing the same JSON with no signatures, no
-database, no authorisation.
+*Bare hops*: three processes on the stack the exchange path runs on — FastAPI async routes on
+uvicorn, onward calls with aiohttp from the event loop — client → agency stand-in → network
+stand-in → intermediate stand-in and back, passing the same JSON with no signatures, no database,
+no authorisation.
 
-Both are driven by C client threads for N requests after a warm-up; then the exchanges again as an
-open-loop load at 80% of the measured rate, for the latency there.  Prints one JSON object.
+Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
+warm-up; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
+there.  Prints one JSON object.
 """
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ def install_if(app: FastAPI, service: IntermediateService, network: str) -> None
         if caller(request) != network:
             raise Unauthorised("only the network's IF system may call this")
 
-    # The network's calls run on threads of their own: a tenant's query waiting for the network must
-    # never hold the thread the network's delivery to this same server needs (B asks A, both tenants).
+    # 符号 deliveries (large batches) run on threads of their own: a tenant's blocking query waiting
+    # for the network must never hold the thread the network's call to this same server needs.
     limiter = anyio.CapacityLimiter(16)
 
     @router.post("/fugo")
