@@ -4,6 +4,7 @@ nonce is in the database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import MetaData, func, select
 
 from kojinbango.common.db import Database, DbNonceStore, nonce_table
@@ -66,6 +68,35 @@ def test_concurrent_copies_of_one_request_let_exactly_one_through(tmp_path: Path
         t.join()
     assert results.count(True) == 20 and results.count(False) == 180
     assert _rows(db) == 20
+
+
+def test_on_an_event_loop_concurrent_copies_let_exactly_one_through_durably(tmp_path: Path) -> None:
+    store, db = _store(tmp_path / "n.db")
+    now = int(time.time())
+
+    async def requests() -> list[bool]:
+        return list(await asyncio.gather(*(store.remember("nenkin", f"n-{i % 20}", now) for i in range(200))))
+
+    results = asyncio.run(requests())
+    assert results.count(True) == 20 and results.count(False) == 180
+    assert _rows(db) == 20  # every accepted nonce was committed before its request went on
+    assert store("nenkin", "n-3", now) is False  # the blocking path sees them too
+    restarted, _ = _store(tmp_path / "n.db")
+    assert restarted("nenkin", "n-7", now) is False
+
+
+def test_on_an_event_loop_a_failed_commit_fails_the_requests_and_keeps_nothing(tmp_path: Path) -> None:
+    store, db = _store(tmp_path / "n.db")
+    now = int(time.time())
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE seen_nonces")
+
+    async def request() -> bool:
+        return await store.remember("nenkin", "lost", now)
+
+    with pytest.raises(Exception, match="seen_nonces"):
+        asyncio.run(request())
+    assert ("nenkin", "lost") not in store._seen  # a retry is not refused as a replay
 
 
 def test_a_request_that_went_away_while_waiting_does_not_stop_the_store(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -207,7 +207,9 @@ class GroupCommitNonceStore:
     durable, so a restart — which reloads the window from the table — still refuses a replay of any
     request still inside the signature's validity window.  The table's primary key catches a nonce
     another process of the same organisation accepted first.  One transaction per batch instead of
-    one per request (and no thread hop per request) is what this buys; see bench/exchange.py.
+    one per request is what this buys; see bench/exchange.py.  Requests served on an event loop
+    (``remember``) are committed on that loop, a batch per round of the loop; blocking callers
+    (``submit``) go through a writer thread.
     """
 
     WINDOW_SECONDS = 2 * MAX_SKEW_SECONDS  # older signatures are refused as stale anyway
@@ -221,6 +223,8 @@ class GroupCommitNonceStore:
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
         self._waiting = False
+        # Nonces of requests served on an event loop, waiting for that loop's next group commit.
+        self._loop_batches: dict[asyncio.AbstractEventLoop, list[tuple[tuple[str, str], int, asyncio.Future[bool]]]] = {}
         self._last_prune = time.time()
         cutoff = int(time.time()) - self.WINDOW_SECONDS
         t = self.table
@@ -251,7 +255,42 @@ class GroupCommitNonceStore:
         return self.submit(signer, nonce, created).result(timeout=120)
 
     async def remember(self, signer: str, nonce: str, created: int) -> bool:
-        return await asyncio.wrap_future(self.submit(signer, nonce, created))
+        """``submit`` for a request being served on an event loop, committed on that loop: the
+        nonces of the requests the loop is handling in this round are written together as soon as
+        it has started them all — no writer thread to hand over to and wake (which cost more than
+        the write itself)."""
+        key = (signer, nonce)
+        with self._cond:
+            if key in self._seen:
+                return False
+            self._seen[key] = created
+        loop = asyncio.get_running_loop()
+        batch = self._loop_batches.get(loop)
+        if batch is None:
+            batch = self._loop_batches[loop] = []
+            loop.call_soon(self._commit_loop_batch, loop)
+        fut: asyncio.Future[bool] = loop.create_future()
+        batch.append((key, created, fut))
+        return await fut
+
+    def _commit_loop_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._loop_batches.pop(loop, [])
+        for i in range(0, len(batch), self.MAX_BATCH):
+            part = batch[i : i + self.MAX_BATCH]
+            try:
+                results = self._write([(key, created, None) for key, created, _fut in part])
+            except Exception as exc:  # the database failed: the requests fail, the nonces are not kept
+                log.exception("remembering request nonces failed")
+                with self._cond:
+                    for key, _created, _fut in part:
+                        self._seen.pop(key, None)
+                for _key, _created, fut in part:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_key, _created, fut), fresh in zip(part, results, strict=True):
+                if not fut.done():  # a request whose client went away: its nonce stays remembered
+                    fut.set_result(fresh)
 
     def _run(self) -> None:
         while True:
@@ -284,7 +323,7 @@ class GroupCommitNonceStore:
 
         return write_lock(self.db)
 
-    def _write(self, batch: list[tuple[tuple[str, str], int, concurrent.futures.Future[bool]]]) -> list[bool]:
+    def _write(self, batch: Sequence[tuple[tuple[str, str], int, object]]) -> list[bool]:
         seen_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rows = [{"signer": k[0], "nonce": k[1], "created": c, "seen_at": seen_at} for k, c, _f in batch]
         now = time.time()
