@@ -412,7 +412,9 @@ def counter(client: Client, card: Path, action: str, **extra: Any) -> dict[str, 
                 info = {"card_serial": chip.card_serial, "pin_reset": extra["which"]}
             break
         except HolderError as exc:
-            if exc.reason in ("http_404", "http_401"):
+            # Not this municipality's card (404), or a municipality whose key this machine does not
+            # hold (it runs elsewhere): ask the next.  A refused signature (401) is a real fault.
+            if exc.reason in ("http_404", "no_credentials"):
                 continue
             raise
     if info is None:

@@ -171,7 +171,10 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
             "nightly_at": defaults.nightly_at,
             "on_change_seconds": defaults.on_change_seconds,
             "retention_years": defaults.retention_years,
+            "notice_retention_days": defaults.notice_retention_days,
             "sync_wait_seconds": defaults.sync_wait_seconds,
+            "retry_max_seconds": defaults.retry_max_seconds,
+            "retry_give_up_hours": defaults.retry_give_up_hours,
         }
         changed = True
     write_default(LinkageSettings.of(topo).table_path(topo))

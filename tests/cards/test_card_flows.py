@@ -327,3 +327,44 @@ def test_serial_to_resident_code_for_the_own_municipality_only(card_nation: Nati
             "jlis", "POST", "/api/jpki/holder", {"serial": serial}
         )
     assert exc.value.status == 401
+
+
+def test_counter_work_asks_each_municipality_but_a_refused_signature_is_an_error(
+    card_nation: Nation, residents, tmp_path: Path
+) -> None:
+    """`card resume` looks for the card's municipality: one that does not know the card (404) or
+    whose key this machine does not hold is passed over; one that refuses the call's signature (401)
+    is a fault to report, not "not this municipality"."""
+    from kojinbango.common.topology import TopologyError
+    from kojinbango.common.transport import SignedClient
+    from kojinbango.holder import counter
+
+    client = Client(card_nation.topology, card_nation.urls)
+    try:
+        card, _ = _issue(client, residents, tmp_path, SECOND, "k")
+        assert suspend_card(client, card)["status"] == "suspended"
+
+        real_credentials = card_nation.topology.credentials
+
+        def only_second(org_id: str):  # this machine holds only 新宿区's key
+            if org_id == FIRST:
+                raise TopologyError(f"no private key for {org_id} here")
+            return real_credentials(org_id)
+
+        client.topology.credentials = only_second  # type: ignore[method-assign]
+        try:
+            assert counter(client, card, "resume")["card_serial"]
+        finally:
+            del client.topology.credentials
+        assert portal_login(client, card, "1234")["logged_in"]
+
+        # the first municipality's interface is called with another organisation's signature
+        assert suspend_card(client, card)["status"] == "suspended"
+        client._signed[FIRST] = SignedClient(
+            card_nation.topology.credentials(SECOND), card_nation.topology.trust_store(), {FIRST: card_nation.urls[FIRST]}
+        )
+        refused = _refusal(counter, client, card, "resume")
+        assert refused.reason == "http_401"
+        assert _refusal(portal_login, client, card, "1234").reason == "suspended"  # nothing was lifted
+    finally:
+        client.close()

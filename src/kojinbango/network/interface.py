@@ -1,6 +1,6 @@
 """The IF system: the network's only door for intermediate servers, and its only caller of them.
 
-* ``submit``: a query from an intermediate server for one of its tenants.  The core authorises and
+* ``asubmit``: a query from an intermediate server for one of its tenants.  The core authorises and
   opens the exchange with a 処理通番; with ``wait`` the IF delivers it at once and returns the answer
   if the provider gives it in time (the synchronous convenience); otherwise the querier gets the
   処理通番 and the status ``pending``.
@@ -43,18 +43,9 @@ class NetworkInterface:
         if receiver != caller:
             raise Unauthorised("this intermediate server does not serve that organisation")
 
-    def submit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
-        state, delivery = self._open(caller, body)
-        if delivery is None:
-            return state
-        try:
-            doc = self.client.call(delivery.receiver, "POST", PROVIDE_PATH, delivery.payload)
-        except (Unreachable, RemoteError) as exc:
-            return self._undelivered(delivery, exc, state)
-        return self._delivered(delivery, doc, state)
-
     async def asubmit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``submit`` on the event loop: the provider is asked without holding a thread."""
+        """A query from an intermediate server; with ``wait`` the provider is asked at once, on the
+        event loop (no thread is held while it answers)."""
         state, delivery = self._open(caller, body)
         if delivery is None:
             return state

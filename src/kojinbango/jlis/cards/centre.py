@@ -26,7 +26,7 @@ from kojinbango.card.chip import Chip
 from kojinbango.card.photo import PhotoError, validate_photo
 from kojinbango.card.profile import KIND_AUTH, KIND_SIGN
 from kojinbango.common.db import Database
-from kojinbango.common.errors import BusinessError, Conflict, NotFound, Unauthorised
+from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.domain.cards import card_expiry, certificate_expiry, may_hold_signing_certificate
@@ -709,7 +709,8 @@ class CardCentre:
         if card is None:
             raise NotFound("no card with this card number")
         if lg_code is not None and card.municipality != lg_code:
-            raise Unauthorised("this card belongs to another municipality")
+            # as /api/jpki/holder does: another municipality's card is not one this caller has
+            raise NotFound("no card with this card number at this municipality")
         return card
 
     def _event(self, s: Session, card_serial: str, event: str, actor: str, detail: dict[str, Any]) -> None:
