@@ -291,13 +291,15 @@ def portal_records(topology: Any, urls: dict[str, str], card: Path, pin: str) ->
         if not entry["proof_valid"]:
             entry["proof_error"] = checked.get("proof_error") or seen.get("proof_error")
         records.append(entry)
-    ok = bool(shown["all_proofs_valid"]) and all(r["proof_valid"] for r in records)
+    proven = all(r["proof_valid"] for r in records)
+    ok = bool(shown["all_proofs_valid"]) and proven
     return {
         "name": name,
         "records": records,
         "all_proofs_valid": ok,
+        # the portal's words unless this command's own check of the proofs failed
         "message": shown["message"]
-        if ok
+        if proven
         else "some records could not be proven: the network's log may have been altered",
         "log": shown["log"],
     }

@@ -6,6 +6,7 @@ the others only through signed HTTP; "embedded" only means one process hosts all
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import json
@@ -13,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,13 @@ def build(
 
 
 class _Server(threading.Thread):
-    def __init__(self, app: Any, sock: socket.socket):
+    """One organisation's uvicorn server on its own thread and event loop (the embedded nation).
+
+    ``on_stop`` runs on that loop after the server has stopped (lifespan is off here): the
+    organisation's client closes the sessions it opened on this loop (``SignedClient.aclose``).
+    """
+
+    def __init__(self, app: Any, sock: socket.socket, on_stop: Callable[[], Awaitable[None]] | None = None):
         super().__init__(daemon=True)
         config = uvicorn.Config(
             app,
@@ -217,9 +224,18 @@ class _Server(threading.Thread):
         )
         self.server = uvicorn.Server(config)
         self.sock = sock
+        self.on_stop = on_stop
 
     def run(self) -> None:
-        self.server.run(sockets=[self.sock])
+        with asyncio.Runner(loop_factory=self.server.config.get_loop_factory()) as runner:
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            if self.on_stop is not None:
+                await self.on_stop()
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -270,7 +286,7 @@ def running(data_dir: Path, fixed_ports: bool = False) -> Iterator[Nation]:
         for org_id in topology.organisations:
             runtimes[org_id] = build(topology, org_id, urls)
         for org_id, rt in runtimes.items():
-            srv = _Server(rt.app, sockets[org_id])
+            srv = _Server(rt.app, sockets[org_id], getattr(rt.client, "aclose", None))
             srv.start()
             servers.append(srv)
         deadline = time.time() + 30

@@ -125,6 +125,37 @@ def test_a_record_deleted_from_the_network_database_fails_the_proofs(
     assert "missing" in capsys.readouterr().out
 
 
+def test_a_record_moved_to_another_person_in_the_network_database_is_caught(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each record commits to its person; changing the column that files it under a person is
+    caught in the list it lands in (the portal says so) and by the monitor's full check."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        ask(nation, scenarios(d)[0]["command"])  # B asks A about a family that moved: other people
+    with sqlite3.connect(d / "network.db") as conn:
+        (mine,) = conn.execute("SELECT person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)).fetchone()
+        other = conn.execute(
+            "SELECT seq FROM log_entries WHERE person_id != ? AND leaf IS NOT NULL ORDER BY seq LIMIT 1", (mine,)
+        ).fetchone()
+        assert other is not None
+        conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (mine, other[0]))
+    with running(d) as nation:
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+        token, _ = portal_login(nation.topology, nation.urls, card, PIN)
+        page = httpx.get(nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"})
+    assert shown["all_proofs_valid"] is False
+    assert "another person" in shown["message"]
+    moved = [r for r in shown["records"] if r["filed_correctly"] is False]
+    assert [r["index"] for r in moved] == [other[0]] and moved[0]["proof_valid"] is True
+    assert all(r["filed_correctly"] for r in shown["records"] if r["index"] != other[0])
+    assert "この記録は別の人のものです" in page.text
+    assert main(["exchange", "verify-log", "--data-dir", str(d)]) == 1
+    assert f"entry {other[0]} is filed under a person its record does not name" in capsys.readouterr().out
+
+
 def test_the_networks_kept_tree_gives_the_proofs_of_a_full_recomputation(
     resident: tuple[Path, Path, list[str]], tmp_path: Path
 ) -> None:

@@ -13,6 +13,11 @@
   a record altered in the database no longer fits its proof; the records returned are checked
   against the kept leaf hashes (``log_problems``); a deleted or altered entry found at start marks
   the log corrupt; and ``verify`` (the monitor) still recomputes everything from the database.
+* Each record commits to its person (``subject``: a salted hash of the internal id).  An entry whose
+  person column was changed in the database is reported wherever it is read: in the list it was
+  moved into (``check_entries``), at start and by the monitor's full check (it leaves the list it
+  was moved out of without failing a proof there — the resident's own proofs show inclusion, not
+  completeness).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
@@ -47,6 +52,25 @@ _INSERT_LEAF = insert(_LEAVES)
 class LeafState:
     hashes: list[bytes]
     problems: list[str]
+    # Entries whose person column (how a resident's records are found) no longer matches the
+    # person their record commits to: reported, but the tree itself is intact.
+    misattributed: list[str] = field(default_factory=list)
+
+
+def subject_of(salt: str, person_id: int | None) -> str:
+    """The record's commitment to its person: binds it to the internal id without revealing it."""
+    return leaf_hash(f"{salt}:{person_id}".encode()).hex()
+
+
+def attributed_to(text: str, person_id: int | None) -> bool:
+    """Does the record ``text`` commit to ``person_id``?  (Records without a commitment: yes.)"""
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(entry, dict) or "subject" not in entry:
+        return True
+    return bool(entry["subject"] == subject_of(str(entry.get("salt", "")), person_id))
 
 
 class Appender:
@@ -63,7 +87,7 @@ class Appender:
         # A random salt and a commitment to the internal id bind the record to its person without
         # revealing the id to anyone who reads the record.
         salt = secrets.token_hex(16)
-        entry["subject"] = leaf_hash(f"{salt}:{person_id}".encode()).hex()
+        entry["subject"] = subject_of(salt, person_id)
         entry["salt"] = salt
         text = canonical(entry).decode()
         h = leaf_hash(text.encode())
@@ -100,7 +124,9 @@ class MerkleLog:
                 self._check_head(head)
             self.frontier.append(h)
             self.cached.append(h)
-        self.load_problems = list(state.problems)
+        self.load_problems = list(state.problems) + state.misattributed
+        if state.misattributed:
+            log.error("provision records attributed to the wrong person: %s", "; ".join(state.misattributed[:5]))
         if head is not None and head.tree_size == self.frontier.size:
             self._check_head(head)
         if head is not None and head.tree_size > self.frontier.size:
@@ -119,13 +145,14 @@ class MerkleLog:
         hashes: list[bytes] = []
         problems: list[str] = []
         t = now()
-        q = select(LogEntry.seq, LogEntry.leaf, LogEntry.leaf_hash, LogEntry.retain_until).order_by(
-            LogEntry.seq
-        )
+        misattributed: list[str] = []
+        q = select(
+            LogEntry.seq, LogEntry.leaf, LogEntry.leaf_hash, LogEntry.retain_until, LogEntry.person_id
+        ).order_by(LogEntry.seq)
         if size is not None:
             q = q.where(LogEntry.seq < size)
         with self.db.engine.connect() as conn:
-            for seq, text, stored, retain_until in conn.execute(q):
+            for seq, text, stored, retain_until, person_id in conn.execute(q):
                 while len(hashes) < seq:
                     problems.append(f"entry {len(hashes)} is missing")
                     hashes.append(MISSING)
@@ -133,6 +160,8 @@ class MerkleLog:
                     h = leaf_hash(text.encode())
                     if h != bytes(stored):
                         problems.append(f"entry {seq} does not match its recorded hash")
+                    elif not attributed_to(text, person_id):
+                        misattributed.append(f"entry {seq} is filed under a person its record does not name")
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
                     h = bytes(stored)
@@ -143,7 +172,7 @@ class MerkleLog:
             while len(hashes) < size:
                 problems.append(f"entry {len(hashes)} is missing")
                 hashes.append(MISSING)
-        return LeafState(hashes, problems)
+        return LeafState(hashes, problems, misattributed)
 
     @property
     def size(self) -> int:
@@ -218,15 +247,18 @@ class MerkleLog:
             return Tree(state.hashes), state.problems
         return self.cached, list(self.load_problems)
 
-    def check_entries(self, entries: list[tuple[int, str | None]]) -> list[str]:
-        """Entries read from the database now that no longer hash to the leaf the log holds."""
-        return [
-            f"entry {seq} does not match its recorded hash"
-            for seq, text in entries
-            if text is not None
-            and seq < self.cached.size
-            and leaf_hash(text.encode()) != self.cached.levels[0][seq]
-        ]
+    def check_entries(self, entries: list[tuple[int, str | None]], person_id: int) -> list[str]:
+        """Entries read from the database now, filed under ``person_id``, that no longer hash to the
+        leaf the log holds or whose record names another person (moved into this list)."""
+        problems = []
+        for seq, text in entries:
+            if text is None:
+                continue
+            if seq < self.cached.size and leaf_hash(text.encode()) != self.cached.levels[0][seq]:
+                problems.append(f"entry {seq} does not match its recorded hash")
+            elif not attributed_to(text, person_id):
+                problems.append(f"entry {seq} is filed under a person its record does not name")
+        return problems
 
     def entries_of(self, person_id: int, size: int) -> list[tuple[int, str | None]]:
         with self.db.transaction() as s:
@@ -251,7 +283,7 @@ class MerkleLog:
         for size, root in heads:
             if size > tree.size or tree.root_at(size).hex() != root:
                 bad_heads.append(size)
-        problems = list(state.problems)
+        problems = list(state.problems) + state.misattributed
         if bad_heads:
             problems.append(f"signed heads no longer match the entries: tree sizes {bad_heads[:10]}")
         return {

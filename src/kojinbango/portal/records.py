@@ -127,14 +127,23 @@ class RecordsService:
                     s.add(SeenTreeHead(tree_size=checked["tree_size"], root_hash=checked["root_hash"], document=head,
                                        seen_at=_now()))  # fmt: skip
         valid = all(r["proof_valid"] for r in checked["records"])
+        # The network checks each record's commitment to the person it was filed under (the portal
+        # cannot: it never learns the internal id); a record moved into this list is not theirs.
+        misfiled = {r.get("index") for r in bundle.get("records", []) if r.get("filed_correctly") is False}
+        for r in checked["records"]:
+            r["filed_correctly"] = r.get("index") not in misfiled
         empty = bundle.get("tree_head") is None and not bundle.get("records")  # nothing logged yet
-        ok = empty or (checked["head_valid"] and checked["consistent"] is not False and valid)
+        ok = empty or (checked["head_valid"] and checked["consistent"] is not False and valid and not misfiled)
+        if ok:
+            message = "every record is proven to be in the network's log"
+        elif misfiled and valid:
+            message = "a record in this list names another person: the network's index may have been altered"
+        else:
+            message = "some records could not be proven to be in the network's log: the log may have been altered"
         return {
             "records": checked["records"],
             "all_proofs_valid": ok,
-            "message": "every record is proven to be in the network's log"
-            if ok
-            else "some records could not be proven to be in the network's log: the log may have been altered",
+            "message": message,
             "log": {
                 "tree_size": checked.get("tree_size"),
                 "root_hash": checked.get("root_hash"),
