@@ -160,9 +160,11 @@ def install_tenant(app: FastAPI, service: IntermediateService) -> None:
     def copy_counts(request: Request) -> dict[str, Any]:
         return {"counts": service.copy_counts(tenant(request))}
 
+    # On the event loop: the query waits for the network (and the network for the provider, which
+    # may be this same server) without holding a thread.
     @router.post("/queries")
-    def query(body: QueryRequest, request: Request) -> dict[str, Any]:
-        return service.query(
+    async def query(body: QueryRequest, request: Request) -> dict[str, Any]:
+        return await service.aquery(
             tenant(request),
             body.request_id,
             body.integrated_number,
