@@ -4,7 +4,8 @@
 the agency's business system and its intermediate server → the network's IF and core (legal table,
 符号 translation, the exchange and its Merkle-log record) → the joint intermediate server (副本 lookup,
 signed answer document, the provider's record) → back, verified and stored with the querier's record.
-Each organisation runs as its own process (`kojinbango serve`), on SQLite, with signed HTTP.
+Each organisation runs as its own process (`kojinbango serve`), on SQLite (or, with ``--pg-url``,
+each on its own PostgreSQL database), with signed HTTP.
 
 *Bare hops*: three processes on the stack the exchange path runs on — FastAPI async routes on
 uvicorn, onward calls with aiohttp from the event loop — client → agency stand-in → network
@@ -202,16 +203,23 @@ def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, A
 
 
 # --- the nation ----------------------------------------------------------------------------------
-def build_nation(d: Path, residents: int) -> list[str]:
-    """A prepared nation; returns 個人番号 of people the agency may ask A about (符号 already held)."""
+def build_nation(d: Path, residents: int, databases: Callable[[str], str] | None = None) -> list[str]:
+    """A prepared nation; returns 個人番号 of people the agency may ask A about (符号 already held).
+
+    ``databases``: a database URL for each organisation (PostgreSQL), else SQLite files in ``d``."""
     from sqlalchemy import select
 
     from kojinbango import demo, linkage_setup
     from kojinbango.common.topology import Topology
     from kojinbango.municipality.addressee.models import Addressee
     from kojinbango.municipality.linkage.models import CopyState
-    from kojinbango.nation import init_nation, intro, running
+    from kojinbango.nation import create_deployment, init_nation, intro, running
 
+    if databases is not None:
+        deployment = create_deployment(d)
+        for org in deployment.organisations.values():
+            org.database_url = databases(org.id)
+        deployment.save()
     init_nation(d, residents, seed=11)
     with running(d) as nation:
         intro(nation)
@@ -238,15 +246,42 @@ def build_nation(d: Path, residents: int) -> list[str]:
     return [str(n) for n in numbers]
 
 
-def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
+class PgDatabases:
+    """A fresh PostgreSQL database per organisation on the server of ``base_url``, dropped after."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.created: list[str] = []
+        self.tag = os.urandom(3).hex()
+
+    def __call__(self, org_id: str) -> str:
+        import psycopg
+
+        name = f"kb_bench_{self.tag}_{org_id}"
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.base_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None = None) -> dict[str, Any]:
+    """``pg_url``: every organisation on its own PostgreSQL database on that server (else SQLite)."""
     from kojinbango.common.signing import sign_request
     from kojinbango.common.topology import Topology
 
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-exchange-"))
     procs: list[subprocess.Popen[bytes]] = []
+    pg = PgDatabases(pg_url) if pg_url else None
     try:
         t0 = time.perf_counter()
-        numbers = build_nation(tmp / "nation", residents)
+        numbers = build_nation(tmp / "nation", residents, pg)
         setup_s = time.perf_counter() - t0
         topo = Topology.load(tmp / "nation" / "topology.json")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -333,6 +368,7 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
             if plain["queries_per_s"]
             else None,
             "setup_seconds": round(setup_s, 1),
+            "databases": "postgresql" if pg else "sqlite",
             "note": "exchange = agency staff API → agency + its intermediate server → network IF/core → joint "
             "intermediate server → back; bare_hops = the same three server processes relaying JSON only",
         }
@@ -344,6 +380,8 @@ def run(queries: int, concurrency: int, residents: int = 300) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        if pg is not None:
+            pg.drop()
 
 
 if __name__ == "__main__":
