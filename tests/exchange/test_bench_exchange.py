@@ -1,0 +1,35 @@
+"""`kojinbango bench exchange` still runs end to end (a smoke run: small, and no timing asserted —
+the figures are the bench's job, not a test's)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _bench() -> Any:
+    path = Path(__file__).resolve().parents[2] / "bench" / "exchange.py"
+    spec = importlib.util.spec_from_file_location("kojinbango_bench_exchange_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> None:
+    out = _bench().run(40, 4, residents=150)
+    json.dumps(out)  # one JSON object
+    ours, at80, bare = out["exchange"], out["exchange_at_80_percent"], out["bare_hops"]
+    assert ours["completed"] == 40 and ours["errors"] == 0  # every exchange answered, signature valid
+    assert at80["errors"] == 0 and at80["completed"] == 200
+    assert bare["completed"] == 40 and bare["errors"] == 0
+    for key in ("queries_per_s", "p50_ms", "p99_ms", "ratio"):
+        assert out[key] is not None and out[key] > 0
+    assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
+    assert out["databases"] == "sqlite"
