@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kojinbango.card.relying import JpkiVerifier
-from kojinbango.common.app import OrgRuntime, org_app
+from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.pki import load_certificate
@@ -151,6 +151,7 @@ def create(
     if topology.of_kind("network") and org_id in LinkageSettings.of(topology).intermediate_of:
         linkage = LinkageService(db, org_id, client, topology, trust, addressee)  # 情報連携 (3-3)
         linkage_views.install(app, linkage)
+        close_sessions_on_shutdown(app, client)  # its queries' onward calls (SignedClient.acall)
         services["linkage"] = linkage
         linkage.start()
         runtime.closers.append(linkage.stop)

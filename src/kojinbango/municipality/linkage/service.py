@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -49,6 +50,8 @@ from kojinbango.municipality.linkage.models import CopyState, FugoRequest, Linka
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
+QUERIES_PATH = "/api/tenant/queries"
+RESULT_PATH = "/api/tenant/queries/result"
 JST = dt.timezone(dt.timedelta(hours=9))
 
 
@@ -258,6 +261,39 @@ class LinkageService:
         staff: str = "職員",
         wait_seconds: float = 10.0,
     ) -> dict[str, Any]:
+        request_id, payload = self._open(my_number, provider, affair, info, staff)
+        state = self._call(QUERIES_PATH, payload)
+        state = wait_final(
+            state, lambda: self._call(RESULT_PATH, {"request_id": request_id}), wait_seconds
+        )
+        return self._store(request_id, state)
+
+    async def aquery(
+        self,
+        my_number: str,
+        provider: str,
+        affair: str,
+        info: str,
+        staff: str = "職員",
+        wait_seconds: float = 10.0,
+    ) -> dict[str, Any]:
+        """``query`` for a handler on the event loop: the wait for the intermediate server (and the
+        network, and the provider) holds no thread.  Opening the query — which may ask J-LIS for a
+        first-time person's 符号 — and a late answer's polling run on a thread."""
+        request_id, payload = await asyncio.to_thread(self._open, my_number, provider, affair, info, staff)
+        state = await self.client.acall(self.intermediate, "POST", QUERIES_PATH, payload)
+        if state["status"] not in FINAL:
+            state = await asyncio.to_thread(
+                wait_final,
+                state,
+                lambda: self._call(RESULT_PATH, {"request_id": request_id}),
+                wait_seconds,
+            )
+        return self._store(request_id, state)
+
+    def _open(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> tuple[str, dict[str, Any]]:
+        """The business system's row of a new query (its 符号 obtained first if need be): the
+        request id and what to send to the intermediate server."""
         provider_org = query_provider(self.topology, provider, info)
         aid, integrated, has_fugo = self._person(my_number)
         if not has_fugo and self.ensure_fugo([aid])["unknown"]:
@@ -277,21 +313,9 @@ class LinkageService:
                     requested_at=now(),
                 )  # fmt: skip
             )
-        state = self._call(
-            "/api/tenant/queries",
-            {
-                "request_id": request_id,
-                "integrated_number": integrated,
-                "provider": provider_org,
-                "affair": affair,
-                "info": info,
-                "wait": True,
-            },  # fmt: skip
-        )
-        state = wait_final(
-            state, lambda: self._call("/api/tenant/queries/result", {"request_id": request_id}), wait_seconds
-        )
-        return self._store(request_id, state)
+        payload = {"request_id": request_id, "integrated_number": integrated, "provider": provider_org,
+                   "affair": affair, "info": info, "wait": True}  # fmt: skip
+        return request_id, payload
 
     def result(self, exchange_id: str) -> dict[str, Any]:
         """Collect an answer that was still pending (結果取得要求)."""
@@ -302,7 +326,7 @@ class LinkageService:
             request_id = row.request_id
             if row.status in FINAL:
                 return self._view(row)
-        state = self._call("/api/tenant/queries/result", {"request_id": request_id})
+        state = self._call(RESULT_PATH, {"request_id": request_id})
         return self._store(request_id, state)
 
     def _store(self, request_id: str, state: dict[str, Any]) -> dict[str, Any]:

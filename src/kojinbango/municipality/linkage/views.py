@@ -48,10 +48,10 @@ def install(app: FastAPI, service: LinkageService) -> None:
     async def _remote(_request: Any, exc: RemoteError) -> JSONResponse:
         return JSONResponse({"detail": f"{exc.org_id}: {exc.detail}"}, status_code=502)
 
-    @router.post("/query")
-    def query(body: QueryForm, request: Request) -> dict[str, Any]:
+    @router.post("/query")  # on the event loop: waiting for the exchange holds no thread
+    async def query(body: QueryForm, request: Request) -> dict[str, Any]:
         who = internal_staff(request, body.staff or "職員", 100)
-        return service.query(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
+        return await service.aquery(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
 
     @router.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:
