@@ -19,6 +19,7 @@ from kojinbango.common.linkage import (
     FINAL,
     LinkageSettings,
     answer_view,
+    await_final,
     iso,
     now,
     query_provider,
@@ -224,13 +225,9 @@ class AgencyService:
         state = await self.intermediate.aquery(
             self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
         )
-        if state["status"] not in FINAL:
-            state = await asyncio.to_thread(
-                wait_final,
-                state,
-                lambda: self.intermediate.result(self.org_id, request_id=ask.request_id),
-                wait_seconds,
-            )
+        state = await await_final(
+            state, lambda: self.intermediate.result(self.org_id, request_id=ask.request_id), wait_seconds
+        )
         return self._finish(ask, state)
 
     def _prepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import threading
@@ -145,6 +146,16 @@ def wait_final(
         time.sleep(0.2)
         state = poll()
     return state
+
+
+async def await_final(
+    state: dict[str, Any], poll: Callable[[], dict[str, Any]], wait_seconds: float
+) -> dict[str, Any]:
+    """``wait_final`` for a handler on the event loop: a state not yet final is polled (blocking
+    calls) on a thread."""
+    if state["status"] in FINAL:
+        return state
+    return await asyncio.to_thread(wait_final, state, poll, wait_seconds)
 
 
 def answer_view(

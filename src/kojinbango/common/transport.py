@@ -277,20 +277,13 @@ class GroupCommitNonceStore:
         batch = self._loop_batches.pop(loop, [])
         for i in range(0, len(batch), self.MAX_BATCH):
             part = batch[i : i + self.MAX_BATCH]
-            try:
-                results = self._write([(key, created, None) for key, created, _fut in part])
-            except Exception as exc:  # the database failed: the requests fail, the nonces are not kept
-                log.exception("remembering request nonces failed")
-                with self._cond:
-                    for key, _created, _fut in part:
-                        self._seen.pop(key, None)
-                for _key, _created, fut in part:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_key, _created, fut), fresh in zip(part, results, strict=True):
-                if not fut.done():  # a request whose client went away: its nonce stays remembered
-                    fut.set_result(fresh)
+            for (_key, _created, fut), outcome in zip(part, self._commit(part), strict=True):
+                if fut.done():  # a request whose client went away: its nonce stays remembered
+                    continue
+                if isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
 
     def _run(self) -> None:
         while True:
@@ -303,18 +296,20 @@ class GroupCommitNonceStore:
                     self._writer = None
                     return
                 batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
-            try:
-                results = self._write(batch)
-            except Exception as exc:  # the database failed: the requests fail, the nonces are not kept
-                log.exception("remembering request nonces failed")
-                with self._cond:
-                    for key, _created, _fut in batch:
-                        self._seen.pop(key, None)
-                for _key, _created, fut in batch:
-                    _settle(fut, exc)
-                continue
-            for (_key, _created, fut), fresh in zip(batch, results, strict=True):
-                _settle(fut, fresh)
+            for (_key, _created, fut), outcome in zip(batch, self._commit(batch), strict=True):
+                _settle(fut, outcome)
+
+    def _commit(self, batch: Sequence[tuple[tuple[str, str], int, object]]) -> list[bool | BaseException]:
+        """Each nonce's outcome: True (new, now durable), False (seen first elsewhere), or — when
+        the database failed — the error, the nonces forgotten again so a retry is not a replay."""
+        try:
+            return list(self._write(batch))
+        except Exception as exc:
+            log.exception("remembering request nonces failed")
+            with self._cond:
+                for key, _created, _fut in batch:
+                    self._seen.pop(key, None)
+            return [exc] * len(batch)
 
     def _lock(self) -> Any:
         if not self.db.is_sqlite:

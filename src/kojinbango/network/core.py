@@ -24,7 +24,7 @@ from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.domain.identifiers import IdentifierError, validate_resident_code
 from kojinbango.network.fugo import FugoCipher, FugoError
 from kojinbango.network.legal import LegalTable
-from kojinbango.network.log import Appender, MerkleLog, attributed_to
+from kojinbango.network.log import Appender, MerkleLog
 from kojinbango.network.models import Exchange, FugoIssuance, Person
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,8 @@ class NetworkCore:
         size = int(head["payload"]["tree_size"])
         tree, problems = self.log.tree(size)
         entries = self.log.entries_of(person, size)
-        problems += self.log.check_entries(entries, person)
+        found, misfiled = self.log.check_entries(entries, person)
+        problems += found
         records = []
         for seq, text in entries:
             records.append(
@@ -402,7 +403,7 @@ class NetworkCore:
                     "leaf": text,
                     "proof": [h.hex() for h in tree.inclusion_proof(seq, size)],
                     # the record commits to this person (its index column could have been changed)
-                    "filed_correctly": text is None or attributed_to(text, person),
+                    "filed_correctly": seq not in misfiled,
                 }
             )
         consistency: list[str] = []

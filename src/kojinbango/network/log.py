@@ -27,8 +27,8 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
 _LEAVES: Table = LogEntry.__table__  # type: ignore[assignment]
 _INSERT_LEAF = insert(_LEAVES)
+MISFILED = "entry {seq} is filed under a person its record does not name"
 
 
 @dataclass
@@ -161,7 +162,7 @@ class MerkleLog:
                     if h != bytes(stored):
                         problems.append(f"entry {seq} does not match its recorded hash")
                     elif not attributed_to(text, person_id):
-                        misattributed.append(f"entry {seq} is filed under a person its record does not name")
+                        misattributed.append(MISFILED.format(seq=seq))
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
                     h = bytes(stored)
@@ -179,28 +180,23 @@ class MerkleLog:
         return self.frontier.size
 
     # --- appending -----------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[Appender]:
+    def transaction(self) -> AbstractContextManager[Appender]:
         """One business transaction that may append records; leaves count only once committed."""
+        return self._appending(self.db.transaction)
+
+    def core_transaction(self) -> AbstractContextManager[Appender]:
+        """``transaction`` on a bare connection (Core statements only): the exchange path."""
+        return self._appending(self.db.begin)
+
+    @contextmanager
+    def _appending(self, begin: Callable[[], AbstractContextManager[Session | Connection]]) -> Iterator[Appender]:
         with self.lock:
-            with self.db.transaction() as s:
+            with begin() as s:
                 appender = Appender(s, self.frontier.size, self.retention)
                 yield appender
-            self._added(appender)
-
-    @contextmanager
-    def core_transaction(self) -> Iterator[Appender]:
-        """``transaction`` on a bare connection (Core statements only): the exchange path."""
-        with self.lock:
-            with self.db.begin() as conn:
-                appender = Appender(conn, self.frontier.size, self.retention)
-                yield appender
-            self._added(appender)
-
-    def _added(self, appender: Appender) -> None:
-        for h in appender.added:
-            self.frontier.append(h)
-            self.cached.append(h)
+            for h in appender.added:
+                self.frontier.append(h)
+                self.cached.append(h)
 
     # --- tree heads ----------------------------------------------------------------------
     def latest_head(self) -> TreeHead | None:
@@ -247,18 +243,23 @@ class MerkleLog:
             return Tree(state.hashes), state.problems
         return self.cached, list(self.load_problems)
 
-    def check_entries(self, entries: list[tuple[int, str | None]], person_id: int) -> list[str]:
+    def check_entries(
+        self, entries: list[tuple[int, str | None]], person_id: int
+    ) -> tuple[list[str], set[int]]:
         """Entries read from the database now, filed under ``person_id``, that no longer hash to the
-        leaf the log holds or whose record names another person (moved into this list)."""
+        leaf the log holds or whose record names another person (moved into this list): the
+        problems, and the indexes of the records filed there wrongly."""
         problems = []
+        misfiled: set[int] = set()
         for seq, text in entries:
             if text is None:
                 continue
             if seq < self.cached.size and leaf_hash(text.encode()) != self.cached.levels[0][seq]:
                 problems.append(f"entry {seq} does not match its recorded hash")
             elif not attributed_to(text, person_id):
-                problems.append(f"entry {seq} is filed under a person its record does not name")
-        return problems
+                problems.append(MISFILED.format(seq=seq))
+                misfiled.add(seq)
+        return problems, misfiled
 
     def entries_of(self, person_id: int, size: int) -> list[tuple[int, str | None]]:
         with self.db.transaction() as s:

@@ -29,6 +29,7 @@ from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.common.linkage import (
     FINAL,
     LinkageSettings,
+    await_final,
     check_answer,
     iso,
     now,
@@ -282,13 +283,9 @@ class LinkageService:
         first-time person's 符号 — and a late answer's polling run on a thread."""
         request_id, payload = await asyncio.to_thread(self._open, my_number, provider, affair, info, staff)
         state = await self.client.acall(self.intermediate, "POST", QUERIES_PATH, payload)
-        if state["status"] not in FINAL:
-            state = await asyncio.to_thread(
-                wait_final,
-                state,
-                lambda: self._call(RESULT_PATH, {"request_id": request_id}),
-                wait_seconds,
-            )
+        state = await await_final(
+            state, lambda: self._call(RESULT_PATH, {"request_id": request_id}), wait_seconds
+        )
         return self._store(request_id, state)
 
     def _open(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> tuple[str, dict[str, Any]]:
