@@ -258,14 +258,19 @@ class PgDatabases:
         import psycopg
 
         name = f"kb_bench_{self.tag}_{org_id}"
-        with psycopg.connect(self.base_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            with psycopg.connect(self.base_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:  # reported by the CLI as a usage error, not a traceback
+            raise ValueError(f"--pg-url: cannot create a database on that server ({exc})") from None
         self.created.append(name)
         return self.base_url.rsplit("/", 1)[0] + "/" + name
 
     def drop(self) -> None:
         import psycopg
 
+        if not self.created:
+            return
         with psycopg.connect(self.base_url, autocommit=True) as conn:
             for name in self.created:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
