@@ -5,6 +5,7 @@ transaction with its access-log entry; a 3-3 query sent from the record shows it
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import shutil
 from contextlib import closing
 from pathlib import Path
@@ -23,6 +24,7 @@ from kojinbango.municipality.business.models import (
     FormNumber,
 )
 from kojinbango.municipality.counter import views as counter_views
+from kojinbango.municipality.linkage.service import QUERIES_PATH
 from kojinbango.municipality.outreach.service import age_on
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.staff.models import AccessLog
@@ -184,3 +186,62 @@ def test_query_from_the_record_shows_the_answer(nation: Nation, staff_login: Any
     with nation.runtimes[ORG].db.transaction() as s:
         logged = list(s.scalars(select(AccessLog).where(AccessLog.action == "query")))
     assert len(logged) == 2 and all(e.purpose == PURPOSE for e in logged)
+
+
+def _routes(routes: list[Any]) -> list[Any]:
+    """The app's routes, those of included routers too (FastAPI may keep an included router whole)."""
+    out: list[Any] = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        out.extend(_routes(list(inner.routes)) if inner is not None else [r])
+    return out
+
+
+def _queries_logged(nation: Nation) -> int:
+    with nation.runtimes[ORG].db.transaction() as s:
+        return int(
+            s.scalar(select(func.count()).select_from(AccessLog).where(AccessLog.action == "query")) or 0
+        )
+
+
+def test_counter_query_waits_for_the_exchange_on_the_event_loop(
+    nation: Nation, staff_login: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counter's 3-3 query is an async route: the query goes to the intermediate server over
+    the client's event-loop path (``acall``), so no worker thread is held while the network
+    answers, and the answer is still shown and logged."""
+    rt = nation.runtimes[ORG]
+    endpoints = [
+        getattr(r, "endpoint", None)
+        for r in _routes(rt.app.routes)
+        if getattr(r, "path", "") == "/staff/counter/residents/{resident_id}/query"
+    ]
+    assert len(endpoints) == 1 and inspect.iscoroutinefunction(endpoints[0])
+
+    linkage: Any = rt.services["linkage"]
+    client = linkage.client
+    real_acall, real_call = client.acall, client.call
+    sent: list[tuple[str, str]] = []
+
+    async def acall(org_id: str, method: str, path: str, payload: Any = None) -> Any:
+        sent.append(("acall", path))
+        return await real_acall(org_id, method, path, payload)
+
+    def call(org_id: str, method: str, path: str, payload: Any = None) -> Any:
+        sent.append(("call", path))
+        return real_call(org_id, method, path, payload)
+
+    monkeypatch.setattr(client, "acall", acall)
+    monkeypatch.setattr(client, "call", call)
+    parent, _child = _family(nation)
+    before = _queries_logged(nation)
+    with closing(staff_login(nation, ORG, ["welfare"], PURPOSE)) as c:
+        url = _open(c, parent)
+        page = c.post(
+            url + "/query", data={"provider": "131041", "affair": "child-allowance", "info": "地方税関係情報"}
+        )
+    monkeypatch.undo()
+    assert page.status_code == 200, page.text
+    assert 'data-status="not_held"' in page.text and parent.my_number not in page.text
+    assert ("acall", QUERIES_PATH) in sent and ("call", QUERIES_PATH) not in sent
+    assert _queries_logged(nation) == before + 1

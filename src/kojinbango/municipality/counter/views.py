@@ -173,8 +173,14 @@ def install(
             )
         return response
 
+    def _number(resident_id: int) -> str | None:
+        """The register's number of a current resident (never the browser's)."""
+        with db.transaction() as s:
+            r = s.get(Resident, resident_id)
+            return r.my_number if r is not None and r.status == "active" else None
+
     @router.post("/residents/{resident_id}/query", response_class=HTMLResponse)
-    def query(
+    async def query(
         request: Request,
         resident_id: int,
         provider: str = Form(""),
@@ -182,33 +188,33 @@ def install(
         info: str = Form(""),
     ) -> Response:
         """3-3 from the counter: ask another body for this person's information; the number is
-        taken from the register here, never from the browser."""
+        taken from the register here, never from the browser.  On the event loop: the wait for
+        the exchange holds no thread; the database work and the page run on a worker thread."""
+
+        async def page(status: int = 200, **extra: Any) -> Response:
+            return await run_in_threadpool(_person_page, request, resident_id, status, **extra)
+
         service = linkage()
         if service is None:
-            return _person_page(
-                request, resident_id, 503, error="情報連携（ネットワーク）がこの環境にありません"
-            )
+            return await page(503, error="情報連携（ネットワーク）がこの環境にありません")
         missing = [
             label
             for label, v in (("情報提供者", provider), ("事務", affair), ("特定個人情報", info))
             if not v.strip()
         ]
         if missing:
-            return _person_page(request, resident_id, 422, error="入力してください: " + "、".join(missing))
-        with db.transaction() as s:
-            r = s.get(Resident, resident_id)
-            number = r.my_number if r is not None and r.status == "active" else None
+            return await page(422, error="入力してください: " + "、".join(missing))
+        number = await run_in_threadpool(_number, resident_id)
         if number is None:
-            return _person_page(request, resident_id, 404, error="この方には個人番号がありません")
+            return await page(404, error="この方には個人番号がありません")
         try:
-            answer = service.query(number, provider, affair, info, request.state.staff.login, 10.0)
+            answer = await service.aquery(number, provider, affair, info, request.state.staff.login, 10.0)
         except BusinessError as exc:
-            return _person_page(request, resident_id, exc.status, error=str(exc))
+            return await page(exc.status, error=str(exc))
         except (RemoteError, Unreachable) as exc:
-            return _person_page(
-                request, resident_id, 502, error=f"照会できませんでした: {type(exc).__name__}"
-            )
-        staff.record(
+            return await page(502, error=f"照会できませんでした: {type(exc).__name__}")
+        await run_in_threadpool(
+            staff.record,
             request.state.staff,
             "query",
             "/staff/counter/residents/{id}/query",
@@ -216,9 +222,7 @@ def install(
             resident_id,
             {"provider": provider, "affair": affair, "info": info},
         )
-        return _person_page(
-            request,
-            resident_id,
+        return await page(
             answer=answer,
             answer_data=json.dumps(answer.get("data"), ensure_ascii=False, indent=1, default=str)
             if answer.get("data") is not None
