@@ -8,12 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 from sqlalchemy import select
 
 from kojinbango.card.face import face_lines, render_face
 from kojinbango.card.photo import synthetic_photo
 from kojinbango.card.reader import CardReader
+from kojinbango.common.errors import NotFound, UpstreamRefused
+from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.transport import SignedClient
 from kojinbango.documents.fonts import missing_glyphs
 from kojinbango.holder import Client, HolderError, issue_card, portal_login, suspend_card
 from kojinbango.municipality.cards.models import CounterRecord
@@ -144,3 +148,52 @@ def test_card_face_text_is_printable() -> None:
     assert (
         json.dumps(face_lines(face), ensure_ascii=False).count("123456789018") == 0
     )  # no number on the front
+
+
+def test_jlis_refusing_the_municipality_is_a_502_not_the_callers_401(
+    card_nation: Nation, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """J-LIS refusing the municipality's own signed call (here: signed with a key J-LIS does not
+    hold for it) is not a refusal of the desk's caller: the desk answers 502 and says so."""
+    desk = card_nation.runtimes[FIRST].services["cards"]
+    real = desk.client
+    forged = SignedClient(
+        OrgCredentials(FIRST, ec.generate_private_key(ec.SECP256R1()), real.creds.certificate),
+        real.trust,
+        real.directory,
+    )
+    monkeypatch.setattr(desk, "client", forged)
+    said = "J-LIS refused this municipality's signed request"
+    serial = "9" * 16  # not in the safe: the desk asks J-LIS whose card it is
+    try:
+        with pytest.raises(UpstreamRefused, match=said) as raised:
+            desk.lift_suspension(serial, "運転免許証", "窓口C")
+        assert raised.value.status == 502
+        # the CLI's path (kojinbango/holder.py): its own signature was accepted, so not http_401
+        with pytest.raises(HolderError) as refused:
+            client.post(
+                FIRST,
+                "/staff/cards/api/resume",
+                {"card_serial": serial, "identity_document": "運転免許証", "staff": "窓口C"},
+            )
+        assert refused.value.reason == "http_502" and said in refused.value.message
+        assert serial not in refused.value.message
+        # the counter screen shows the same
+        account = create_staff(
+            card_nation.runtimes[FIRST].services["staff"], "madoguchi-j", "窓口 二郎", ["resident_records"]
+        )
+        staff = staff_client(card_nation.urls[FIRST], account, "個人番号カードの交付・手続")
+        try:
+            page = staff.post(
+                card_nation.urls[FIRST] + "/staff/cards/resume",
+                data={"card_serial": serial, "identity_document": "運転免許証"},
+            )
+        finally:
+            staff.close()
+        assert page.status_code == 502 and "J-LIS refused this municipality" in page.text
+    finally:
+        forged.close()
+    monkeypatch.undo()
+    # with its own key the desk is answered again (J-LIS knows no such card)
+    with pytest.raises(NotFound):
+        desk.lift_suspension(serial, "運転免許証", "窓口C")

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from kojinbango.card.chip import Chip, ChipError, pin_verifier, pin_verifiers, validate_pin
 from kojinbango.card.photo import PhotoError, validate_photo
 from kojinbango.common.db import Database
-from kojinbango.common.errors import BusinessError, Conflict, NotFound, Unauthorised
+from kojinbango.common.errors import BusinessError, Conflict, NotFound, UpstreamRefused
 from kojinbango.common.transport import RemoteError, SignedClient
 from kojinbango.domain.cards import (
     REISSUE_CARD_FEE_YEN,
@@ -532,11 +532,21 @@ class CardDesk:
 
     # --- helpers ------------------------------------------------------------------------------
     def _jlis(self, method: str, path: str, payload: Any) -> Any:
-        """A signed call to J-LIS; its refusal becomes this desk's refusal with the same meaning."""
+        """A signed call to J-LIS; its refusal becomes this desk's refusal with the same meaning.
+        J-LIS refusing the municipality's own call (401/403: its key or certificate is not trusted
+        there) is no fault of the desk's caller: that is a 502, not the caller's 401."""
         try:
             return self.client.call(self.jlis_id, method, path, payload)
         except RemoteError as exc:
-            error = {404: NotFound, 409: Conflict, 401: Unauthorised}.get(exc.status, BusinessError)
+            if exc.status in (401, 403):
+                log.warning(
+                    "J-LIS refused this municipality's call %s (%s): %s", path, exc.status, exc.detail
+                )
+                raise UpstreamRefused(
+                    "J-LIS refused this municipality's signed request (its key or certificate is not"
+                    " accepted there); ask this municipality's system administrator"
+                ) from None
+            error = {404: NotFound, 409: Conflict}.get(exc.status, BusinessError)
             raise error(f"J-LIS: {exc.detail}") from None
 
     def _holder(self, card_serial: str) -> int:
