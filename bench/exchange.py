@@ -14,7 +14,8 @@ no authorisation.
 
 Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
 warm-up; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
-there.  Prints one JSON object.
+there.  Prints one JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent
+per request) and ``cpu_ratio`` (bare over exchange), which move less with the host's load.
 """
 
 from __future__ import annotations
@@ -114,8 +115,21 @@ def serve_stub(port: int, next_url: str) -> None:
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
 
-def closed_loop(send: Send, n: int, concurrency: int) -> dict[str, Any]:
-    """``concurrency`` clients, each sending its next request as soon as it has the answer."""
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes ``pids`` and this one have used so far."""
+    total = time.process_time()
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:  # fields after the command name; 14th/15th: utime, stime
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def closed_loop(send: Send, n: int, concurrency: int, pids: list[int] | None = None) -> dict[str, Any]:
+    """``concurrency`` clients, each sending its next request as soon as it has the answer.
+
+    ``pids``: the server processes; their CPU and the driver's, per completed request, is reported
+    as ``cpu_ms_per_query`` (Linux /proc; left out elsewhere)."""
 
     async def main() -> dict[str, Any]:
         latencies: list[float] = []
@@ -133,11 +147,17 @@ def closed_loop(send: Send, n: int, concurrency: int) -> dict[str, Any]:
                     continue
                 latencies.append((time.perf_counter() - t0) * 1000)
 
+        measure = pids is not None and os.path.exists("/proc/self/stat")
         async with _session(concurrency) as session:
+            cpu0 = _cpu_seconds(pids or []) if measure else 0.0
             start = time.perf_counter()
             await asyncio.gather(*(client(session) for _ in range(concurrency)))
             elapsed = time.perf_counter() - start
-        return _summary(latencies, errors, elapsed)
+            cpu = _cpu_seconds(pids or []) - cpu0 if measure else 0.0
+        out = _summary(latencies, errors, elapsed)
+        if measure and latencies:
+            out["cpu_ms_per_query"] = round(cpu * 1000 / len(latencies), 3)
+        return out
 
     return asyncio.run(main())
 
@@ -328,7 +348,7 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
         gc.collect()
         gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
         closed_loop(exchange, min(100, queries), concurrency)  # warm-up
-        ours = closed_loop(exchange, queries, concurrency)
+        ours = closed_loop(exchange, queries, concurrency, [p.pid for p in procs])
         at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2))
         for p in procs:
             p.terminate()
@@ -358,7 +378,7 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
                 await r.read()
 
         closed_loop(bare, min(100, queries), concurrency)
-        plain = closed_loop(bare, queries, concurrency)
+        plain = closed_loop(bare, queries, concurrency, [p.pid for p in procs])
         return {
             "queries": queries,
             "concurrency": concurrency,
@@ -371,6 +391,11 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
             "p99_ms": ours["p99_ms"],
             "ratio": round(ours["queries_per_s"] / plain["queries_per_s"], 3)
             if plain["queries_per_s"]
+            else None,
+            # what one request costs in CPU, all processes together: steadier across machines and
+            # runs than the rates, which move with the host's load
+            "cpu_ratio": round(plain["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
+            if ours.get("cpu_ms_per_query") and plain.get("cpu_ms_per_query")
             else None,
             "setup_seconds": round(setup_s, 1),
             "databases": "postgresql" if pg else "sqlite",

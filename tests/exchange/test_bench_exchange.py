@@ -33,3 +33,6 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
         assert out[key] is not None and out[key] > 0
     assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
     assert out["databases"] == "sqlite"
+    # the CPU of every process per request: an exchange does more than relaying JSON
+    assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
+    assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)

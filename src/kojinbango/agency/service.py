@@ -244,7 +244,7 @@ class AgencyService:
     async def _aprepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:
         provider_org = query_provider(self.topology, provider, info)
         number = validate_my_number(my_number)
-        with self.db.engine.connect() as conn:
+        with self.db.begin() as conn:  # the event loop's own connection
             row = conn.execute(_PERSON, {"number": number}).first()
         if row is None or row[1] is None:  # a new person: J-LIS is asked, off the event loop
             return await asyncio.to_thread(self._prepare, my_number, provider, affair, info, staff)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -100,6 +102,9 @@ class Database:
     ):
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
+        # One connection kept by each thread that runs an event loop (see ``begin``).
+        self._held: dict[int, Connection] = {}
+        self._held_guard = threading.Lock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrations:
             upgrade(self.engine, migrations, attributes=migration_attributes)
@@ -115,9 +120,35 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection whose statements commit together: ``transaction`` without the ORM session,
-        for the hot paths that only run Core statements (a session costs more than the statement)."""
-        with self.engine.begin() as conn:
-            yield conn
+        for the hot paths that only run Core statements (a session costs more than the statement).
+
+        On a thread that runs an event loop the transaction takes that thread's own connection,
+        kept between transactions: the loop runs one of them at a time, and taking a connection
+        from the pool and giving it back cost more than a short transaction's statements."""
+        conn = self._loop_connection()
+        if conn is None or conn.in_transaction():  # no loop here, or a transaction already open on it
+            with self.engine.begin() as pooled:
+                yield pooled
+            return
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            if conn.invalidated or conn.closed:  # the connection itself failed: a fresh one next time
+                with self._held_guard:
+                    self._held.pop(threading.get_ident(), None)
+            raise
+
+    def _loop_connection(self) -> Connection | None:
+        if asyncio._get_running_loop() is None:
+            return None
+        key = threading.get_ident()
+        conn = self._held.get(key)
+        if conn is None or conn.closed:
+            conn = self.engine.connect()
+            with self._held_guard:
+                self._held[key] = conn
+        return conn
 
     def session(self) -> Session:
         return self._sessions()
@@ -127,6 +158,10 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     def dispose(self) -> None:
+        with self._held_guard:
+            held, self._held = list(self._held.values()), {}
+        for conn in held:
+            conn.close()
         self.engine.dispose()
 
 

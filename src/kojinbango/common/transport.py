@@ -323,7 +323,7 @@ class GroupCommitNonceStore:
         rows = [{"signer": k[0], "nonce": k[1], "created": c, "seen_at": seen_at} for k, c, _f in batch]
         now = time.time()
         try:
-            with self._lock(), self.db.engine.begin() as conn:
+            with self._lock(), self.db.begin() as conn:
                 conn.execute(insert(self.table), rows)
                 if now - self._last_prune > 60:
                     conn.execute(
@@ -335,7 +335,7 @@ class GroupCommitNonceStore:
             results = []
             for row in rows:
                 try:
-                    with self._lock(), self.db.engine.begin() as conn:
+                    with self._lock(), self.db.begin() as conn:
                         conn.execute(insert(self.table), row)
                     results.append(True)
                 except IntegrityError:

@@ -10,11 +10,13 @@ for a 個人番号 or 住民票コード, and ``additionalProperties`` is false 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 
@@ -79,9 +81,9 @@ def layout(category: str, version: int | None = None) -> Layout:
 def validate(category: str, data: Any, version: int | None = None) -> Layout:
     """Check ``data`` against the layout; LayoutError lists where it does not fit (never the values)."""
     lay = layout(category, version)
-    validator = _validator(lay.category, lay.version)
-    if validator.is_valid(data):
+    if _fast_validator(lay.category, lay.version).is_valid(data):
         return lay
+    validator = _validator(lay.category, lay.version)
     problems = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if problems:
         where = "; ".join(
@@ -95,6 +97,17 @@ def validate(category: str, data: Any, version: int | None = None) -> Layout:
 @cache
 def _validator(category: str, version: int) -> Draft202012Validator:
     return Draft202012Validator(layout(category, version).schema, format_checker=FormatChecker())
+
+
+@cache
+def _fast_validator(category: str, version: int) -> Any:
+    """The same schema compiled by jsonschema-rs: the check every answer and 副本 goes through
+    (about a hundred times faster).  Only data it refuses is looked at again by ``_validator``,
+    whose errors name where the data does not fit; so both must refuse data for it to be refused."""
+    schema = dict(layout(category, version).schema)
+    # jsonschema-rs wants $id as a URI, in ASCII: the category name in it is percent-encoded
+    schema["$id"] = urllib.parse.quote(str(schema.get("$id", "")), safe=":/")
+    return jsonschema_rs.validator_for(schema, validate_formats=True)
 
 
 def _rule(value: Any) -> str:
