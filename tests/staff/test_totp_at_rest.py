@@ -136,3 +136,19 @@ def test_the_migration_seals_existing_rows(database_url: str) -> None:
             service.login("old-1", password, pyotp.TOTP(secret).now())
     finally:
         db.dispose()
+
+
+def test_a_taken_login_is_a_conflict_with_a_plain_message(nation: Nation) -> None:
+    """The error carries its own HTTP status and a message (not a (message, status) tuple)."""
+    from kojinbango.common.errors import Conflict, NotFound
+    from kojinbango.municipality.staff.service import Terminal
+
+    service = nation.runtimes[ORG].services["staff"]
+    create_staff(service, "twice-1", "二度 目", ["resident_records"])
+    with pytest.raises(Conflict) as taken:
+        create_staff(service, "twice-1", "二度 目", ["resident_records"])
+    assert taken.value.status == 409 and str(taken.value) == "this login is already taken"
+    with pytest.raises(NotFound) as missing:
+        admin = Terminal("", -1, "admin", "管理者", ("admin",), False, None)
+        service.set_active(admin, 999_999, False)
+    assert missing.value.status == 404 and str(missing.value) == "no such staff account"

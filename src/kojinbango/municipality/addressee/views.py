@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from kojinbango.common import i18n
-from kojinbango.common.errors import BusinessError
+from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.domain.identifiers import mask_my_number
 from kojinbango.domain.wareki import to_wareki
 from kojinbango.municipality.addressee.matcher import FIELD_LABELS, LEVEL_LABELS, REASON_LABELS
@@ -69,7 +69,7 @@ def acting_staff(request: Request) -> str:
     """The login of the staff member at this terminal (記録する職員), from the gate's session."""
     terminal = getattr(request.state, "staff", None)
     if terminal is None:  # only reachable if the gate is not installed in front of these pages
-        raise BusinessError("ログインしてください（not logged in: no staff member to record）", 401)
+        raise Unauthorised("ログインしてください（not logged in: no staff member to record）")
     return str(terminal.login)
 
 

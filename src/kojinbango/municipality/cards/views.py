@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from kojinbango.card.face import render_face
 from kojinbango.common import i18n
-from kojinbango.common.errors import BusinessError, NotFound
+from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
 from kojinbango.municipality.cards.models import CardInSafe, CounterRecord
 from kojinbango.municipality.cards.service import IDENTITY_DOCUMENTS, CardDesk, LegalRepresentative
 
@@ -26,7 +26,7 @@ def acting_staff(request: Request) -> str:
     """The login of the staff member at this terminal, from the gate's session."""
     terminal = getattr(request.state, "staff", None)
     if terminal is None:  # only reachable if the gate is not installed in front of these pages
-        raise BusinessError("ログインしてください（not logged in: no staff member to record）", 401)
+        raise Unauthorised("ログインしてください（not logged in: no staff member to record）")
     return str(terminal.login)
 
 

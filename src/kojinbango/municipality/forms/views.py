@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from kojinbango.common import i18n
-from kojinbango.common.errors import BusinessError
+from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.documents.certificates import ITEM_LABELS
 from kojinbango.documents.pades import verify_pdf
 from kojinbango.municipality.forms.service import KINDS, REQUESTERS, FormsService
@@ -36,7 +36,7 @@ def install(app: FastAPI, forms: FormsService, staff: StaffService, ca: x509.Cer
         with forms.db.transaction() as s:
             r = s.get(Resident, resident_id)
             if r is None:
-                raise BusinessError("no resident with this id", 404)
+                raise NotFound("no resident with this id")
             return r
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:

@@ -28,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 
 from kojinbango.common.db import Database
-from kojinbango.common.errors import BusinessError
+from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.municipality.staff.models import AccessLog, StaffAccount, StaffSession
 from kojinbango.municipality.staff.vault import open_sealed, seal
 
@@ -129,7 +129,7 @@ class StaffService:
         secret = totp_secret or pyotp.random_base32()
         with self.db.transaction() as s:
             if s.scalar(select(StaffAccount.id).where(StaffAccount.login == login)) is not None:
-                raise BusinessError("this login is already taken", 409)
+                raise Conflict("this login is already taken")
             account = StaffAccount(
                 login=login,
                 display_name=display_name.strip(),
@@ -155,7 +155,7 @@ class StaffService:
         with self.db.transaction() as s:
             account = s.get(StaffAccount, staff_id)
             if account is None:
-                raise BusinessError("no such staff account", 404)
+                raise NotFound("no such staff account")
             if account.id == admin.staff_id and not active:
                 raise BusinessError("an administrator cannot disable their own account")
             account.active = active
