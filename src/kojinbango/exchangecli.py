@@ -292,15 +292,20 @@ def portal_records(topology: Any, urls: dict[str, str], card: Path, pin: str) ->
             entry["proof_error"] = checked.get("proof_error") or seen.get("proof_error")
         records.append(entry)
     proven = all(r["proof_valid"] for r in records)
-    ok = bool(shown["all_proofs_valid"]) and proven
+    complete = bool(mine["complete"]) and shown.get("complete") is not False
+    ok = bool(shown["all_proofs_valid"]) and proven and complete
+    if not proven:  # the portal's words unless this command's own check failed
+        message = "some records could not be proven: the network's log may have been altered"
+    elif not mine["complete"] and shown.get("complete") is not False:  # a gap the portal did not report
+        message = "a record about you is missing from this list: the network's index may have been altered"
+    else:
+        message = shown["message"]
     return {
         "name": name,
         "records": records,
         "all_proofs_valid": ok,
-        # the portal's words unless this command's own check of the proofs failed
-        "message": shown["message"]
-        if proven
-        else "some records could not be proven: the network's log may have been altered",
+        "complete": complete,
+        "message": message,
         "log": shown["log"],
     }
 

@@ -156,6 +156,61 @@ def test_a_record_moved_to_another_person_in_the_network_database_is_caught(
     assert f"entry {other[0]} is filed under a person its record does not name" in capsys.readouterr().out
 
 
+def test_a_record_moved_out_of_the_residents_list_leaves_a_gap_they_see(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each record names the person's previous record: a record taken out of a resident's list (here
+    refiled under another person) breaks the chain at their next record — the resident's own check
+    finds the gap, though every remaining record still has a valid inclusion proof."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        before = portal_records(nation.topology, nation.urls, card, PIN)
+        ask(nation, scenarios(d)[0]["command"])  # B asks A about a family that moved: other people
+    assert before["all_proofs_valid"] is True and before["complete"] is True
+    with sqlite3.connect(d / "network.db") as conn:
+        seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)).fetchone()
+        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+        conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, seq))
+    with running(d) as nation:
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+        token, _ = portal_login(nation.topology, nation.urls, card, PIN)
+        page = httpx.get(nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"})
+    assert ids[0] not in {r.get("exchange_id") for r in shown["records"]}
+    assert all(r["proof_valid"] and r["filed_correctly"] for r in shown["records"])  # what is left proves
+    assert shown["complete"] is False and shown["all_proofs_valid"] is False
+    assert "missing from this list" in shown["message"]
+    gap = [r for r in shown["records"] if r["chain_valid"] is False]
+    assert [r["exchange_id"] for r in gap] == [ids[1]]  # the record that followed the one taken out
+    assert "この記録の前にあるはずの記録が一覧にありません" in page.text
+    assert main(["exchange", "verify-log", "--data-dir", str(d)]) == 1
+    assert "does not follow its person's previous record" in capsys.readouterr().out
+
+
+def test_a_record_erased_after_its_retention_still_proves_and_keeps_the_chain(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    """Past its retention period a record's text is erased and only its hash stays: the resident sees
+    it as erased, its inclusion is still proven from that hash, and the chain runs through it."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with sqlite3.connect(d / "network.db") as conn:
+        changed = conn.execute(
+            "UPDATE log_entries SET retain_until = '2000-01-01 00:00:00.000000' WHERE leaf LIKE ?", (f"%{ids[0]}%",)
+        ).rowcount
+    assert changed == 1
+    with running(d) as nation:
+        assert nation.runtime("network").services["log"].purge() == 1
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+    erased = [r for r in shown["records"] if r["erased"]]
+    assert len(erased) == 1 and erased[0]["proof_valid"] is True and "exchange_id" not in erased[0]
+    assert ids[0] not in {r.get("exchange_id") for r in shown["records"]}
+    assert shown["all_proofs_valid"] is True and shown["complete"] is True
+    assert next(r for r in shown["records"] if r.get("exchange_id") == ids[1])["chain_valid"] is True
+
+
 def test_the_networks_kept_tree_gives_the_proofs_of_a_full_recomputation(
     resident: tuple[Path, Path, list[str]], tmp_path: Path
 ) -> None:

@@ -4,6 +4,12 @@ The network sends a bundle: its signed tree head, each record (the exact leaf te
 and inclusion proof, and a consistency proof from a tree head seen before.  Everything is checked
 here with the network's certificate alone: a record altered or removed in the network's database, or
 a history rewritten since the last visit, makes a proof fail.
+
+The list is also checked for completeness: each record names the leaf hash of the same person's
+previous record (``prev``, "" for their first), so a record taken out of the list — deleted from
+the network's index or moved to another person — breaks the chain at the next record
+(``chain_valid`` false).  A record erased after its retention period comes as its leaf hash alone;
+its inclusion is still proven and the chain runs through it.
 """
 
 from __future__ import annotations
@@ -25,15 +31,25 @@ def check_head(head: dict[str, Any], trust: TrustStore, network: str) -> dict[st
     return payload
 
 
+def _index(record: dict[str, Any]) -> int:
+    try:
+        return int(record.get("index", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
 def check_bundle(
     bundle: dict[str, Any], trust: TrustStore, network: str, known: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Verify a records bundle; ``known`` is a tree head payload the checker trusted before.
 
-    Returns ``{"tree_size", "root_hash", "head_valid", "consistent", "problem", "records": [...]}``
-    with each record's fields and ``proof_valid`` (and ``proof_error`` when it fails).
+    Returns ``{"tree_size", "root_hash", "head_valid", "consistent", "problem", "records": [...],
+    "complete"}`` with each record's fields, ``proof_valid`` (and ``proof_error`` when it fails),
+    ``chain_valid`` (does it follow the record before it in this list; None for a record older than
+    the chain or erased) and ``erased``.  ``complete`` is false when a record is missing before any
+    record of the list.
     """
-    out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": []}
+    out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": [], "complete": True}
     head = bundle.get("tree_head")
     payload: dict[str, Any] | None = None
     if head is not None:
@@ -55,22 +71,36 @@ def check_bundle(
         except (ProofError, ValueError) as exc:
             out["consistent"] = False
             out["problem"] = f"the log is not consistent with the tree head seen before: {exc}"
-    for rec in bundle.get("records", []):
+    previous = ""  # leaf hash (hex) of the record before in this list: what the next one must name
+    records = sorted(bundle.get("records", []), key=_index)
+    for rec in records:
         text = rec.get("leaf")
         entry: dict[str, Any] = {}
+        prev: str | None = None
         if isinstance(text, str):
             try:
-                entry = {k: v for k, v in json.loads(text).items() if k not in ("salt", "subject", "v")}
-            except ValueError:
+                parsed = json.loads(text)
+                prev = parsed.get("prev") if isinstance(parsed.get("prev"), str) else None
+                entry = {k: v for k, v in parsed.items() if k not in ("salt", "subject", "v", "prev")}
+            except (ValueError, AttributeError):
                 entry = {}
         entry["index"] = rec.get("index")
-        if payload is None or not isinstance(text, str):
+        entry["erased"] = text is None and isinstance(rec.get("leaf_hash"), str)
+        entry["chain_valid"] = None if prev is None else prev == previous
+        if entry["chain_valid"] is False:
+            out["complete"] = False
+        try:
+            hashed = leaf_hash(text.encode()) if isinstance(text, str) else bytes.fromhex(str(rec.get("leaf_hash")))
+        except ValueError:
+            hashed = b""
+        previous = hashed.hex()
+        if payload is None or not hashed:
             entry["proof_valid"] = False
             entry["proof_error"] = "no verifiable tree head or record text"
         else:
             try:
                 verify_inclusion(
-                    leaf_hash(text.encode()),
+                    hashed,
                     int(rec["index"]),
                     int(payload["tree_size"]),
                     [bytes.fromhex(h) for h in rec.get("proof", [])],

@@ -397,15 +397,16 @@ class NetworkCore:
         problems += found
         records = []
         for seq, text in entries:
-            records.append(
-                {
-                    "index": seq,
-                    "leaf": text,
-                    "proof": [h.hex() for h in tree.inclusion_proof(seq, size)],
-                    # the record commits to this person (its index column could have been changed)
-                    "filed_correctly": seq not in misfiled,
-                }
-            )
+            rec = {
+                "index": seq,
+                "leaf": text,
+                "proof": [h.hex() for h in tree.inclusion_proof(seq, size)],
+                # the record commits to this person (its index column could have been changed)
+                "filed_correctly": seq not in misfiled,
+            }
+            if text is None:  # erased after its retention period: its hash still proves it was there
+                rec["leaf_hash"] = tree.levels[0][seq].hex()
+            records.append(rec)
         consistency: list[str] = []
         old_head = None
         if known_size and 0 < known_size < size:

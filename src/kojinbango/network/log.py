@@ -15,9 +15,12 @@
   the log corrupt; and ``verify`` (the monitor) still recomputes everything from the database.
 * Each record commits to its person (``subject``: a salted hash of the internal id).  An entry whose
   person column was changed in the database is reported wherever it is read: in the list it was
-  moved into (``check_entries``), at start and by the monitor's full check (it leaves the list it
-  was moved out of without failing a proof there — the resident's own proofs show inclusion, not
-  completeness).
+  moved into (``check_entries``), at start and by the monitor's full check.
+* Each record also names the leaf hash of the same person's previous record (``prev``; "" for their
+  first), taken from the log's own memory when it is appended: a person's records form a chain.  A
+  record taken out of a resident's list (deleted from the index, or moved to another person) leaves
+  a gap the resident's check finds (``common.transparency``) as soon as a later record of theirs
+  exists; the newest record alone can go unnoticed until the next one is appended.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
 _LEAVES: Table = LogEntry.__table__  # type: ignore[assignment]
 _INSERT_LEAF = insert(_LEAVES)
 MISFILED = "entry {seq} is filed under a person its record does not name"
+UNCHAINED = "entry {seq} does not follow its person's previous record (a record of theirs was removed or moved)"
 
 
 @dataclass
@@ -54,13 +58,27 @@ class LeafState:
     hashes: list[bytes]
     problems: list[str]
     # Entries whose person column (how a resident's records are found) no longer matches the
-    # person their record commits to: reported, but the tree itself is intact.
+    # person their record commits to, or whose chain to the person's previous record is broken:
+    # reported, but the tree itself is intact.
     misattributed: list[str] = field(default_factory=list)
+    # each person's newest leaf hash, by the person column: what the next record of theirs follows
+    last_of: dict[int, bytes] = field(default_factory=dict)
 
 
 def subject_of(salt: str, person_id: int | None) -> str:
     """The record's commitment to its person: binds it to the internal id without revealing it."""
     return leaf_hash(f"{salt}:{person_id}".encode()).hex()
+
+
+def prev_of(text: str) -> str | None:
+    """The leaf hash (hex) of the person's previous record that ``text`` names ("" for their first);
+    None for a record written before the chain existed."""
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return None
+    prev = entry.get("prev") if isinstance(entry, dict) else None
+    return prev if isinstance(prev, str) else None
 
 
 def attributed_to(text: str, person_id: int | None) -> bool:
@@ -77,11 +95,19 @@ def attributed_to(text: str, person_id: int | None) -> bool:
 class Appender:
     """Adds leaves within one transaction; the log learns of them only after the commit."""
 
-    def __init__(self, session: Session | Connection, first: int, retention: dt.timedelta):
+    def __init__(
+        self,
+        session: Session | Connection,
+        first: int,
+        retention: dt.timedelta,
+        last_of: dict[int, bytes] | None = None,
+    ):
         self.session = session
         self.next = first
         self.retention = retention
         self.added: list[bytes] = []
+        self.last_of = last_of if last_of is not None else {}
+        self.newest: dict[int, bytes] = {}  # this transaction's appends, by person
 
     def append(self, record: dict[str, Any], person_id: int | None) -> int:
         entry = dict(record)
@@ -90,8 +116,13 @@ class Appender:
         salt = secrets.token_hex(16)
         entry["subject"] = subject_of(salt, person_id)
         entry["salt"] = salt
+        if person_id is not None:
+            prev = self.newest.get(person_id) or self.last_of.get(person_id)
+            entry["prev"] = prev.hex() if prev else ""
         text = canonical(entry).decode()
         h = leaf_hash(text.encode())
+        if person_id is not None:
+            self.newest[person_id] = h
         seq = self.next
         t = now()
         self.session.execute(
@@ -112,6 +143,7 @@ class MerkleLog:
         self.lock = write_lock(db) if db.is_sqlite else threading.RLock()
         self.frontier = Frontier()
         self.cached = Tree()  # every perfect subtree, for proofs without rereading the entries
+        self.last_of: dict[int, bytes] = {}  # each person's newest leaf hash (the chain, see above)
         self.load_problems: list[str] = []
         self.corrupt: str | None = None
         self._load()
@@ -126,6 +158,7 @@ class MerkleLog:
             self.frontier.append(h)
             self.cached.append(h)
         self.load_problems = list(state.problems) + state.misattributed
+        self.last_of = state.last_of
         if state.misattributed:
             log.error("provision records attributed to the wrong person: %s", "; ".join(state.misattributed[:5]))
         if head is not None and head.tree_size == self.frontier.size:
@@ -147,6 +180,7 @@ class MerkleLog:
         problems: list[str] = []
         t = now()
         misattributed: list[str] = []
+        last_of: dict[int, bytes] = {}
         q = select(
             LogEntry.seq, LogEntry.leaf, LogEntry.leaf_hash, LogEntry.retain_until, LogEntry.person_id
         ).order_by(LogEntry.seq)
@@ -159,21 +193,26 @@ class MerkleLog:
                     hashes.append(MISSING)
                 if text is not None:
                     h = leaf_hash(text.encode())
+                    prev = prev_of(text)
                     if h != bytes(stored):
                         problems.append(f"entry {seq} does not match its recorded hash")
                     elif not attributed_to(text, person_id):
                         misattributed.append(MISFILED.format(seq=seq))
+                    elif prev is not None and person_id is not None and prev != last_of.get(person_id, b"").hex():
+                        misattributed.append(UNCHAINED.format(seq=seq))
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
                     h = bytes(stored)
                 else:
                     h = bytes(stored)
                 hashes.append(h)
+                if person_id is not None:
+                    last_of[person_id] = h
         if size is not None:
             while len(hashes) < size:
                 problems.append(f"entry {len(hashes)} is missing")
                 hashes.append(MISSING)
-        return LeafState(hashes, problems, misattributed)
+        return LeafState(hashes, problems, misattributed, last_of)
 
     @property
     def size(self) -> int:
@@ -192,11 +231,12 @@ class MerkleLog:
     def _appending(self, begin: Callable[[], AbstractContextManager[Session | Connection]]) -> Iterator[Appender]:
         with self.lock:
             with begin() as s:
-                appender = Appender(s, self.frontier.size, self.retention)
+                appender = Appender(s, self.frontier.size, self.retention, self.last_of)
                 yield appender
             for h in appender.added:
                 self.frontier.append(h)
                 self.cached.append(h)
+            self.last_of.update(appender.newest)
 
     # --- tree heads ----------------------------------------------------------------------
     def latest_head(self) -> TreeHead | None:

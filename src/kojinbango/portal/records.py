@@ -133,16 +133,22 @@ class RecordsService:
         for r in checked["records"]:
             r["filed_correctly"] = r.get("index") not in misfiled
         empty = bundle.get("tree_head") is None and not bundle.get("records")  # nothing logged yet
-        ok = empty or (checked["head_valid"] and checked["consistent"] is not False and valid and not misfiled)
+        complete = checked["complete"]  # no gap in the chain of this person's records
+        ok = empty or (
+            checked["head_valid"] and checked["consistent"] is not False and valid and not misfiled and complete
+        )
         if ok:
             message = "every record is proven to be in the network's log"
         elif misfiled and valid:
             message = "a record in this list names another person: the network's index may have been altered"
+        elif not complete and valid:
+            message = "a record about you is missing from this list: the network's index may have been altered"
         else:
             message = "some records could not be proven to be in the network's log: the log may have been altered"
         return {
             "records": checked["records"],
             "all_proofs_valid": ok,
+            "complete": complete,
             "message": message,
             "log": {
                 "tree_size": checked.get("tree_size"),
