@@ -188,6 +188,31 @@ def test_a_record_moved_out_of_the_residents_list_leaves_a_gap_they_see(
     assert "does not follow its person's previous record" in capsys.readouterr().out
 
 
+def test_the_newest_record_taken_out_after_the_resident_saw_it_is_missed(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    """No later record shows the gap when the newest one is taken out; the portal remembers the
+    newest record each user was shown and checks it is still there."""
+    src, card, _ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
+        seen = portal_records(nation.topology, nation.urls, card, PIN)
+    assert seen["all_proofs_valid"] is True
+    newest = seen["records"][-1]
+    with sqlite3.connect(d / "network.db") as conn:
+        (mine,) = conn.execute("SELECT person_id FROM log_entries WHERE seq = ?", (newest["index"],)).fetchone()
+        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+        conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, newest["index"]))
+    with running(d) as nation:
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+    assert newest["index"] not in {r["index"] for r in shown["records"]}
+    assert all(r["proof_valid"] and r["chain_valid"] is not False for r in shown["records"])  # no gap left
+    assert shown["complete"] is False and shown["all_proofs_valid"] is False
+    assert "missing from this list" in shown["message"]
+
+
 def test_a_record_erased_after_its_retention_still_proves_and_keeps_the_chain(
     resident: tuple[Path, Path, list[str]], tmp_path: Path
 ) -> None:

@@ -46,7 +46,7 @@ def check_bundle(
     Returns ``{"tree_size", "root_hash", "head_valid", "consistent", "problem", "records": [...],
     "complete"}`` with each record's fields, ``proof_valid`` (and ``proof_error`` when it fails),
     ``chain_valid`` (does it follow the record before it in this list; None for a record older than
-    the chain or erased) and ``erased``.  ``complete`` is false when a record is missing before any
+    the chain or erased), ``erased`` and ``leaf_hash``.  ``complete`` is false when a record is missing before any
     record of the list.
     """
     out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": [], "complete": True}
@@ -93,7 +93,7 @@ def check_bundle(
             hashed = leaf_hash(text.encode()) if isinstance(text, str) else bytes.fromhex(str(rec.get("leaf_hash")))
         except ValueError:
             hashed = b""
-        previous = hashed.hex()
+        previous = entry["leaf_hash"] = hashed.hex()
         if payload is None or not hashed:
             entry["proof_valid"] = False
             entry["proof_error"] = "no verifiable tree head or record text"

@@ -31,7 +31,7 @@ from kojinbango.common.signing import TrustStore
 from kojinbango.common.transparency import check_bundle
 from kojinbango.common.transport import SignedClient
 from kojinbango.portal.models import PortalSession
-from kojinbango.portal.records_models import PortalFugo, SeenTreeHead, SessionCertificate
+from kojinbango.portal.records_models import PortalFugo, SeenRecord, SeenTreeHead, SessionCertificate
 from kojinbango.portal.service import LoginRefused
 
 
@@ -133,10 +133,13 @@ class RecordsService:
         for r in checked["records"]:
             r["filed_correctly"] = r.get("index") not in misfiled
         empty = bundle.get("tree_head") is None and not bundle.get("records")  # nothing logged yet
-        complete = checked["complete"]  # no gap in the chain of this person's records
+        # no gap in the chain of this person's records, and the newest record shown before still there
+        complete = checked["complete"] and self._still_listed(subscriber_id, checked["records"])
         ok = empty or (
             checked["head_valid"] and checked["consistent"] is not False and valid and not misfiled and complete
         )
+        if ok and checked["records"]:
+            self._remember_newest(subscriber_id, checked["records"][-1])
         if ok:
             message = "every record is proven to be in the network's log"
         elif misfiled and valid:
@@ -159,6 +162,26 @@ class RecordsService:
             },
             "bundle": bundle,
         }
+
+
+    def _still_listed(self, subscriber_id: str, records: list[dict[str, Any]]) -> bool:
+        """Is the newest record this user was shown before still in their list, unchanged?  (The chain
+        shows nothing is missing *before* a record; this covers the end of the list.)"""
+        with self.db.transaction() as s:
+            seen = s.get(SeenRecord, subscriber_id)
+            if seen is None:
+                return True
+            last_index, leaf = seen.last_index, seen.leaf_hash
+        return any(r.get("index") == last_index and r.get("leaf_hash") == leaf for r in records)
+
+    def _remember_newest(self, subscriber_id: str, newest: dict[str, Any]) -> None:
+        with self.db.transaction() as s:
+            seen = s.get(SeenRecord, subscriber_id)
+            if seen is None:
+                s.add(SeenRecord(subscriber_id=subscriber_id, last_index=int(newest["index"]),
+                                 leaf_hash=str(newest["leaf_hash"]), seen_at=_now()))  # fmt: skip
+            elif int(newest["index"]) >= seen.last_index:
+                seen.last_index, seen.leaf_hash, seen.seen_at = int(newest["index"]), str(newest["leaf_hash"]), _now()
 
 
 def install(app: FastAPI, service: RecordsService, token_of: Any) -> None:

@@ -1,5 +1,6 @@
 """The portal's やりとり履歴 tables: which certificate a session logged in with, the portal's 符号 of
-each user, and the network tree heads the portal has verified (to check the log only ever grows)."""
+each user, the network tree heads the portal has verified (to check the log only ever grows), and
+the newest record each user was shown (to check it is still in their list)."""
 
 from __future__ import annotations
 
@@ -44,4 +45,15 @@ class SeenTreeHead(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     root_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     document: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+
+
+class SeenRecord(Base):
+    """The newest provision record a user was shown in a verified list: every later list must still
+    hold it (with the chain of ``prev`` hashes, so all the records before it too)."""
+
+    __tablename__ = "portal_seen_records"
+    subscriber_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_index: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    leaf_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
