@@ -72,11 +72,17 @@ def test_the_resident_sees_every_exchange_with_a_valid_proof(
         again = portal_records(nation.topology, nation.urls, card, PIN)
         token, _ = portal_login(nation.topology, nation.urls, card, PIN)
         page = httpx.get(nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"})
+        english = httpx.get(
+            nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"}, cookies={"lang": "en"}
+        )
         anonymous = httpx.get(nation.urls["portal"] + "/records")
     assert again["all_proofs_valid"] is True
     assert again["log"]["consistent_with_last_seen"] is True
     assert page.status_code == 200 and "やりとり履歴" in page.text and ids[0] in page.text
     assert "✗" not in page.text and "日本年金機構" in page.text
+    # the verdict in the reader's language
+    assert "すべての記録がネットワークのログにあることを確認しました" in page.text
+    assert "every record is proven to be in the network" in english.text
     assert anonymous.status_code == 401
 
 
@@ -184,6 +190,7 @@ def test_a_record_moved_out_of_the_residents_list_leaves_a_gap_they_see(
     gap = [r for r in shown["records"] if r["chain_valid"] is False]
     assert [r["exchange_id"] for r in gap] == [ids[1]]  # the record that followed the one taken out
     assert "この記録の前にあるはずの記録が一覧にありません" in page.text
+    assert "あなたに関する記録がこの一覧から欠けています" in page.text
     assert main(["exchange", "verify-log", "--data-dir", str(d)]) == 1
     assert "does not follow its person's previous record" in capsys.readouterr().out
 

@@ -70,24 +70,30 @@ def subject_of(salt: str, person_id: int | None) -> str:
     return leaf_hash(f"{salt}:{person_id}".encode()).hex()
 
 
-def prev_of(text: str) -> str | None:
-    """The leaf hash (hex) of the person's previous record that ``text`` names ("" for their first);
-    None for a record written before the chain existed."""
+def _parsed(text: str) -> dict[str, Any] | None:
     try:
         entry = json.loads(text)
     except ValueError:
         return None
-    prev = entry.get("prev") if isinstance(entry, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
+def prev_of(entry: dict[str, Any] | None) -> str | None:
+    """The leaf hash (hex) of the person's previous record that a record names ("" for their first);
+    None for a record written before the chain existed."""
+    prev = entry.get("prev") if entry is not None else None
     return prev if isinstance(prev, str) else None
 
 
 def attributed_to(text: str, person_id: int | None) -> bool:
     """Does the record ``text`` commit to ``person_id``?  (Records without a commitment: yes.)"""
-    try:
-        entry = json.loads(text)
-    except ValueError:
+    return _commits_to(_parsed(text), person_id) if text else False
+
+
+def _commits_to(entry: dict[str, Any] | None, person_id: int | None) -> bool:
+    if entry is None:
         return False
-    if not isinstance(entry, dict) or "subject" not in entry:
+    if "subject" not in entry:
         return True
     return bool(entry["subject"] == subject_of(str(entry.get("salt", "")), person_id))
 
@@ -193,10 +199,11 @@ class MerkleLog:
                     hashes.append(MISSING)
                 if text is not None:
                     h = leaf_hash(text.encode())
-                    prev = prev_of(text)
+                    entry = _parsed(text)  # read once for both checks (start-up reads every entry)
+                    prev = prev_of(entry)
                     if h != bytes(stored):
                         problems.append(f"entry {seq} does not match its recorded hash")
-                    elif not attributed_to(text, person_id):
+                    elif not _commits_to(entry, person_id):
                         misattributed.append(MISFILED.format(seq=seq))
                     elif prev is not None and person_id is not None and prev != last_of.get(person_id, b"").hex():
                         misattributed.append(UNCHAINED.format(seq=seq))

@@ -56,6 +56,14 @@ def certificate_serial(certificate: str) -> str:
     return str(cert.serial_number)
 
 
+VERDICTS = {
+    "proven": "every record is proven to be in the network's log",
+    "misfiled": "a record in this list names another person: the network's index may have been altered",
+    "incomplete": "a record about you is missing from this list: the network's index may have been altered",
+    "unproven": "some records could not be proven to be in the network's log: the log may have been altered",
+}
+
+
 class RecordsService:
     def __init__(
         self, db: Database, portal_id: str, client: SignedClient, trust: TrustStore, jlis: str, network: str
@@ -141,18 +149,19 @@ class RecordsService:
         if ok and checked["records"]:
             self._remember_newest(subscriber_id, checked["records"][-1])
         if ok:
-            message = "every record is proven to be in the network's log"
+            verdict = "proven"
         elif misfiled and valid:
-            message = "a record in this list names another person: the network's index may have been altered"
+            verdict = "misfiled"
         elif not complete and valid:
-            message = "a record about you is missing from this list: the network's index may have been altered"
+            verdict = "incomplete"
         else:
-            message = "some records could not be proven to be in the network's log: the log may have been altered"
+            verdict = "unproven"
         return {
             "records": checked["records"],
             "all_proofs_valid": ok,
+            "verdict": verdict,  # the page words it in the reader's language
+            "message": VERDICTS[verdict],
             "complete": complete,
-            "message": message,
             "log": {
                 "tree_size": checked.get("tree_size"),
                 "root_hash": checked.get("root_hash"),
