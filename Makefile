@@ -41,8 +41,9 @@ typecheck: $(STAMP)
 
 # The PostgreSQL tests run when a server answers at $(PG_URL) (or KOJINBANGO_TEST_PG_URL);
 # otherwise they are skipped and the summary says so.  CI sets KOJINBANGO_REQUIRE_PG=1.
+# The slowest tests are listed at the end, to keep CI's run short.
 test: $(STAMP) system-deps lint typecheck
-	KOJINBANGO_TEST_PG_URL=$${KOJINBANGO_TEST_PG_URL:-$(PG_URL)} $(BIN)/pytest -q
+	KOJINBANGO_TEST_PG_URL=$${KOJINBANGO_TEST_PG_URL:-$(PG_URL)} $(BIN)/pytest -q --durations=15
 
 bench: $(STAMP)
 	$(BIN)/kojinbango bench numbering --count 10000000 --pg-url $(PG_URL)
