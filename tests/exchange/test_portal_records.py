@@ -220,6 +220,30 @@ def test_the_newest_record_taken_out_after_the_resident_saw_it_is_missed(
     assert "missing from this list" in shown["message"]
 
 
+def test_the_newest_record_taken_out_while_the_network_runs_is_missed_at_first_look(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    """The network says which record of the person is the newest (from its own memory of the log,
+    not from the person column): the list must end with it, even when the resident never looked."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
+        newest = ask(nation, scenarios(d)[1]["command"])["exchange_id"]  # the resident's newest record
+        with sqlite3.connect(d / "network.db") as conn:
+            seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{newest}%",)).fetchone()
+            (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+            conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, seq))
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+    assert newest not in {r.get("exchange_id") for r in shown["records"]} and ids[0] in {
+        r.get("exchange_id") for r in shown["records"]
+    }
+    assert all(r["proof_valid"] and r["chain_valid"] is not False for r in shown["records"])
+    assert shown["complete"] is False and shown["all_proofs_valid"] is False
+    assert "missing from this list" in shown["message"]
+
+
 def test_a_record_erased_after_its_retention_still_proves_and_keeps_the_chain(
     resident: tuple[Path, Path, list[str]], tmp_path: Path
 ) -> None:

@@ -8,7 +8,8 @@ a history rewritten since the last visit, makes a proof fail.
 The list is also checked for completeness: each record names the leaf hash of the same person's
 previous record (``prev``, "" for their first), so a record taken out of the list — deleted from
 the network's index or moved to another person — breaks the chain at the next record
-(``chain_valid`` false).  A record erased after its retention period comes as its leaf hash alone;
+(``chain_valid`` false); the network also says which record of the person is the newest
+(``chain_head``, from its own memory of the log), and the list must end with it.  A record erased after its retention period comes as its leaf hash alone;
 its inclusion is still proven and the chain runs through it.
 """
 
@@ -111,4 +112,10 @@ def check_bundle(
                 entry["proof_valid"] = False
                 entry["proof_error"] = str(exc)
         out["records"].append(entry)
+    # The network's word on which record of this person is the newest: the list must end with it
+    # (a record taken out at the end leaves no gap in the chain).
+    head_of_chain = bundle.get("chain_head")
+    if isinstance(head_of_chain, str) and head_of_chain != previous:
+        out["complete"] = False
+        out["chain_head_matches"] = False
     return out

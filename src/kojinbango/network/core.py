@@ -415,6 +415,8 @@ class NetworkCore:
         return {
             "tree_head": head,
             "records": records,
+            # the newest record of this person the log knows of: the list must end with it
+            "chain_head": self.log.chain_head(person, size),
             "consistency_from": known_size if consistency else None,
             "consistency": consistency,
             "old_head": old_head,

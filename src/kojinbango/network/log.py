@@ -61,8 +61,9 @@ class LeafState:
     # person their record commits to, or whose chain to the person's previous record is broken:
     # reported, but the tree itself is intact.
     misattributed: list[str] = field(default_factory=list)
-    # each person's newest leaf hash, by the person column: what the next record of theirs follows
-    last_of: dict[int, bytes] = field(default_factory=dict)
+    # each person's newest entry (index, leaf hash), by the person column: what the next record of
+    # theirs follows
+    last_of: dict[int, tuple[int, bytes]] = field(default_factory=dict)
 
 
 def subject_of(salt: str, person_id: int | None) -> str:
@@ -106,14 +107,14 @@ class Appender:
         session: Session | Connection,
         first: int,
         retention: dt.timedelta,
-        last_of: dict[int, bytes] | None = None,
+        last_of: dict[int, tuple[int, bytes]] | None = None,
     ):
         self.session = session
         self.next = first
         self.retention = retention
         self.added: list[bytes] = []
         self.last_of = last_of if last_of is not None else {}
-        self.newest: dict[int, bytes] = {}  # this transaction's appends, by person
+        self.newest: dict[int, tuple[int, bytes]] = {}  # this transaction's appends, by person
 
     def append(self, record: dict[str, Any], person_id: int | None) -> int:
         entry = dict(record)
@@ -124,11 +125,11 @@ class Appender:
         entry["salt"] = salt
         if person_id is not None:
             prev = self.newest.get(person_id) or self.last_of.get(person_id)
-            entry["prev"] = prev.hex() if prev else ""
+            entry["prev"] = prev[1].hex() if prev else ""
         text = canonical(entry).decode()
         h = leaf_hash(text.encode())
         if person_id is not None:
-            self.newest[person_id] = h
+            self.newest[person_id] = (self.next, h)
         seq = self.next
         t = now()
         self.session.execute(
@@ -149,7 +150,8 @@ class MerkleLog:
         self.lock = write_lock(db) if db.is_sqlite else threading.RLock()
         self.frontier = Frontier()
         self.cached = Tree()  # every perfect subtree, for proofs without rereading the entries
-        self.last_of: dict[int, bytes] = {}  # each person's newest leaf hash (the chain, see above)
+        # each person's newest entry (index, leaf hash): the chain, see above
+        self.last_of: dict[int, tuple[int, bytes]] = {}
         self.load_problems: list[str] = []
         self.corrupt: str | None = None
         self._load()
@@ -186,7 +188,7 @@ class MerkleLog:
         problems: list[str] = []
         t = now()
         misattributed: list[str] = []
-        last_of: dict[int, bytes] = {}
+        last_of: dict[int, tuple[int, bytes]] = {}
         q = select(
             LogEntry.seq, LogEntry.leaf, LogEntry.leaf_hash, LogEntry.retain_until, LogEntry.person_id
         ).order_by(LogEntry.seq)
@@ -205,7 +207,7 @@ class MerkleLog:
                         problems.append(f"entry {seq} does not match its recorded hash")
                     elif not _commits_to(entry, person_id):
                         misattributed.append(MISFILED.format(seq=seq))
-                    elif prev is not None and person_id is not None and prev != last_of.get(person_id, b"").hex():
+                    elif prev is not None and person_id is not None and prev != last_of.get(person_id, (0, b""))[1].hex():
                         misattributed.append(UNCHAINED.format(seq=seq))
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
@@ -214,7 +216,7 @@ class MerkleLog:
                     h = bytes(stored)
                 hashes.append(h)
                 if person_id is not None:
-                    last_of[person_id] = h
+                    last_of[person_id] = (seq, h)
         if size is not None:
             while len(hashes) < size:
                 problems.append(f"entry {len(hashes)} is missing")
@@ -289,6 +291,15 @@ class MerkleLog:
             state = self.leaf_state(size)
             return Tree(state.hashes), state.problems
         return self.cached, list(self.load_problems)
+
+    def chain_head(self, person_id: int, size: int) -> str | None:
+        """The leaf hash (hex) of the person's newest record in the tree of ``size`` ("" if they have
+        none), from the log's own memory — not from the person column a resident's list is read by;
+        None when a newer record of theirs was appended since that tree (nothing to compare)."""
+        newest = self.last_of.get(person_id)
+        if newest is None:
+            return ""
+        return newest[1].hex() if newest[0] < size else None
 
     def check_entries(
         self, entries: list[tuple[int, str | None]], person_id: int
