@@ -296,6 +296,8 @@ def running(data_dir: Path, fixed_ports: bool = False) -> Iterator[Nation]:
             time.sleep(0.02)
         yield Nation(topology, runtimes, urls)
     finally:
+        for srv in servers:  # all told first, then waited for: each takes a few tenths of a second
+            srv.server.should_exit = True
         for srv in servers:
             srv.stop()
         for rt in runtimes.values():
