@@ -9,8 +9,9 @@ The list is also checked for completeness: each record names the leaf hash of th
 previous record (``prev``, "" for their first), so a record taken out of the list — deleted from
 the network's index or moved to another person — breaks the chain at the next record
 (``chain_valid`` false); the network also says which record of the person is the newest
-(``chain_head``, from its own memory of the log), and the list must end with it.  A record erased after its retention period comes as its leaf hash alone;
-its inclusion is still proven and the chain runs through it.
+(``chain_head``, from its own memory of the log), and the list must end with it.  A record erased
+after its retention period comes as its leaf hash alone; its inclusion is still proven and the chain
+runs through it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def check_head(head: dict[str, Any], trust: TrustStore, network: str) -> dict[st
     return payload
 
 
+def prev_of(entry: dict[str, Any] | None) -> str | None:
+    """The leaf hash (hex) of the person's previous record that a record names ("" for their first);
+    None for a record written before the chain existed."""
+    prev = entry.get("prev") if entry is not None else None
+    return prev if isinstance(prev, str) else None
+
+
 def _index(record: dict[str, Any]) -> int:
     try:
         return int(record.get("index", -1))
@@ -47,8 +55,8 @@ def check_bundle(
     Returns ``{"tree_size", "root_hash", "head_valid", "consistent", "problem", "records": [...],
     "complete"}`` with each record's fields, ``proof_valid`` (and ``proof_error`` when it fails),
     ``chain_valid`` (does it follow the record before it in this list; None for a record older than
-    the chain or erased), ``erased`` and ``leaf_hash``.  ``complete`` is false when a record is missing before any
-    record of the list.
+    the chain or erased), ``erased`` and ``leaf_hash``.  ``complete`` is false when a record is
+    missing before any record of the list, or after the last (``chain_head``).
     """
     out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": [], "complete": True}
     head = bundle.get("tree_head")
@@ -81,7 +89,7 @@ def check_bundle(
         if isinstance(text, str):
             try:
                 parsed = json.loads(text)
-                prev = parsed.get("prev") if isinstance(parsed.get("prev"), str) else None
+                prev = prev_of(parsed)
                 entry = {k: v for k, v in parsed.items() if k not in ("salt", "subject", "v", "prev")}
             except (ValueError, AttributeError):
                 entry = {}

@@ -19,8 +19,9 @@
 * Each record also names the leaf hash of the same person's previous record (``prev``; "" for their
   first), taken from the log's own memory when it is appended: a person's records form a chain.  A
   record taken out of a resident's list (deleted from the index, or moved to another person) leaves
-  a gap the resident's check finds (``common.transparency``) as soon as a later record of theirs
-  exists; the newest record alone can go unnoticed until the next one is appended.
+  a gap the resident's check finds (``common.transparency``) at their next record; the end of the
+  list is covered by ``chain_head`` (each person's newest record, from the log's memory, which is
+  rebuilt from the database at start).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from kojinbango.common.documents import canonical, sign_document
 from kojinbango.common.linkage import TREE_HEAD_KIND, now, write_lock
 from kojinbango.common.merkle import Frontier, Tree, leaf_hash
 from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.transparency import prev_of
 from kojinbango.network.models import LogEntry, TreeHead
 
 log = logging.getLogger(__name__)
@@ -79,13 +81,6 @@ def _parsed(text: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def prev_of(entry: dict[str, Any] | None) -> str | None:
-    """The leaf hash (hex) of the person's previous record that a record names ("" for their first);
-    None for a record written before the chain existed."""
-    prev = entry.get("prev") if entry is not None else None
-    return prev if isinstance(prev, str) else None
-
-
 def attributed_to(text: str, person_id: int | None) -> bool:
     """Does the record ``text`` commit to ``person_id``?  (Records without a commitment: yes.)"""
     return _commits_to(_parsed(text), person_id) if text else False
@@ -107,13 +102,13 @@ class Appender:
         session: Session | Connection,
         first: int,
         retention: dt.timedelta,
-        last_of: dict[int, tuple[int, bytes]] | None = None,
+        last_of: dict[int, tuple[int, bytes]],
     ):
         self.session = session
         self.next = first
         self.retention = retention
         self.added: list[bytes] = []
-        self.last_of = last_of if last_of is not None else {}
+        self.last_of = last_of  # the log's memory of each person's newest entry (read only here)
         self.newest: dict[int, tuple[int, bytes]] = {}  # this transaction's appends, by person
 
     def append(self, record: dict[str, Any], person_id: int | None) -> int:

@@ -172,7 +172,6 @@ class RecordsService:
             "bundle": bundle,
         }
 
-
     def _still_listed(self, subscriber_id: str, records: list[dict[str, Any]]) -> bool:
         """Is the newest record this user was shown before still in their list, unchanged?  (The chain
         shows nothing is missing *before* a record; this covers the end of the list.)"""
