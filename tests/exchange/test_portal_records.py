@@ -244,6 +244,32 @@ def test_the_newest_record_taken_out_while_the_network_runs_is_missed_at_first_l
     assert "missing from this list" in shown["message"]
 
 
+@pytest.mark.parametrize("refile", ["another person", "nobody"])
+def test_the_newest_record_taken_out_while_the_network_was_stopped_is_missed_at_first_look(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, refile: str
+) -> None:
+    """Taken out of the resident's list while the network was stopped, before they ever looked: the
+    network rebuilds each person's newest record at start from whom the records commit to (by their
+    chain), not from the person column, so the resident's first list is still seen to be short."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
+    with running(d) as nation:
+        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
+        newest = ask(nation, scenarios(d)[1]["command"])["exchange_id"]  # the resident's newest record
+    with sqlite3.connect(d / "network.db") as conn:
+        seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{newest}%",)).fetchone()
+        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+        conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other if refile == "another person" else None, seq))
+    with running(d) as nation:
+        shown = portal_records(nation.topology, nation.urls, card, PIN)
+    listed = {r.get("exchange_id") for r in shown["records"]}
+    assert newest not in listed and ids[0] in listed
+    assert all(r["proof_valid"] and r["chain_valid"] is not False for r in shown["records"])
+    assert shown["complete"] is False and shown["all_proofs_valid"] is False
+    assert "missing from this list" in shown["message"]
+
+
 def test_a_record_erased_after_its_retention_still_proves_and_keeps_the_chain(
     resident: tuple[Path, Path, list[str]], tmp_path: Path
 ) -> None:

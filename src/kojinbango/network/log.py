@@ -21,7 +21,7 @@
   record taken out of a resident's list (deleted from the index, or moved to another person) leaves
   a gap the resident's check finds (``common.transparency``) at their next record; the end of the
   list is covered by ``chain_head`` (each person's newest record, from the log's memory, which is
-  rebuilt from the database at start).
+  rebuilt from the database at start by whom each record commits to, not by the person column).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from kojinbango.common.linkage import TREE_HEAD_KIND, now, write_lock
 from kojinbango.common.merkle import Frontier, Tree, leaf_hash
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.transparency import prev_of
-from kojinbango.network.models import LogEntry, TreeHead
+from kojinbango.network.models import Exchange, LogEntry, TreeHead
 
 log = logging.getLogger(__name__)
 MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
@@ -63,8 +63,8 @@ class LeafState:
     # person their record commits to, or whose chain to the person's previous record is broken:
     # reported, but the tree itself is intact.
     misattributed: list[str] = field(default_factory=list)
-    # each person's newest entry (index, leaf hash), by the person column: what the next record of
-    # theirs follows
+    # each person's newest entry (index, leaf hash), by the person the record commits to (its column,
+    # or for a misfiled record its chain or exchange): what the next record of theirs follows
     last_of: dict[int, tuple[int, bytes]] = field(default_factory=dict)
 
 
@@ -189,11 +189,14 @@ class MerkleLog:
         ).order_by(LogEntry.seq)
         if size is not None:
             q = q.where(LogEntry.seq < size)
-        with self.db.engine.connect() as conn:
+        filed_last: dict[int, bytes] = {}
+        owners = _ChainOwners(self.db)
+        with self.db.engine.connect() as conn, owners:
             for seq, text, stored, retain_until, person_id in conn.execute(q):
                 while len(hashes) < seq:
                     problems.append(f"entry {len(hashes)} is missing")
                     hashes.append(MISSING)
+                owner = person_id
                 if text is not None:
                     h = leaf_hash(text.encode())
                     entry = _parsed(text)  # read once for both checks (start-up reads every entry)
@@ -202,7 +205,8 @@ class MerkleLog:
                         problems.append(f"entry {seq} does not match its recorded hash")
                     elif not _commits_to(entry, person_id):
                         misattributed.append(MISFILED.format(seq=seq))
-                    elif prev is not None and person_id is not None and prev != last_of.get(person_id, (0, b""))[1].hex():
+                        owner = owners.find(entry, prev)
+                    elif prev is not None and person_id is not None and prev != filed_last.get(person_id, b"").hex():
                         misattributed.append(UNCHAINED.format(seq=seq))
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
@@ -210,8 +214,14 @@ class MerkleLog:
                 else:
                     h = bytes(stored)
                 hashes.append(h)
-                if person_id is not None:
-                    last_of[person_id] = (seq, h)
+                if person_id is not None:  # what the person's list, read by this column, holds last
+                    filed_last[person_id] = h
+                if owner is not None:
+                    # the person the record is about, not the column it is filed under: a newest
+                    # record taken out of someone's list while the network was stopped stays their
+                    # chain_head, so their list is seen to be incomplete
+                    owners.moved(last_of.get(owner), owner, h)
+                    last_of[owner] = (seq, h)
         if size is not None:
             while len(hashes) < size:
                 problems.append(f"entry {len(hashes)} is missing")
@@ -358,6 +368,50 @@ class MerkleLog:
                 .values(leaf=None)
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+
+class _ChainOwners:
+    """Whose record a misfiled entry is, while the log is read at start: the person whose newest
+    record it names as ``prev`` (its chain), else the person of its exchange — either only if the
+    record commits to them.  None when neither is (its first record, with the exchange row altered
+    too): then it is still reported as misfiled, but not counted as anyone's newest record."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.by_newest: dict[bytes, int] = {}  # each person's newest leaf hash -> the person
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> _ChainOwners:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def moved(self, before: tuple[int, bytes] | None, person: int, h: bytes) -> None:
+        if before is not None:
+            self.by_newest.pop(before[1], None)
+        self.by_newest[h] = person
+
+    def find(self, entry: dict[str, Any] | None, prev: str | None) -> int | None:
+        if entry is None:
+            return None
+        if prev:
+            try:
+                person = self.by_newest.get(bytes.fromhex(prev))
+            except ValueError:
+                person = None
+            if person is not None and _commits_to(entry, person):
+                return person
+        exchange_id = entry.get("exchange_id")
+        if not isinstance(exchange_id, str):
+            return None
+        if self._conn is None:  # a second connection: the first is still reading the entries
+            self._conn = self.db.engine.connect()
+        person = self._conn.execute(
+            select(Exchange.person_id).where(Exchange.exchange_id == exchange_id)
+        ).scalar()
+        return person if person is not None and _commits_to(entry, person) else None
 
 
 def leaf_of(text: str) -> dict[str, Any]:
