@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 
 from kojinbango.common.app import OrgRuntime
-from kojinbango.common.pki import create_ca, issue_org_certificate
+from kojinbango.common.pki import create_ca, issue_encryption_certificate, issue_org_certificate
 from kojinbango.common.topology import OrgEntry, Topology
 from kojinbango.common.transport import SERVER_KEEP_ALIVE_SECONDS
 from kojinbango.municipality.register.notices import NoticePrinter
@@ -178,10 +178,33 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
             "retry_give_up_hours": defaults.retry_give_up_hours,
         }
         changed = True
+    changed |= _add_answer_encryption(topo, pki)
     write_default(LinkageSettings.of(topo).table_path(topo))
     if changed:
         topo.save()
     return topo
+
+
+QUERIER_KINDS = ("municipality", "agency")  # 情報照会者: answers to them are sealed (common.sealing)
+
+
+def _add_answer_encryption(topo: Topology, pki: Path) -> bool:
+    """An encryption certificate for every querier whose keys this machine holds, where the
+    deployment's CA is (older deployments too): answers are sealed to it, so the network and the
+    intermediate servers see no information.  Elsewhere the operator issues it where the CA is
+    and copies the topology."""
+    changed = False
+    if not (pki / "ca.key").exists():  # only where the deployment's CA is (never a CA of its own)
+        return False
+    for org in topo.organisations.values():
+        if org.kind not in QUERIER_KINDS or org.encryption_certificate or not org.key:
+            continue
+        if not topo.resolve(org.key).exists():  # not this machine's organisation
+            continue
+        issue_encryption_certificate(pki, org.id, org.name)
+        org.encryption_certificate, org.encryption_key = f"pki/{org.id}.enc.pem", f"pki/{org.id}.enc.key"
+        changed = True
+    return changed
 
 
 # The package whose ``app.create(topology, org_id, directory=…, database_url=…)`` assembles each kind.

@@ -3,17 +3,19 @@ database files (nor the 住民票コード in the network's)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from exchange_helpers import ask, scenarios
+from exchange_helpers import ask, querier_service, scenarios
 from sqlalchemy import delete, select
 
 import kojinbango.nation as nation_module
 from kojinbango.common.db import Database
+from kojinbango.common.sealing import Opener, SealError
 from kojinbango.jlis.models import IdentityRecord, IssuedNumber
 from kojinbango.municipality.linkage.models import CopyState, FugoRequest
 from kojinbango.nation import running
@@ -92,3 +94,69 @@ def test_no_number_on_the_wire_or_in_their_databases(
     assert not found_in(network_data, codes), "a 住民票コード is in the network's database"
     # the scan itself works: the municipality's own database does hold numbers
     assert found_in(b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("m131016.db")), numbers)
+
+
+def test_the_provided_information_is_sealed_to_the_querier(linkage_dir: Path, tmp_path: Path) -> None:
+    """The provider seals what it provides to the querier's encryption certificate: the querier reads
+    it, while the network (which keeps the answer) and the querier's intermediate server hold only
+    ciphertext, and another querier cannot open it."""
+    d = tmp_path / "nation"
+    shutil.copytree(linkage_dir, d)
+    with running(d) as nation:
+        answer = ask(nation, scenarios(d)[0]["command"])  # B asks A for 地方税関係情報
+        topology = nation.topology
+    assert answer["status"] == "answered" and answer["signature_valid"] is True
+    assessments = answer["data"]["assessments"]
+    assert assessments and all("tax_amount" in a for a in assessments)
+    stored = {}
+    for org, sql in (("network", "SELECT answer FROM exchanges WHERE exchange_id = ?"),
+                     ("intermediate", "SELECT answer FROM im_queries WHERE exchange_id = ?")):  # fmt: skip
+        db = Database(f"sqlite:///{d}/{org}.db")
+        try:
+            with db.engine.connect() as conn:
+                (doc,) = conn.exec_driver_sql(sql, (answer["exchange_id"],)).one()
+        finally:
+            db.dispose()
+        stored[org] = json.loads(doc)["payload"]
+    payload = stored["network"]
+    assert stored["intermediate"] == payload  # the querier's intermediate server keeps the same document
+    assert "data" not in payload and payload["sealed_for"] == "m131041" and payload["held"] is True
+    network_files = b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("network.db"))
+    assert payload["sealed_data"].encode() in network_files and b"tax_amount" not in network_files
+    key = topology.opening_key("nenkin")
+    assert key is not None
+    with pytest.raises(SealError):
+        Opener(key).open(payload["sealed_data"])
+
+
+def test_an_older_deployment_gets_encryption_certificates_and_answers_before_them_still_read(
+    linkage_dir: Path, tmp_path: Path
+) -> None:
+    """A deployment made before answers were sealed: its queriers have no encryption certificate, so
+    answers to them travel in clear (and still verify); the next command that prepares the linkage
+    organisations issues the certificates, and from then on answers are sealed."""
+    from kojinbango.common.topology import Topology
+    from kojinbango.nation import add_linkage_organisations
+
+    d = tmp_path / "nation"
+    shutil.copytree(linkage_dir, d)
+    topo = Topology.load(d / "topology.json")
+    for org in topo.organisations.values():
+        org.encryption_certificate = org.encryption_key = None
+    topo.save()
+    for p in (d / "pki").glob("*.enc.*"):
+        p.unlink()
+    with running(d) as nation:
+        before = ask(nation, scenarios(d)[0]["command"])
+    assert before["signature_valid"] is True and before["data"]["assessments"]
+    upgraded = add_linkage_organisations(Topology.load(d / "topology.json"))
+    queriers = {o.id for o in upgraded.organisations.values() if o.kind in ("municipality", "agency")}
+    assert {o.id for o in upgraded.organisations.values() if o.encryption_certificate} == queriers
+    assert all((d / "pki" / f"{q}.enc.pem").exists() for q in queriers)
+    with running(d) as nation:
+        after = ask(nation, scenarios(d)[0]["command"])
+        stored = querier_service(nation, "131041").answers()
+    assert after["signature_valid"] is True and after["data"] == before["data"]
+    by_id = {a["exchange_id"]: a for a in stored}
+    assert by_id[before["exchange_id"]]["data"] == before["data"]  # kept in clear, still shown
+    assert by_id[after["exchange_id"]]["data"] == after["data"]  # opened from its seal

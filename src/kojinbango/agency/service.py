@@ -28,6 +28,7 @@ from kojinbango.common.linkage import (
     wait_final,
     writing,
 )
+from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
@@ -95,7 +96,10 @@ class AgencyService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         intermediate.result_hooks.append(self._on_result)
-        self._checked: dict[str, tuple[bool | None, dt.datetime | None]] = {}  # request id → verification
+        key = topology.opening_key(org_id)  # answers are sealed to the agency (common.sealing)
+        self.opener = Opener(key) if key is not None else None
+        # request id → (signature valid, as of, the information opened)
+        self._checked: dict[str, tuple[bool | None, dt.datetime | None, Any]] = {}
 
     # --- its own persons -------------------------------------------------------------------------
     def register(self, my_number: str, name: str = "", birth_date: dt.date | None = None) -> int:
@@ -280,6 +284,7 @@ class AgencyService:
             as_of=checked[1],
             document=state.get("answer"),
             signature_valid=checked[0],
+            data=checked[2],
         )
 
     def _answer(self, request_id: str) -> dict[str, Any]:
@@ -305,10 +310,10 @@ class AgencyService:
         if tenant != self.org_id:
             return
         doc = state.get("answer")
-        valid, as_of = None, None
+        valid, as_of, data = None, None, None
         if doc is not None:
-            valid, as_of, _ = verify_answer(
-                doc, self.trust, self.settings, state.get("exchange_id"), state["provider"]
+            valid, as_of, data = verify_answer(
+                doc, self.trust, self.settings, state.get("exchange_id"), state["provider"], self.opener
             )
         final = state["status"] in FINAL
         s.execute(
@@ -317,15 +322,17 @@ class AgencyService:
              "p_reason": str(state.get("reason") or "")[:400], "p_document": doc, "p_valid": valid, "p_as_of": as_of,
              "p_answered_at": now() if final else None},
         )  # fmt: skip
-        self._checked[state["request_id"]] = (valid, as_of)
+        self._checked[state["request_id"]] = (valid, as_of, data)
 
     def _view(self, row: AgencyAnswer) -> dict[str, Any]:
-        return stored_answer_view(self.topology, self.org_id, row)
+        return stored_answer_view(self.topology, self.org_id, row, self.opener)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         with writing(self.db) as s:
             row = s.scalar(select(AgencyAnswer).where(AgencyAnswer.exchange_id == exchange_id))
             if row is None or row.document is None:
                 raise NotFound("no stored answer with this 処理通番")
-            valid, _, _ = verify_answer(row.document, self.trust, self.settings, exchange_id, row.provider)
+            valid, _, _ = verify_answer(
+                row.document, self.trust, self.settings, exchange_id, row.provider, self.opener
+            )
         return {"exchange_id": exchange_id, "signature_valid": valid}

@@ -8,7 +8,9 @@
   by its organisation id (``nenkin``).
 * The provider's answer is a signed document (論点7) of kind ``linkage_answer``, signed by the
   intermediate server that answers for the provider; anyone holding the deployment's certificates
-  can check it later.
+  can check it later.  The information in it is sealed to the querier's encryption certificate
+  (``sealed_data``, a JWE: ``common.sealing``), so only the querier reads it; the rest (who, what,
+  when, held or not) stays readable for the network's records.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.documents import verify_document
 from kojinbango.common.errors import BusinessError
+from kojinbango.common.sealing import Opener, SealError
 from kojinbango.common.signing import SignatureError, TrustStore
 from kojinbango.common.topology import Topology, TopologyError
 
@@ -172,9 +175,10 @@ def answer_view(
     as_of: dt.datetime | None,
     document: dict[str, Any] | None,
     signature_valid: bool | None,
+    data: Any,
 ) -> dict[str, Any]:
     """A query and its answer as the querier shows it (CLI, JSON interface): organisations by their
-    public id, the provided data read from the signed document's payload."""
+    public id; ``data``: the provided information, opened from the signed document."""
     payload = (document or {}).get("payload", {})
     return {
         "exchange_id": exchange_id,
@@ -189,7 +193,7 @@ def answer_view(
         "as_of": iso(as_of),
         "held": payload.get("held"),
         "layout": payload.get("layout"),
-        "data": payload.get("data"),
+        "data": data,
         "signature_valid": signature_valid,
     }
 
@@ -209,8 +213,16 @@ class StoredAnswer(Protocol):
     signature_valid: bool | None
 
 
-def stored_answer_view(topology: Topology, querier: str, row: StoredAnswer) -> dict[str, Any]:
-    """``answer_view`` of a stored row."""
+def stored_answer_view(
+    topology: Topology, querier: str, row: StoredAnswer, opener: Opener | None
+) -> dict[str, Any]:
+    """``answer_view`` of a stored row (its information opened with the querier's ``opener``)."""
+    data = None
+    if row.document is not None and row.signature_valid:
+        try:
+            data = answer_data(row.document.get("payload", {}), opener)
+        except SealError:
+            data = None
     return answer_view(
         topology,
         querier,
@@ -224,6 +236,7 @@ def stored_answer_view(topology: Topology, querier: str, row: StoredAnswer) -> d
         as_of=row.as_of,
         document=row.document,
         signature_valid=row.signature_valid,
+        data=data,
     )
 
 
@@ -260,25 +273,39 @@ def check_answer(
     return AnswerCheck(True, "", payload)
 
 
+def answer_data(payload: dict[str, Any], opener: Opener | None) -> Any:
+    """The information an answer's payload carries: opened when sealed to the querier (SealError
+    when ``opener`` cannot), as it is for an answer made before answers were sealed."""
+    sealed = payload.get("sealed_data")
+    if sealed is None:
+        return payload.get("data")
+    if opener is None:
+        raise SealError("the answer is sealed and this organisation holds no key to open it")
+    return opener.open(str(sealed))
+
+
 def verify_answer(
     doc: dict[str, Any],
     trust: TrustStore,
     settings: LinkageSettings,
     exchange_id: str | None,
     provider: str | None = None,
-) -> tuple[bool, dt.datetime | None, dict[str, Any]]:
+    opener: Opener | None = None,
+) -> tuple[bool, dt.datetime | None, Any]:
     """The querier's check of an answer before it is stored: the signature and, when information is
-    held, its data against the layout version the answer names.  Returns (valid, as_of, payload)."""
+    held, that it opens with the querier's key and fits the layout version the answer names.
+    Returns (valid, as_of, the information — None unless valid and held)."""
     from kojinbango.common.layouts import LayoutError, validate
 
     check = check_answer(doc, trust, settings, exchange_id, provider)
-    valid, payload = check.valid, check.payload
+    valid, payload, data = check.valid, check.payload, None
     if valid and payload.get("held"):
         try:
-            validate(str(payload["info"]), payload.get("data"), payload.get("layout_version"))
-        except LayoutError:
-            valid = False
-    return valid, parse_iso(payload.get("as_of")), payload
+            data = answer_data(payload, opener)
+            validate(str(payload["info"]), data, payload.get("layout_version"))
+        except (LayoutError, SealError):
+            valid, data = False, None
+    return valid, parse_iso(payload.get("as_of")), data
 
 
 # --- writing to SQLite from many threads ----------------------------------------------------------

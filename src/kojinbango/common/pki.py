@@ -89,9 +89,28 @@ def create_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifi
 
 def issue_org_certificate(directory: Path, org_id: str, org_name: str) -> OrgCredentials:
     """Create (or load) ``org_id``'s key pair and a certificate signed by the deployment CA."""
-    key_path, cert_path = directory / f"{org_id}.key", directory / f"{org_id}.pem"
+    key, cert = _issue(directory, org_id, org_id, org_name, _SIGNING)
+    return OrgCredentials(org_id, key, cert)
+
+
+def issue_encryption_certificate(
+    directory: Path, org_id: str, org_name: str
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Create (or load) ``org_id``'s *encryption* key pair (``{org_id}.enc.key``/``.enc.pem``): key
+    agreement only, kept apart from its signing key, for answers sealed to it (``common.sealing``)."""
+    return _issue(directory, f"{org_id}.enc", org_id, org_name, _KEY_AGREEMENT)
+
+
+_SIGNING = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+_KEY_AGREEMENT = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
+
+
+def _issue(
+    directory: Path, stem: str, org_id: str, org_name: str, usage: x509.KeyUsage
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.pem"
     if key_path.exists() and cert_path.exists():
-        return OrgCredentials(org_id, load_key(key_path), load_certificate(cert_path))
+        return load_key(key_path), load_certificate(cert_path)
     ca_key, ca_cert = create_ca(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -104,14 +123,12 @@ def issue_org_certificate(directory: Path, org_id: str, org_name: str) -> OrgCre
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(usage, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return OrgCredentials(org_id, key, cert)
+    return key, cert
 
 
 def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -144,3 +161,21 @@ def verify_org_certificate(cert: x509.Certificate, ca_cert: x509.Certificate, or
         raise CertificateError(f"certificate for {org_id} is not valid now")
     if common_name(cert) != org_id:
         raise CertificateError(f"certificate names {common_name(cert)!r}, expected {org_id!r}")
+
+
+def verify_encryption_certificate(
+    cert: x509.Certificate, ca_cert: x509.Certificate, org_id: str
+) -> ec.EllipticCurvePublicKey:
+    """``verify_org_certificate`` for an encryption certificate, which must allow key agreement
+    (and only that); returns its public key."""
+    verify_org_certificate(cert, ca_cert, org_id)
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise CertificateError(f"encryption certificate for {org_id} states no key usage") from None
+    if not usage.key_agreement or usage.digital_signature:
+        raise CertificateError(f"certificate for {org_id} is not an encryption (key agreement) certificate")
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CertificateError(f"encryption certificate for {org_id} does not hold an EC key")
+    return key

@@ -11,7 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kojinbango.common.pki import OrgCredentials, load_certificate, load_key
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from kojinbango.common.pki import OrgCredentials, load_certificate, load_key, verify_encryption_certificate
 from kojinbango.common.signing import TrustStore
 
 KINDS = ("jlis", "prefecture", "municipality", "portal", "relying_party", "network", "intermediate", "agency")
@@ -36,6 +38,9 @@ class OrgEntry:
     prefecture: str | None = None
     short_name: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)
+    # 情報照会者 only: the key pair answers are sealed to (key agreement; common.sealing)
+    encryption_certificate: str | None = None
+    encryption_key: str | None = None
 
 
 @dataclass
@@ -103,6 +108,23 @@ class Topology:
         ca = load_certificate(self.resolve(self.ca_certificate))
         certs = {o.id: load_certificate(self.resolve(o.certificate)) for o in self.organisations.values()}
         return TrustStore(ca, certs)
+
+    def sealing_key(self, org_id: str) -> ec.EllipticCurvePublicKey | None:
+        """The public key answers to ``org_id`` are sealed to: its encryption certificate, checked
+        against the deployment CA; None when it has none (answers to it then travel unsealed)."""
+        org = self.org(org_id)
+        if not org.encryption_certificate:
+            return None
+        ca = load_certificate(self.resolve(self.ca_certificate))
+        return verify_encryption_certificate(load_certificate(self.resolve(org.encryption_certificate)), ca, org_id)
+
+    def opening_key(self, org_id: str) -> ec.EllipticCurvePrivateKey | None:
+        """``org_id``'s own key for opening the answers sealed to it (None: it has no encryption
+        certificate, or this machine does not hold the key)."""
+        org = self.org(org_id)
+        if not org.encryption_key:
+            return None
+        return load_key(self.resolve(org.encryption_key))
 
     def credentials(self, org_id: str) -> OrgCredentials:
         org = self.org(org_id)

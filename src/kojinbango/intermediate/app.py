@@ -40,6 +40,7 @@ def create(
         {o: public_id(topology, o) for o in topology.organisations},
         settings.retention_years,
         acall=client.acall,
+        sealing_key=topology.sealing_key,
     )
     app = org_app(
         f"{org.name}",

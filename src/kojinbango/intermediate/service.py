@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,8 @@ from kojinbango.common.documents import sign_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
 from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
-from kojinbango.common.pki import OrgCredentials
+from kojinbango.common.pki import CertificateError, OrgCredentials
+from kojinbango.common.sealing import Sealer
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.common.worker import BackgroundLoop
 from kojinbango.intermediate.models import (
@@ -115,8 +117,13 @@ class IntermediateService:
         public_ids: dict[str, str],
         retention_years: int = 7,
         acall: ACall | None = None,
+        sealing_key: Callable[[str], ec.EllipticCurvePublicKey | None] | None = None,
     ):
         self.db = db
+        # the querier's encryption key, by organisation: the provided information is sealed to it
+        self._sealing_key = sealing_key
+        self._recipients: dict[str, ec.EllipticCurvePublicKey | None] = {}
+        self._sealer = Sealer()
         self.creds = creds
         self.tenants = set(tenants)
         self.network = network
@@ -554,9 +561,8 @@ class IntermediateService:
                 confirmed = s.execute(_CONFIRMED, {"tenant": tenant, "cat": category}).scalar()
                 if confirmed is not None:
                     as_of = max(as_of, confirmed)
-                body.update(
-                    layout=f"{category}/{version}", layout_version=version, as_of=iso(as_of), data=data
-                )
+                body.update(layout=f"{category}/{version}", layout_version=version, as_of=iso(as_of))
+                body.update(self._information(str(payload["querier"]), data))
             else:
                 body.update(as_of=iso(t), data=None)
             doc = sign_document(self.creds, ANSWER_KIND, body)
@@ -582,6 +588,20 @@ class IntermediateService:
         if os.environ.get(FAILPOINT) == "crash_after_provide":
             os._exit(9)  # the provision is committed; the answer never leaves (a crash mid-exchange)
         return doc
+
+    def _information(self, querier: str, data: Any) -> dict[str, Any]:
+        """The provided information as the answer carries it: sealed to the querier's encryption
+        certificate (only the querier opens it; the network keeps ciphertext), or in clear for a
+        querier that has none."""
+        if querier not in self._recipients:
+            try:
+                self._recipients[querier] = self._sealing_key(querier) if self._sealing_key else None
+            except CertificateError as exc:  # never fall back to clear: the network retries later
+                raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
+        recipient = self._recipients[querier]
+        if recipient is None:
+            return {"data": data}
+        return {"sealed_data": self._sealer.seal(data, recipient, querier), "sealed_for": querier}
 
     # --- 情報提供等記録 (TKM) ----------------------------------------------------------------------
     def records(

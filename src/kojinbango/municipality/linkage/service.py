@@ -39,6 +39,7 @@ from kojinbango.common.linkage import (
     wait_final,
     writing,
 )
+from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
@@ -78,6 +79,8 @@ class LinkageService:
         self.addressee = addressee
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
+        key = topology.opening_key(org_id)  # answers are sealed to this municipality (common.sealing)
+        self.opener = Opener(key) if key is not None else None
         self._lock = threading.Lock()
         self._loop = BackgroundLoop(
             f"linkage-{self.org_id}",
@@ -335,7 +338,7 @@ class LinkageService:
             valid, as_of = None, None
             if doc is not None:
                 valid, as_of, _ = verify_answer(
-                    doc, self.trust, self.settings, state.get("exchange_id"), row.provider
+                    doc, self.trust, self.settings, state.get("exchange_id"), row.provider, self.opener
                 )
             row.exchange_id = state.get("exchange_id") or row.exchange_id
             row.status = state["status"]
@@ -347,7 +350,7 @@ class LinkageService:
             return self._view(row)
 
     def _view(self, row: LinkageAnswer) -> dict[str, Any]:
-        return stored_answer_view(self.topology, self.org_id, row)
+        return stored_answer_view(self.topology, self.org_id, row, self.opener)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         """Check a stored answer again, later: is it still the provider's genuine signed document?"""

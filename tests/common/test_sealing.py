@@ -1,0 +1,76 @@
+"""Answers sealed for the querier (JWE, ECDH-ES + A256GCM) and the encryption certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc import jwe
+
+from kojinbango.common.pki import (
+    CertificateError,
+    create_ca,
+    issue_encryption_certificate,
+    issue_org_certificate,
+    verify_encryption_certificate,
+)
+from kojinbango.common.sealing import Opener, Sealer, SealError, _jwk
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER = ec.generate_private_key(ec.SECP256R1())
+SEALER = Sealer()
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(json_values)
+def test_what_is_sealed_opens_with_the_recipients_key_only(data: Any) -> None:
+    token = SEALER.seal(data, KEY.public_key(), "m131041")
+    assert Opener(KEY).open(token) == data
+    with pytest.raises(SealError):
+        Opener(OTHER).open(token)
+
+
+def test_the_seal_is_a_standard_jwe_that_hides_the_information() -> None:
+    data = {"assessments": [{"fiscal_year": 2025, "tax_amount": 250000, "name": "髙橋"}]}
+    token = SEALER.seal(data, KEY.public_key(), "m131041")
+    assert token.count(".") == 4 and "assessments" not in token and "250000" not in token
+    opened = jwe.decrypt_compact(token, _jwk(KEY))  # any JOSE implementation reads it
+    assert opened.protected["alg"] == "ECDH-ES" and opened.protected["enc"] == "A256GCM"
+    assert opened.protected["kid"] == "m131041"
+
+
+def test_an_altered_or_foreign_token_is_refused() -> None:
+    token = SEALER.seal({"a": 1}, KEY.public_key(), "m")
+    head, key, iv, ct, tag = token.split(".")
+    flipped = ct[:-2] + ("A" if ct[-2] != "A" else "B") + ct[-1]
+    for bad in (".".join((head, key, iv, flipped, tag)), "not a token", ""):
+        with pytest.raises(SealError):
+            Opener(KEY).open(bad)
+    # another algorithm the token names is not followed, even with the right key
+    wrapped = jwe.encrypt_compact({"alg": "ECDH-ES+A128KW", "enc": "A128GCM"}, b"{}", _jwk(KEY.public_key()))
+    with pytest.raises(SealError):
+        Opener(KEY).open(wrapped)
+
+
+def test_encryption_certificates_are_for_key_agreement_only(tmp_path: Path) -> None:
+    _, ca = create_ca(tmp_path)
+    signing = issue_org_certificate(tmp_path, "m131041", "東京都新宿区")
+    key, cert = issue_encryption_certificate(tmp_path, "m131041", "東京都新宿区")
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_agreement and not usage.digital_signature
+    assert key.private_numbers() != signing.key.private_numbers()  # a key pair of its own
+    assert verify_encryption_certificate(cert, ca, "m131041").public_numbers() == key.public_key().public_numbers()
+    with pytest.raises(CertificateError, match="not an encryption"):
+        verify_encryption_certificate(signing.certificate, ca, "m131041")
+    with pytest.raises(CertificateError, match="expected"):
+        verify_encryption_certificate(cert, ca, "m131016")
