@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +31,7 @@ from sqlalchemy import (
     insert,
     text,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +53,75 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# A write transaction that crosses SQLite's automatic checkpoint threshold (1,000 pages) copies the
+# WAL into the database file and fsyncs it before its commit returns: on a service's event loop that
+# stalls every request the process is serving.  Checkpoints run instead on a background thread
+# (``_Checkpointer``), PASSIVE (they never wait for or block a reader or writer), while the threshold
+# stays as a backstop at ten times the default for when that thread falls behind.
+CHECKPOINT_SECONDS = 0.5
+BACKSTOP_PAGES = 10_000
+
+
+class _Checkpointer:
+    """One daemon thread per process that checkpoints the registered SQLite files."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, int] = {}  # path -> engines using it
+        self._conns: dict[str, sqlite3.Connection] = {}
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(self, path: str) -> None:
+        with self._guard:
+            self._files[path] = self._files.get(path, 0) + 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+                self._thread.start()
+
+    def unregister(self, path: str) -> None:
+        with self._guard:
+            left = self._files.get(path, 0) - 1
+            if left > 0:
+                self._files[path] = left
+                return
+            self._files.pop(path, None)
+            conn = self._conns.pop(path, None)
+        if conn is not None:
+            conn.close()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(CHECKPOINT_SECONDS)
+            with self._guard:
+                paths = list(self._files)
+            for path in paths:
+                self.checkpoint(path)
+
+    def checkpoint(self, path: str) -> None:
+        with self._guard:  # held throughout: ``unregister`` closes a connection only between passes
+            if path not in self._files:
+                return
+            conn = self._conns.get(path)
+            if conn is None:
+                try:  # never creates the file: one removed under a live engine is forgotten
+                    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0, check_same_thread=False)
+                except sqlite3.Error:
+                    self._files.pop(path, None)
+                    return
+                self._conns[path] = conn
+            with contextlib.suppress(sqlite3.Error):  # busy: the next pass (or the backstop) does it
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+CHECKPOINTER = _Checkpointer()
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL (None for an in-memory database)."""
+    database = make_url(url).database
+    return database if database and database != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -61,6 +134,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             cur.close()
 
         return engine
@@ -102,6 +176,12 @@ class Database:
     ):
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
+        path = sqlite_path(self.url) if self.is_sqlite else None
+        self._unregister: Callable[[], Any] = lambda: None
+        if path:
+            CHECKPOINTER.register(path)
+            # also when a Database is dropped without ``dispose`` (the thread would keep its file open)
+            self._unregister = weakref.finalize(self, CHECKPOINTER.unregister, path)
         # One connection kept by each thread that runs an event loop (see ``begin``).
         self._held: dict[int, Connection] = {}
         self._held_guard = threading.Lock()
@@ -162,6 +242,7 @@ class Database:
             held, self._held = list(self._held.values()), {}
         for conn in held:
             conn.close()
+        self._unregister()  # once only (a finalizer runs at most once)
         self.engine.dispose()
 
 
