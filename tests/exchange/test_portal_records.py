@@ -220,49 +220,44 @@ def test_the_newest_record_taken_out_after_the_resident_saw_it_is_missed(
     assert "missing from this list" in shown["message"]
 
 
-def test_the_newest_record_taken_out_while_the_network_runs_is_missed_at_first_look(
-    resident: tuple[Path, Path, list[str]], tmp_path: Path
-) -> None:
-    """The network says which record of the person is the newest (from its own memory of the log,
-    not from the person column): the list must end with it, even when the resident never looked."""
-    src, card, ids = resident
-    d = tmp_path / "nation"
-    shutil.copytree(src, d)
-    with running(d) as nation:
-        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
-        newest = ask(nation, scenarios(d)[1]["command"])["exchange_id"]  # the resident's newest record
-        with sqlite3.connect(d / "network.db") as conn:
-            seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{newest}%",)).fetchone()
-            (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
-            conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, seq))
-        shown = portal_records(nation.topology, nation.urls, card, PIN)
-    assert newest not in {r.get("exchange_id") for r in shown["records"]} and ids[0] in {
-        r.get("exchange_id") for r in shown["records"]
-    }
-    assert all(r["proof_valid"] and r["chain_valid"] is not False for r in shown["records"])
-    assert shown["complete"] is False and shown["all_proofs_valid"] is False
-    assert "missing from this list" in shown["message"]
-
-
-@pytest.mark.parametrize("refile", ["another person", "nobody"])
-def test_the_newest_record_taken_out_while_the_network_was_stopped_is_missed_at_first_look(
-    resident: tuple[Path, Path, list[str]], tmp_path: Path, refile: str
-) -> None:
-    """Taken out of the resident's list while the network was stopped, before they ever looked: the
-    network rebuilds each person's newest record at start from whom the records commit to (by their
-    chain), not from the person column, so the resident's first list is still seen to be short."""
-    src, card, ids = resident
-    d = tmp_path / "nation"
-    shutil.copytree(src, d)
-    with running(d) as nation:
-        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
-        newest = ask(nation, scenarios(d)[1]["command"])["exchange_id"]  # the resident's newest record
+def _refile(d: Path, exchange_id: str, to_another_person: bool) -> None:
+    """Move a record out of its person's list in the network's database (to another person, or none)."""
     with sqlite3.connect(d / "network.db") as conn:
-        seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{newest}%",)).fetchone()
-        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
-        conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other if refile == "another person" else None, seq))
+        seq, mine = conn.execute(
+            "SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{exchange_id}%",)
+        ).fetchone()
+        (other,) = conn.execute(
+            "SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)
+        ).fetchone()
+        conn.execute(
+            "UPDATE log_entries SET person_id = ? WHERE seq = ?", (other if to_another_person else None, seq)
+        )
+
+
+@pytest.mark.parametrize(
+    ("network", "refile"),
+    [("running", "another person"), ("stopped", "another person"), ("stopped", "nobody")],
+)
+def test_the_newest_record_taken_out_before_the_resident_looked_is_missed_at_first_look(
+    resident: tuple[Path, Path, list[str]], tmp_path: Path, network: str, refile: str
+) -> None:
+    """The network says which record of the person is the newest — from its own memory of the log,
+    rebuilt at start from whom the records commit to, not from the person column — so the list must
+    end with it even when the resident never looked, whether the record was taken out while the
+    network ran or while it was stopped."""
+    src, card, ids = resident
+    d = tmp_path / "nation"
+    shutil.copytree(src, d)
     with running(d) as nation:
-        shown = portal_records(nation.topology, nation.urls, card, PIN)
+        ask(nation, scenarios(d)[0]["command"])  # records of other people (the family B asks about)
+        newest = ask(nation, scenarios(d)[1]["command"])["exchange_id"]  # the resident's newest record
+        if network == "running":
+            _refile(d, newest, refile == "another person")
+            shown = portal_records(nation.topology, nation.urls, card, PIN)
+    if network == "stopped":
+        _refile(d, newest, refile == "another person")
+        with running(d) as nation:
+            shown = portal_records(nation.topology, nation.urls, card, PIN)
     listed = {r.get("exchange_id") for r in shown["records"]}
     assert newest not in listed and ids[0] in listed
     assert all(r["proof_valid"] and r["chain_valid"] is not False for r in shown["records"])
