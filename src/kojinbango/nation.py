@@ -173,6 +173,7 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
             "on_change_seconds": defaults.on_change_seconds,
             "retention_years": defaults.retention_years,
             "notice_retention_days": defaults.notice_retention_days,
+            "answer_retention_days": defaults.answer_retention_days,
             "sync_wait_seconds": defaults.sync_wait_seconds,
             "retry_max_seconds": defaults.retry_max_seconds,
             "retry_give_up_hours": defaults.retry_give_up_hours,

@@ -160,3 +160,28 @@ def test_an_older_deployment_gets_encryption_certificates_and_answers_before_the
     by_id = {a["exchange_id"]: a for a in stored}
     assert by_id[before["exchange_id"]]["data"] == before["data"]  # kept in clear, still shown
     assert by_id[after["exchange_id"]]["data"] == after["data"]  # opened from its seal
+
+
+def test_the_network_erases_an_answer_a_week_after_it_was_collected(linkage_dir: Path, tmp_path: Path) -> None:
+    """The network relays answers, it does not keep them: ``answer_retention_days`` after the querier
+    collected one, the document is erased; the exchange, its provision record and the querier's own
+    copy stay."""
+    import datetime as dt
+
+    from kojinbango.common.linkage import now
+
+    d = tmp_path / "nation"
+    shutil.copytree(linkage_dir, d)
+    with running(d) as nation:
+        answer = ask(nation, scenarios(d)[0]["command"])  # collected at once (the synchronous path)
+        core = nation.runtime("network").services["core"]
+        log_size = core.log.size
+        assert core.purge_answers() == 0  # nothing is that old yet
+        assert core.purge_answers(now() + dt.timedelta(days=core.settings.answer_retention_days + 1)) >= 1
+        state = core.result("m131041", answer["exchange_id"])
+        stored = {a["exchange_id"]: a for a in querier_service(nation, "131041").answers()}
+        assert core.log.size == log_size
+    assert state["status"] == "answered" and "answer" not in state and state["log_index"] is not None
+    assert stored[answer["exchange_id"]]["data"] == answer["data"]  # the querier's copy, still opened
+    network_files = b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("network.db"))
+    assert answer["exchange_id"].encode() in network_files

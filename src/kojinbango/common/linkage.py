@@ -69,6 +69,9 @@ class LinkageSettings:
     on_change_seconds: float = 5.0
     retention_years: int = 7
     notice_retention_days: int = 365  # お知らせ texts at the network (the rows stay, the text goes)
+    # answers (sealed documents) at the network, counted from their collection (or, never collected,
+    # from the request): the querier keeps its own copy; the exchange and its record stay
+    answer_retention_days: float = 7.0
     sync_wait_seconds: float = 5.0
     retry_max_seconds: float = 60.0
     retry_give_up_hours: float = 72.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
@@ -373,6 +373,23 @@ class NetworkCore:
             if ex.status in FINAL and ex.collected_at is None:
                 ex.collected_at = now()
             return self.state(ex)
+
+    def purge_answers(self, at: dt.datetime | None = None) -> int:
+        """Erase the answer documents the network has held ``answer_retention_days`` since the
+        querier collected them (or, never collected, since the request): the network only relays
+        information; the exchange row and its provision record stay."""
+        cutoff = (at or now()) - dt.timedelta(days=self.settings.answer_retention_days)
+        with writing(self.db) as s:
+            result = s.execute(
+                update(Exchange)
+                .where(
+                    Exchange.answer.is_not(None),
+                    Exchange.status.in_(("answered", "not_held")),
+                    func.coalesce(Exchange.collected_at, Exchange.requested_at) < cutoff,
+                )
+                .values(answer=null())  # SQL NULL (None would be stored as JSON null)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def counts(self) -> dict[str, int]:
         with self.db.transaction() as s:

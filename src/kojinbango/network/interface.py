@@ -115,12 +115,16 @@ class NetworkInterface:
         self._loop.stop()
 
     def _retry_pass(self) -> None:
-        if time.monotonic() - self._last_purge > 3600:  # hourly: erase record texts past retention
+        if time.monotonic() - self._last_purge > 3600:  # hourly: erase what is past its retention
             self._last_purge = time.monotonic()
             try:
                 self.core.log.purge()
             except Exception:
                 log.exception("purging expired provision records failed")
+            try:
+                self.core.purge_answers()
+            except Exception:
+                log.exception("erasing collected answers failed")
         self._loop.interval = 0.5  # idle; shortened below while deliveries are due
         for exchange_id in self.core.due():
             self._loop.interval = 0.2
