@@ -74,3 +74,18 @@ def test_encryption_certificates_are_for_key_agreement_only(tmp_path: Path) -> N
         verify_encryption_certificate(signing.certificate, ca, "m131041")
     with pytest.raises(CertificateError, match="expected"):
         verify_encryption_certificate(cert, ca, "m131016")
+
+
+def test_a_missing_encryption_key_is_named_not_a_traceback(small_nation_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from kojinbango.common.topology import Topology, TopologyError
+
+    d = tmp_path / "nation"
+    shutil.copytree(small_nation_dir, d)
+    topo = Topology.load(d / "topology.json")
+    assert topo.opening_key("m131041") is not None and topo.sealing_key("m131041") is not None
+    (d / "pki" / "m131041.enc.key").unlink()
+    with pytest.raises(TopologyError, match="m131041's encryption key .* is not on this machine"):
+        topo.opening_key("m131041")
+    assert topo.opening_key("jlis") is None and topo.sealing_key("jlis") is None  # not a querier

@@ -124,7 +124,13 @@ class Topology:
         org = self.org(org_id)
         if not org.encryption_key:
             return None
-        return load_key(self.resolve(org.encryption_key))
+        path = self.resolve(org.encryption_key)
+        if not path.exists():
+            raise TopologyError(
+                f"{org_id}'s encryption key {org.encryption_key} is not on this machine: copy it here"
+                " (answers to it are sealed to that key), or remove encryption_key from the topology"
+            )
+        return load_key(path)
 
     def credentials(self, org_id: str) -> OrgCredentials:
         org = self.org(org_id)
