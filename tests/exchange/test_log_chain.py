@@ -13,7 +13,7 @@ from kojinbango.common.db import Database
 from kojinbango.common.pki import create_ca, issue_org_certificate
 from kojinbango.network.app import MIGRATIONS
 from kojinbango.network.log import MerkleLog
-from kojinbango.network.models import Exchange
+from kojinbango.network.models import Exchange, Person
 
 
 @pytest.fixture()
@@ -25,6 +25,8 @@ def log_db(tmp_path: Path) -> tuple[Path, MerkleLog]:
     log = MerkleLog(db, creds)
     t = dt.datetime(2026, 1, 5)
     with db.transaction() as s:  # one exchange per record; people 1 (two records), 2 and 3 (one each)
+        for person in range(1, 6):
+            s.add(Person(id=person, code_digest=f"digest-{person}", created_at=t))
         for i, person in enumerate((1, 2, 1, 3)):
             s.add(Exchange(exchange_id=f"EX20260105-{i:08d}", request_id=f"r{i}", querier="q", provider="p",
                            affair="a", info="i", person_id=person, status="answered", requested_at=t))  # fmt: skip
@@ -53,7 +55,8 @@ def test_each_persons_newest_record_survives_a_restart(log_db: tuple[Path, Merkl
         (2, 3, 1, 1),  # refiled under 3: its chain (prev = person 1's first record) names 1
         (2, None, None, 1),  # column cleared and the exchange row too: still the chain
         (3, 1, 3, 3),  # person 3's only record, refiled under 1: no chain; its exchange names 3
-        (3, None, 2, None),  # ... and the exchange row altered too: nobody's (still reported misfiled)
+        (3, None, 2, 3),  # ... and the exchange row altered too: found among the network's persons
+        (3, None, 2, None),  # ... and the person gone from them: nobody's (still reported misfiled)
     ],
 )
 def test_a_record_refiled_while_stopped_stays_its_persons_newest(
@@ -64,6 +67,8 @@ def test_a_record_refiled_while_stopped_stays_its_persons_newest(
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (column, seq))
         conn.execute("UPDATE exchanges SET person_id = ? WHERE exchange_id = ?", (exchange_person, f"EX20260105-{seq:08d}"))
+        if owner is None:
+            conn.execute("DELETE FROM persons WHERE id = 3")
     again = reopened(path, log)
     assert any(f"entry {seq} is filed under a person" in p for p in again.load_problems)
     true_person = 1 if seq == 2 else 3
