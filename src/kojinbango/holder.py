@@ -22,7 +22,7 @@ from kojinbango.card.photo import synthetic_photo
 from kojinbango.card.reader import CardError, CardReader, write_card
 from kojinbango.card.relying import login_message
 from kojinbango.common.topology import Topology, TopologyError
-from kojinbango.common.transport import INTERNAL_PREFIXES, RemoteError, SignedClient, Unreachable
+from kojinbango.common.transport import INTERNAL_PREFIXES, RemoteError, SignedClient, Unreachable, http_client
 from kojinbango.domain.cards import PinFormatError
 
 IDENTITY_DOCUMENT = "運転免許証"
@@ -101,7 +101,7 @@ class Client:
     def __init__(self, topology: Topology, urls: dict[str, str]):
         self.topology = topology
         self.urls = urls
-        self.http = httpx.Client(timeout=120.0)
+        self.http = http_client(timeout=120.0)
         self._signed: dict[str, SignedClient] = {}
 
     def close(self) -> None:

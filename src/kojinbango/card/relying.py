@@ -25,6 +25,7 @@ from kojinbango.card.verify import (
     verify_chain,
     verify_signature,
 )
+from kojinbango.common.transport import http_client
 
 
 def login_message(portal_id: str, challenge_id: str, challenge: str) -> bytes:
@@ -47,7 +48,7 @@ class JpkiVerifier:
         self._ocsp_url = ocsp_url
         self._ca: x509.Certificate | None = None
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout)
+        self._http = http_client(timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

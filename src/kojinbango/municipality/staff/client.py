@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pyotp
 
+from kojinbango.common.transport import http_client
 from kojinbango.municipality.staff.service import StaffService
 
 DEMO_STAFF = (  # (login, display name, roles)
@@ -38,7 +39,7 @@ def staff_client(
     base_url: str, account: dict[str, Any], purpose: str | None = None, timeout: float = 60.0
 ) -> httpx.Client:
     """An httpx client logged in as ``account``; with ``purpose``, an applicant context is open."""
-    client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+    client = http_client(base_url=base_url.rstrip("/"), timeout=timeout)
     log_in(client, account, purpose)
     return client
 
