@@ -409,21 +409,17 @@ class _ChainOwners:
                 person = None
             if person is not None and _commits_to(entry, person):
                 return person
-        exchange_id = entry.get("exchange_id")
-        if not isinstance(exchange_id, str):
-            return None
         if self._conn is None:  # a second connection: the first is still reading the entries
             self._conn = self.db.engine.connect()
-        person = self._conn.execute(
-            select(Exchange.person_id).where(Exchange.exchange_id == exchange_id)
-        ).scalar()
-        if person is not None and _commits_to(entry, person):
-            return int(person)
-        return self._search(entry)
-
-    def _search(self, entry: dict[str, Any]) -> int | None:
+        exchange_id = entry.get("exchange_id")
+        if isinstance(exchange_id, str):
+            person = self._conn.execute(
+                select(Exchange.person_id).where(Exchange.exchange_id == exchange_id)
+            ).scalar()
+            if person is not None and _commits_to(entry, person):
+                return int(person)
         subject, salt = entry.get("subject"), str(entry.get("salt", ""))
-        if not isinstance(subject, str) or self._conn is None:
+        if not isinstance(subject, str):
             return None
         ids = self._conn.execute(select(Person.id).order_by(Person.id).limit(SEARCH_LIMIT)).scalars()
         return next((int(pid) for pid in ids if subject_of(salt, pid) == subject), None)
