@@ -76,6 +76,9 @@ class LinkageSettings:
     retry_max_seconds: float = 60.0
     retry_give_up_hours: float = 72.0
     worker_threads: int = int(os.environ.get("KOJINBANGO_LINKAGE_THREADS", "8"))
+    # the exchange path's hops batch what arrives while this many batches are on their way
+    # (common.batching); 1 sends strictly one batch at a time
+    batches_in_flight: int = int(os.environ.get("KOJINBANGO_BATCHES_IN_FLIGHT", "2"))
 
     @classmethod
     def of(cls, topology: Topology) -> LinkageSettings:

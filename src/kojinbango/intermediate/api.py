@@ -13,6 +13,7 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
+from kojinbango.common.batching import MAX_BATCH, encode_outcome
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.transport import caller
 from kojinbango.intermediate.service import IntermediateService
@@ -94,6 +95,10 @@ class ProvideRequest(BaseModel):
     requested_at: str = Field(min_length=1, max_length=40)
 
 
+class ProvideBatch(BaseModel):
+    items: list[ProvideRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 def install_if(app: FastAPI, service: IntermediateService, network: str) -> None:
     """The routes the network's IF system calls."""
     router = APIRouter(prefix="/api/if")
@@ -120,6 +125,13 @@ def install_if(app: FastAPI, service: IntermediateService, network: str) -> None
     async def provide(body: ProvideRequest, request: Request) -> dict[str, Any]:
         from_network(request)
         return service.provide(body.model_dump())
+
+    @router.post("/provide/batch")
+    async def provide_batch(body: ProvideBatch, request: Request) -> dict[str, Any]:
+        """Queries the network delivers together: one outcome per item, in order."""
+        from_network(request)
+        outcomes = service.provide_many([i.model_dump() for i in body.items])
+        return {"results": [encode_outcome(o) for o in outcomes]}
 
     app.include_router(router)
 

@@ -41,6 +41,7 @@ def create(
         settings.retention_years,
         acall=client.acall,
         sealing_key=topology.sealing_key,
+        batches_in_flight=settings.batches_in_flight,
     )
     app = org_app(
         f"{org.name}",

@@ -1,7 +1,7 @@
 """The network's HTTP API.
 
 * ``/api/core/fugo`` — J-LIS relays 符号 requests (住民票コード + the holder's 取得番号);
-* ``/api/if/…`` — the IF system, for intermediate servers only;
+* ``/api/if/…`` — the IF system, for intermediate servers only (queries one by one or in batches);
 * ``/api/portal/records`` — the portal (情報提供等記録開示システム) asks for a resident's records;
 * ``/api/log/…`` — signed tree heads and consistency proofs for anyone of the deployment (monitors).
 """
@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
+from kojinbango.common.batching import MAX_BATCH, encode_outcome
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.merkle import ProofError
 from kojinbango.common.topology import Topology
@@ -42,6 +43,10 @@ class QueryRequest(BaseModel):
     affair: str = Field(min_length=1, max_length=40)
     info: str = Field(min_length=1, max_length=40)
     wait: bool = True
+
+
+class QueryBatch(BaseModel):
+    items: list[QueryRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ResultRequest(BaseModel):
@@ -79,6 +84,14 @@ def install(app: FastAPI, core: NetworkCore, iface: NetworkInterface, topology: 
         if kind(request) not in ("intermediate", "agency"):
             raise Unauthorised("only intermediate servers talk to the IF system")
         return await iface.asubmit(caller(request), body.model_dump())
+
+    @router.post("/if/queries/batch")
+    async def submit_batch(body: QueryBatch, request: Request) -> dict[str, Any]:
+        """Queries an intermediate server sends together: one outcome per item, in order."""
+        if kind(request) not in ("intermediate", "agency"):
+            raise Unauthorised("only intermediate servers talk to the IF system")
+        outcomes = await iface.asubmit_many(caller(request), [i.model_dump() for i in body.items])
+        return {"results": [encode_outcome(o) for o in outcomes]}
 
     @router.post("/if/results")
     def results(body: ResultRequest, request: Request) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.domain.identifiers import IdentifierError, validate_resident_code
 from kojinbango.network.fugo import FugoCipher, FugoError
-from kojinbango.network.legal import LegalTable
+from kojinbango.network.legal import Decision, LegalTable
 from kojinbango.network.log import Appender, MerkleLog
 from kojinbango.network.models import Exchange, FugoIssuance, Person
 
@@ -56,6 +56,18 @@ _UPDATE_EXCHANGE = (
     )
 )
 MAX_FUGO_ITEMS = 5000
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A query as the IF received it from the querier's intermediate server."""
+
+    querier: str
+    request_id: str
+    fugo: str
+    provider: str
+    affair: str
+    info: str
 
 
 @dataclass(frozen=True)
@@ -200,51 +212,95 @@ class NetworkCore:
         info: str,
     ) -> dict[str, Any]:
         """A query arrives through the IF: authorise, translate, and open the exchange."""
+        outcome = self.accept_many([Asked(querier, request_id, querier_fugo, provider, affair, info)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def accept_many(self, asks: list[Asked]) -> list[dict[str, Any] | BaseException]:
+        """``accept`` for queries that arrived together: each checked on its own (a refusal is that
+        query's outcome), then every exchange opened in one transaction with its provision record
+        where the exchange ends here.  Should that transaction fail, each is tried alone."""
+        outcomes: list[dict[str, Any] | BaseException] = [BusinessError("not processed")] * len(asks)
+        checked: list[tuple[int, Asked, int, Decision]] = []
+        for i, ask in enumerate(asks):
+            try:
+                checked.append((i, ask, *self._check(ask)))
+            except BusinessError as exc:
+                outcomes[i] = exc
+        if not checked:
+            return outcomes
         try:
-            provider_kind = self._kind(provider)
+            with self.log.core_transaction() as a:
+                opened = [(i, self._open(a, ask, person, decision)) for i, ask, person, decision in checked]
+        except Exception:
+            if len(checked) == 1:
+                raise
+            log.warning("a batch of %d queries failed together; opening each alone", len(checked))
+            opened = []
+            for i, ask, person, decision in checked:
+                try:
+                    with self.log.core_transaction() as a:
+                        opened.append((i, self._open(a, ask, person, decision)))
+                except Exception as exc:
+                    outcomes[i] = exc
+        for i, state in opened:
+            outcomes[i] = state
+        return outcomes
+
+    def _check(self, ask: Asked) -> tuple[int, Decision]:
+        """The person behind the querier's 符号 and the legal table's decision (BusinessError for a
+        query that cannot even be opened)."""
+        try:
+            provider_kind = self._kind(ask.provider)
         except TopologyError:
             raise BusinessError("the provider is not an organisation of this deployment") from None
-        person = self.person_of(querier_fugo, querier)
-        decision = self.table.authorise(self._kind(querier), querier, provider_kind, provider, affair, info)
-        # One transaction: the exchange, and — if it ends here (refused, or the provider holds no
-        # 符号 for this person) — its provision record in the log.
-        with self.log.core_transaction() as a:
-            s = a.session
-            existing = s.execute(_FIND_EXCHANGE, {"querier": querier, "rid": request_id}).first()
-            if existing is not None:
-                return self.state(SimpleNamespace(**existing._mapping))
-            t = now()
-            ex = SimpleNamespace(
-                exchange_id=self._exchange_id(),
-                request_id=request_id,
-                querier=querier,
-                provider=provider,
-                affair=affair,
-                info=info,
-                person_id=person,
-                status="pending",
-                reason="",
-                requested_at=t,
-                provided_at=None,
-                attempts=0,
-                next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
-                last_error="",
-                answer=None,
-                collected_at=None,
-                log_index=None,
-            )
-            if not decision.allowed:
-                ex.reason = f"refused by the legal table: {decision.reason}"
-                self._conclude(a, ex, "refused", "refused")
-                log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
-            elif s.execute(_HOLDS, {"holder": provider, "person": person}).first() is None:
-                ex.reason = "the provider holds no 符号 for this person (該当なし)"
-                self._conclude(a, ex, "not_held", "not_held")
-            s.execute(_INSERT_EXCHANGE, vars(ex))
-            state = self.state(ex)
-            if ex.status == "pending":
-                state["_delivery"] = self._delivery(ex)
-            return state
+        person = self.person_of(ask.fugo, ask.querier)
+        decision = self.table.authorise(
+            self._kind(ask.querier), ask.querier, provider_kind, ask.provider, ask.affair, ask.info
+        )
+        return person, decision
+
+    def _open(self, a: Appender, ask: Asked, person: int, decision: Decision) -> dict[str, Any]:
+        """Open one exchange in ``a``'s transaction (the same request id again: the exchange it
+        opened) and — if it ends here (refused, or the provider holds no 符号 for this person) —
+        its provision record in the log."""
+        s = a.session
+        existing = s.execute(_FIND_EXCHANGE, {"querier": ask.querier, "rid": ask.request_id}).first()
+        if existing is not None:
+            return self.state(SimpleNamespace(**existing._mapping))
+        t = now()
+        ex = SimpleNamespace(
+            exchange_id=self._exchange_id(),
+            request_id=ask.request_id,
+            querier=ask.querier,
+            provider=ask.provider,
+            affair=ask.affair,
+            info=ask.info,
+            person_id=person,
+            status="pending",
+            reason="",
+            requested_at=t,
+            provided_at=None,
+            attempts=0,
+            next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
+            last_error="",
+            answer=None,
+            collected_at=None,
+            log_index=None,
+        )
+        if not decision.allowed:
+            ex.reason = f"refused by the legal table: {decision.reason}"
+            self._conclude(a, ex, "refused", "refused")
+            log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
+        elif s.execute(_HOLDS, {"holder": ask.provider, "person": person}).first() is None:
+            ex.reason = "the provider holds no 符号 for this person (該当なし)"
+            self._conclude(a, ex, "not_held", "not_held")
+        s.execute(_INSERT_EXCHANGE, vars(ex))
+        state = self.state(ex)
+        if ex.status == "pending":
+            state["_delivery"] = self._delivery(ex)
+        return state
 
     def _delivery(self, ex: Any) -> Delivery:
         assert ex.person_id is not None
@@ -274,40 +330,70 @@ class NetworkCore:
         Returns the exchange's state, or None when the answer was rejected (the delivery is retried).
         ``collected``: the querier is waiting for this very answer (the synchronous path).
         """
-        payload = d.payload
-        check = check_answer(doc, self.trust, self.settings, d.exchange_id, d.provider)
-        if (
-            not check.valid
-            or check.payload.get("querier_org") != payload["querier"]
-            or check.payload.get("info") != payload["info"]
-        ):
-            self.attempt_failed(
-                d.exchange_id, f"answer rejected: {check.reason or 'it answers another query'}"
-            )
-            return None
-        provided = dt.datetime.fromisoformat(str(check.payload["provided_at"]).rstrip("Z"))
-        held = bool(check.payload.get("held"))
-        with self.log.core_transaction() as a:
-            row = a.session.execute(_EXCHANGE_BY_ID, {"ex": d.exchange_id}).first()
-            if row is None:
-                raise NotFound("no exchange with this 処理通番")
-            ex = SimpleNamespace(**row._mapping)
-            if ex.status == "pending":
-                ex.provided_at = provided if held else None
-                ex.answer = doc
-                ex.attempts += 1
-                if not held:
-                    ex.reason = "the provider holds no such information for this person (該当なし)"
-                self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
-            if collected and ex.collected_at is None:
-                ex.collected_at = now()
-            a.session.execute(
-                _UPDATE_EXCHANGE,
-                {"ex": ex.exchange_id, "p_status": ex.status, "p_reason": ex.reason, "p_provided_at": ex.provided_at,
-                 "p_answer": ex.answer, "p_attempts": ex.attempts, "p_next": ex.next_attempt_at,
-                 "p_collected_at": ex.collected_at, "p_log_index": ex.log_index},
-            )  # fmt: skip
-            return self.state(ex)
+        return self.complete_many([(d, doc)], collected)[0]
+
+    def complete_many(
+        self, answered: list[tuple[Delivery, dict[str, Any]]], collected: bool = False
+    ) -> list[dict[str, Any] | None]:
+        """``complete`` for answers that came back together: each checked on its own, the provisions
+        recorded in one transaction (each alone should that one fail)."""
+        out: list[dict[str, Any] | None] = [None] * len(answered)
+        good: list[tuple[int, Delivery, dict[str, Any], dict[str, Any]]] = []
+        for i, (d, doc) in enumerate(answered):
+            check = check_answer(doc, self.trust, self.settings, d.exchange_id, d.provider)
+            if (
+                not check.valid
+                or check.payload.get("querier_org") != d.payload["querier"]
+                or check.payload.get("info") != d.payload["info"]
+            ):
+                reason = check.reason or "it answers another query"
+                self.attempt_failed(d.exchange_id, f"answer rejected: {reason}")
+            else:
+                good.append((i, d, doc, check.payload))
+        if not good:
+            return out
+        try:
+            with self.log.core_transaction() as a:
+                for i, d, doc, payload in good:
+                    out[i] = self._provided(a, d, doc, payload, collected)
+        except Exception:
+            if len(good) == 1:
+                raise
+            log.warning("a batch of %d answers failed together; recording each alone", len(good))
+            for i, d, doc, payload in good:
+                try:
+                    with self.log.core_transaction() as a:
+                        out[i] = self._provided(a, d, doc, payload, collected)
+                except Exception:  # left pending: the retry worker delivers it again
+                    log.exception("recording an answer failed")
+        return out
+
+    def _provided(
+        self, a: Appender, d: Delivery, doc: dict[str, Any], payload: dict[str, Any], collected: bool
+    ) -> dict[str, Any]:
+        """Record one checked answer in ``a``'s transaction (once: a late duplicate changes nothing)."""
+        provided = dt.datetime.fromisoformat(str(payload["provided_at"]).rstrip("Z"))
+        held = bool(payload.get("held"))
+        row = a.session.execute(_EXCHANGE_BY_ID, {"ex": d.exchange_id}).first()
+        if row is None:
+            raise NotFound("no exchange with this 処理通番")
+        ex = SimpleNamespace(**row._mapping)
+        if ex.status == "pending":
+            ex.provided_at = provided if held else None
+            ex.answer = doc
+            ex.attempts += 1
+            if not held:
+                ex.reason = "the provider holds no such information for this person (該当なし)"
+            self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
+        if collected and ex.collected_at is None:
+            ex.collected_at = now()
+        a.session.execute(
+            _UPDATE_EXCHANGE,
+            {"ex": ex.exchange_id, "p_status": ex.status, "p_reason": ex.reason, "p_provided_at": ex.provided_at,
+             "p_answer": ex.answer, "p_attempts": ex.attempts, "p_next": ex.next_attempt_at,
+             "p_collected_at": ex.collected_at, "p_log_index": ex.log_index},
+        )  # fmt: skip
+        return self.state(ex)
 
     def attempt_failed(self, exchange_id: str, error: str) -> None:
         """Delivery failed: try again later with backoff; give up (and record it) after a long while."""

@@ -12,19 +12,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
-from kojinbango.common.errors import Unauthorised
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, decode_outcomes
+from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
 from kojinbango.common.worker import BackgroundLoop
-from kojinbango.network.core import Delivery, NetworkCore
+from kojinbango.network.core import Asked, Delivery, NetworkCore
 
 log = logging.getLogger(__name__)
 PROVIDE_PATH = "/api/if/provide"
+PROVIDE_BATCH_PATH = "/api/if/provide/batch"
 
 
 class NetworkInterface:
@@ -34,6 +37,7 @@ class NetworkInterface:
         self.settings = settings
         self._last_purge = 0.0
         self._loop = BackgroundLoop("nws-if-retry", self._retry_pass, 0.5)
+        self._providers: PerLoop[Delivery, Any] = PerLoop(self._provider_batches)
 
     def _check_tenant(self, caller: str, tenant: str) -> None:
         try:
@@ -46,37 +50,72 @@ class NetworkInterface:
     async def asubmit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
         """A query from an intermediate server; with ``wait`` the provider is asked at once, on the
         event loop (no thread is held while it answers)."""
-        state, delivery = self._open(caller, body)
-        if delivery is None:
-            return state
-        try:
-            doc = await self.client.acall(delivery.receiver, "POST", PROVIDE_PATH, delivery.payload)
-        except (Unreachable, RemoteError) as exc:
-            return self._undelivered(delivery, exc, state)
-        return self._delivered(delivery, doc, state)
+        outcome = (await self.asubmit_many(caller, [body]))[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    def _open(self, caller: str, body: dict[str, Any]) -> tuple[dict[str, Any], Delivery | None]:
-        """Authorise and open the exchange; the delivery to make now when the querier waits for it."""
-        querier = str(body["querier"])
-        self._check_tenant(caller, querier)
-        state = self.core.accept(
-            querier, body["request_id"], body["fugo"], body["provider"], body["affair"], body["info"]
+    async def asubmit_many(
+        self, caller: str, bodies: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | BaseException]:
+        """Queries that came together (``/api/if/queries/batch``), each with its own outcome: opened
+        in one transaction, delivered to each provider's intermediate server in batches (those
+        for a provider that is down are left pending and retried), their answers recorded together."""
+        outcomes: list[dict[str, Any] | BaseException] = [BusinessError("not processed")] * len(bodies)
+        asks: list[tuple[int, Asked]] = []
+        for i, body in enumerate(bodies):
+            try:
+                self._check_tenant(caller, str(body["querier"]))
+            except BusinessError as exc:
+                outcomes[i] = exc
+                continue
+            asks.append((i, Asked(str(body["querier"]), body["request_id"], body["fugo"], body["provider"],
+                                  body["affair"], body["info"])))  # fmt: skip
+        deliveries: list[tuple[int, Delivery]] = []
+        for (i, _), state in zip(asks, self.core.accept_many([ask for _, ask in asks]), strict=True):
+            outcomes[i] = state
+            if isinstance(state, BaseException):
+                continue
+            delivery = state.pop("_delivery", None)
+            if state["status"] == "pending" and state["attempts"] == 0 and delivery is not None:
+                if bodies[i].get("wait", True):
+                    deliveries.append((i, delivery))
+                else:
+                    self.core.lease(state["exchange_id"], 0)
+                    self._loop.wake()
+        if not deliveries:
+            return outcomes
+        docs = await asyncio.gather(
+            *(self._providers.get(d.receiver).submit(d) for _, d in deliveries), return_exceptions=True
         )
-        delivery = state.pop("_delivery", None)
-        if state["status"] == "pending" and state["attempts"] == 0 and delivery is not None:
-            if body.get("wait", True):
-                return state, delivery
-            self.core.lease(state["exchange_id"], 0)
-            self._loop.wake()
-        return state, None
+        answered: list[tuple[int, Delivery, Any]] = []
+        for (i, d), doc in zip(deliveries, docs, strict=True):
+            if isinstance(doc, (Unreachable, RemoteError)):
+                self._failed(d, doc)
+                outcomes[i] = self.core.result(d.payload["querier"], d.exchange_id)
+            elif isinstance(doc, BaseException):
+                log.error("delivering an exchange failed", exc_info=doc)
+                outcomes[i] = self.core.result(d.payload["querier"], d.exchange_id)
+            else:
+                answered.append((i, d, doc))
+        completed = self.core.complete_many([(d, doc) for _, d, doc in answered], collected=True)
+        for (i, d, _), done in zip(answered, completed, strict=True):
+            outcomes[i] = done if done is not None else self.core.result(d.payload["querier"], d.exchange_id)
+        return outcomes
 
-    def _delivered(self, d: Delivery, doc: Any, state: dict[str, Any]) -> dict[str, Any]:
-        done = self.core.complete(d, doc, collected=True)
-        return done if done is not None else self.core.result(d.payload["querier"], state["exchange_id"])
+    def _provider_batches(self, receiver: str) -> Coalescer[Delivery, Any]:
+        async def provide(deliveries: list[Delivery]) -> list[Any]:
+            if len(deliveries) == 1:  # alone: the plain call (its error raised as such)
+                try:
+                    return [await self.client.acall(receiver, "POST", PROVIDE_PATH, deliveries[0].payload)]
+                except (Unreachable, RemoteError) as exc:
+                    return [exc]
+            answer = await self.client.acall(
+                receiver, "POST", PROVIDE_BATCH_PATH, {"items": [d.payload for d in deliveries]}
+            )
+            return decode_outcomes(receiver, answer, len(deliveries))
 
-    def _undelivered(self, d: Delivery, exc: Exception, state: dict[str, Any]) -> dict[str, Any]:
-        self._failed(d, exc)
-        return self.core.result(d.payload["querier"], state["exchange_id"])
+        return Coalescer(provide, max_batch=MAX_BATCH, in_flight=self.settings.batches_in_flight)
 
     def _failed(self, d: Delivery, exc: Exception) -> None:
         reason = f"{exc.status}: {exc.detail}" if isinstance(exc, RemoteError) else str(exc)

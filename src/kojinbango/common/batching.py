@@ -1,0 +1,139 @@
+"""Natural batching on an event loop: requests that arrive while a batch is on its way go together.
+
+The exchange path sends one signed HTTP call per hop; under load most of a hop's cost is the call
+itself (signatures, headers, a transaction's commit), not the query in it.  A ``Coalescer`` sends
+the first request at once, alone — no waiting, so an idle system answers as fast as before — and
+gathers those that arrive while ``in_flight`` batches are out into the next one.  Batches grow with
+the load and shrink back when it falls.  Each request gets its own result or its own exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from kojinbango.common.errors import BusinessError
+from kojinbango.common.transport import RemoteError
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 256  # items a batch endpoint takes in one call
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# A batch's work: one outcome per item, the item's result or the exception it failed with.
+Run = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    """Batches the ``submit`` calls of one event loop into calls of ``run`` (at most ``max_batch``
+    items each, at most ``in_flight`` at once).
+
+    ``run`` returns one outcome per item, in order: a result, or an exception for that item alone.
+    An exception ``run`` raises fails every item of its batch.
+    """
+
+    def __init__(self, run: Run[T, R], max_batch: int = 64, in_flight: int = 1):
+        if max_batch < 1 or in_flight < 1:
+            raise ValueError("max_batch and in_flight must be at least 1")
+        self.run = run
+        self.max_batch = max_batch
+        self.in_flight = in_flight
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._senders = 0
+        self.batches = 0  # counters for the bench and tests
+        self.items = 0
+
+    async def submit(self, item: T) -> R:
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, fut))
+        if self._senders < self.in_flight:
+            self._senders += 1
+            asyncio.get_running_loop().create_task(self._send())
+        # A caller that gives up (cancelled) does not take its item out of a batch already formed:
+        # the operation completes and its result is dropped, never half-done.
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_consume)
+            raise
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                self.batches += 1
+                self.items += len(batch)
+                try:
+                    outcomes = list(await self.run([item for item, _ in batch]))
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError(f"a batch of {len(batch)} gave {len(outcomes)} outcomes")
+                except Exception as exc:  # the whole batch failed: every item with it
+                    outcomes = [exc] * len(batch)
+                for (_, fut), outcome in zip(batch, outcomes, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        fut.set_exception(outcome)
+                    else:
+                        fut.set_result(outcome)
+        finally:
+            self._senders -= 1
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome nobody waits for any more (asyncio would log it as never retrieved)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+# --- a batch on the wire: one outcome per item, each a result or an error with its HTTP status ------
+def encode_outcome(outcome: object) -> dict[str, Any]:
+    """An item's outcome as a batch answer carries it: ``{"ok": result}`` or ``{"error": {"status",
+    "detail"}}`` (a business refusal with its own status and words; anything else 500, unworded)."""
+    if isinstance(outcome, BusinessError):
+        return {"error": {"status": outcome.status, "detail": str(outcome)}}
+    if isinstance(outcome, BaseException):
+        log.error("an item of a batch failed", exc_info=outcome)
+        return {"error": {"status": 500, "detail": "internal error"}}
+    return {"ok": outcome}
+
+
+def decode_outcomes(org_id: str, answer: Any, expected: int) -> list[Any]:
+    """The outcomes of a batch answer from ``org_id``: results, or ``RemoteError`` for an item it
+    refused or failed (as a single call would have raised)."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != expected:
+        raise RemoteError(org_id, 502, f"a batch answer without one result per item ({expected})")
+    out: list[Any] = []
+    for r in results:
+        if isinstance(r, dict) and "ok" in r:
+            out.append(r["ok"])
+        elif isinstance(r, dict) and isinstance(r.get("error"), dict):
+            err = r["error"]
+            out.append(RemoteError(org_id, int(err.get("status", 500)), str(err.get("detail", ""))))
+        else:
+            out.append(RemoteError(org_id, 502, "a batch answer with an item neither result nor error"))
+    return out
+
+
+class PerLoop(Generic[T, R]):
+    """One ``Coalescer`` per event loop and key (a service may be driven from several loops: each
+    server thread and each test client has its own, and futures cannot cross them)."""
+
+    def __init__(self, make: Callable[[str], Coalescer[T, R]]):
+        self._make = make
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Coalescer[T, R]]]
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    def get(self, key: str = "") -> Coalescer[T, R]:
+        mine = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        if key not in mine:
+            mine[key] = self._make(key)
+        return mine[key]
+
+    def all(self) -> list[Coalescer[T, R]]:
+        return [c for mine in list(self._by_loop.values()) for c in mine.values()]

@@ -1,0 +1,181 @@
+"""Natural batching (common.batching): what arrives while a batch is out goes in the next one, each
+request with its own outcome; a batch on the wire keeps each item's error and status."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kojinbango.common.batching import Coalescer, PerLoop, decode_outcomes, encode_outcome
+from kojinbango.common.errors import Conflict, NotFound
+from kojinbango.common.transport import RemoteError
+
+
+class Recorder:
+    """A batch's work that records each batch and lets the test decide when it finishes."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+
+    async def run(self, items: list[int]) -> list[int | BaseException]:
+        self.batches.append(list(items))
+        await self.release.wait()
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+
+def test_the_first_request_goes_alone_and_those_arriving_meanwhile_go_together() -> None:
+    async def scenario() -> list[Any]:
+        rec = Recorder()
+        c: Coalescer[int, int] = Coalescer(rec.run, max_batch=3, in_flight=1)
+        first = asyncio.ensure_future(c.submit(0))
+        await asyncio.sleep(0)  # the first batch leaves with one item
+        rest = [asyncio.ensure_future(c.submit(i)) for i in range(1, 6)]
+        await asyncio.sleep(0)
+        assert rec.batches == [[0]]  # the others wait for it: one batch in flight at most
+        rec.release.set()
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        assert rec.batches == [[0], [1, 2, 3], [4, 5]]  # at most max_batch each, in arrival order
+        assert (c.batches, c.items) == (3, 6)
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0::2] == [0, 20, 40]
+    assert [str(e) for e in outcomes[1::2]] == ["odd 1", "odd 3", "odd 5"]  # each its own error
+
+
+def test_with_two_in_flight_a_second_batch_leaves_at_once_and_a_third_waits() -> None:
+    async def settle() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        rec = Recorder()
+        c: Coalescer[int, int] = Coalescer(rec.run, max_batch=10, in_flight=2)
+        tasks = [asyncio.ensure_future(c.submit(0))]
+        await settle()
+        tasks += [asyncio.ensure_future(c.submit(i)) for i in (2, 4)]
+        await settle()
+        assert rec.batches == [[0], [2, 4]]  # the second sender left while the first was out
+        tasks += [asyncio.ensure_future(c.submit(i)) for i in (6, 8)]
+        await settle()
+        assert rec.batches == [[0], [2, 4]]  # two out: these wait
+        rec.release.set()
+        assert await asyncio.gather(*tasks) == [0, 20, 40, 60, 80]
+        assert rec.batches == [[0], [2, 4], [6, 8]]
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_that_raises_fails_each_of_its_items_and_the_next_batch_still_runs() -> None:
+    calls: list[list[str]] = []
+
+    async def run(items: list[str]) -> list[str | BaseException]:
+        calls.append(items)
+        if "boom" in items:
+            raise RuntimeError("the batch failed")
+        return [i.upper() for i in items]
+
+    async def scenario() -> None:
+        c: Coalescer[str, str] = Coalescer(run, max_batch=2)
+        a = asyncio.ensure_future(c.submit("boom"))
+        await asyncio.sleep(0)
+        b = asyncio.ensure_future(c.submit("x"))
+        with pytest.raises(RuntimeError, match="the batch failed"):
+            await a
+        assert await b == "X"
+
+    asyncio.run(scenario())
+    assert calls == [["boom"], ["x"]]
+
+
+def test_a_batch_with_too_few_outcomes_fails_rather_than_mismatching() -> None:
+    async def run(items: list[int]) -> list[int | BaseException]:
+        return items[:-1]
+
+    async def scenario() -> None:
+        c: Coalescer[int, int] = Coalescer(run, max_batch=5)
+        with pytest.raises(RuntimeError, match="a batch of 1 gave 0 outcomes"):
+            await c.submit(1)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_caller_does_not_undo_its_item() -> None:
+    done: list[int] = []
+
+    async def run(items: list[int]) -> list[int | BaseException]:
+        await asyncio.sleep(0.01)
+        done.extend(items)
+        return items
+
+    async def scenario() -> None:
+        c: Coalescer[int, int] = Coalescer(run)
+        t = asyncio.ensure_future(c.submit(7))
+        await asyncio.sleep(0)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    assert done == [7]
+
+
+def test_each_event_loop_has_its_own_coalescers() -> None:
+    made: list[str] = []
+
+    async def run(items: list[int]) -> list[int | BaseException]:
+        return list(items)
+
+    def make(key: str) -> Coalescer[int, int]:
+        made.append(key)
+        return Coalescer(run)
+
+    per: PerLoop[int, int] = PerLoop(make)
+
+    async def use() -> tuple[int, int]:
+        a, b = per.get("x"), per.get("y")
+        assert per.get("x") is a
+        return await a.submit(1), await b.submit(2)
+
+    assert asyncio.run(use()) == (1, 2)
+    assert asyncio.run(use()) == (1, 2)
+    assert made == ["x", "y", "x", "y"]
+
+
+def test_bad_limits_are_refused() -> None:
+    async def run(items: list[int]) -> list[int | BaseException]:
+        return list(items)
+
+    with pytest.raises(ValueError, match="at least 1"):
+        Coalescer(run, max_batch=0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.integers(), st.sampled_from(["conflict", "missing", "crash"])), max_size=20))
+def test_outcomes_cross_the_wire_as_results_or_errors_with_their_status(items: list[Any]) -> None:
+    def outcome(i: Any) -> Any:
+        return {"conflict": Conflict("in use"), "missing": NotFound("none"), "crash": KeyError("x")}.get(i, i)
+
+    answer = {"results": [encode_outcome(outcome(i)) for i in items]}
+    back = decode_outcomes("org", answer, len(items))
+    for i, b in zip(items, back, strict=True):
+        if isinstance(i, int):
+            assert b == i
+        else:
+            assert isinstance(b, RemoteError) and b.org_id == "org"
+            status, detail = {"conflict": (409, "in use"), "missing": (404, "none"), "crash": (500, "internal error")}[i]
+            assert (b.status, b.detail) == (status, detail)  # an unexpected failure is not worded out
+
+
+def test_a_batch_answer_without_one_result_per_item_is_refused() -> None:
+    with pytest.raises(RemoteError, match="one result per item"):
+        decode_outcomes("org", {"results": [{"ok": 1}]}, 2)
+    with pytest.raises(RemoteError, match="one result per item"):
+        decode_outcomes("org", ["not", "a", "dict"], 3)
+    assert isinstance(decode_outcomes("org", {"results": [{"neither": 1}]}, 1)[0], RemoteError)
