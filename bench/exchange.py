@@ -115,21 +115,22 @@ def serve_stub(port: int, next_url: str) -> None:
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) the processes ``pids`` and this one have used so far."""
-    total = time.process_time()
-    for pid in pids:
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each of the processes ``pids`` (by name) and this one (``driver``)
+    have used so far."""
+    out = {"driver": time.process_time()}
+    for name, pid in pids.items():
         with open(f"/proc/{pid}/stat") as f:  # fields after the command name; 14th/15th: utime, stime
             fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
-def closed_loop(send: Send, n: int, concurrency: int, pids: list[int] | None = None) -> dict[str, Any]:
+def closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
     """``concurrency`` clients, each sending its next request as soon as it has the answer.
 
-    ``pids``: the server processes; their CPU and the driver's, per completed request, is reported
-    as ``cpu_ms_per_query`` (Linux /proc; left out elsewhere)."""
+    ``pids``: the server processes by name; their CPU and the driver's, per completed request, is
+    reported as ``cpu_ms_per_query`` and by process (Linux /proc; left out elsewhere)."""
 
     async def main() -> dict[str, Any]:
         latencies: list[float] = []
@@ -149,14 +150,16 @@ def closed_loop(send: Send, n: int, concurrency: int, pids: list[int] | None = N
 
         measure = pids is not None and os.path.exists("/proc/self/stat")
         async with _session(concurrency) as session:
-            cpu0 = _cpu_seconds(pids or []) if measure else 0.0
+            cpu0 = _cpu_seconds(pids or {}) if measure else {}
             start = time.perf_counter()
             await asyncio.gather(*(client(session) for _ in range(concurrency)))
             elapsed = time.perf_counter() - start
-            cpu = _cpu_seconds(pids or []) - cpu0 if measure else 0.0
+            cpu1 = _cpu_seconds(pids or {}) if measure else {}
         out = _summary(latencies, errors, elapsed)
         if measure and latencies:
-            out["cpu_ms_per_query"] = round(cpu * 1000 / len(latencies), 3)
+            per = {k: (cpu1[k] - cpu0[k]) * 1000 / len(latencies) for k in cpu0}
+            out["cpu_ms_per_query"] = round(sum(per.values()), 3)
+            out["cpu_ms_per_query_by_process"] = {k: round(v, 3) for k, v in per.items()}
         return out
 
     return asyncio.run(main())
@@ -348,7 +351,7 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
         gc.collect()
         gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
         closed_loop(exchange, min(100, queries), concurrency)  # warm-up
-        ours = closed_loop(exchange, queries, concurrency, [p.pid for p in procs])
+        ours = closed_loop(exchange, queries, concurrency, dict(zip(SERVED, (p.pid for p in procs), strict=True)))
         at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2))
         for p in procs:
             p.terminate()
@@ -378,7 +381,7 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
                 await r.read()
 
         closed_loop(bare, min(100, queries), concurrency)
-        plain = closed_loop(bare, queries, concurrency, [p.pid for p in procs])
+        plain = closed_loop(bare, queries, concurrency, {f"hop{i}": p.pid for i, p in enumerate(procs)})
         return {
             "queries": queries,
             "concurrency": concurrency,

@@ -1,0 +1,133 @@
+"""Queries that arrive together travel together (common.batching) — and each keeps its own outcome,
+its own 処理通番 and its three provision records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import httpx
+from exchange_helpers import A, B, args_of, scenarios
+from sqlalchemy import select
+
+from kojinbango import linkage_audit
+from kojinbango.common.db import Database
+from kojinbango.common.signing import sign_request
+from kojinbango.intermediate.models import FugoLink
+from kojinbango.nation import Nation
+
+QUERY = "/staff/linkage/api/query"
+
+
+def _pension_query(nation: Nation) -> dict[str, Any]:
+    command = next(s["command"] for s in scenarios(nation.topology.path.parent) if "pension" in s["command"])
+    a = args_of(command)
+    return {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"]}
+
+
+def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_three_times(nation: Nation) -> None:
+    body = json.dumps(_pension_query(nation), ensure_ascii=False).encode()
+    creds = nation.topology.credentials("nenkin")
+    url = nation.urls["nenkin"] + QUERY
+
+    async def one(session: aiohttp.ClientSession) -> dict[str, Any]:
+        headers = sign_request(creds, "POST", QUERY, "", body, "nenkin")
+        headers["content-type"] = "application/json"
+        async with session.post(url, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            answer: dict[str, Any] = await r.json()
+            return answer
+
+    async def all_at_once() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            return await asyncio.gather(*(one(session) for _ in range(24)))
+
+    intermediate = nation.runtime("agency").services["intermediate"]
+    before = sum(c.items - c.batches for c in intermediate._queries.all())
+    answers = asyncio.run(all_at_once())
+    assert {a["status"] for a in answers} == {"answered"}
+    assert all(a["signature_valid"] is True and a["data"] for a in answers)
+    ids = [a["exchange_id"] for a in answers]
+    assert len(set(ids)) == 24  # an exchange each, never one shared
+    # some of them went to the network together (items beyond one per batch)
+    assert sum(c.items - c.batches for c in intermediate._queries.all()) > before
+    for exchange_id in ids:
+        audit = linkage_audit.three_records(nation.topology, exchange_id)
+        assert audit["agree"], audit
+
+
+def _signed_post(nation: Nation, signer: str, to: str, path: str, payload: Any) -> httpx.Response:
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    headers = sign_request(nation.topology.credentials(signer), "POST", path, "", raw, to)
+    headers["content-type"] = "application/json"
+    return httpx.post(nation.urls[to] + path, content=raw, headers=headers, timeout=30)
+
+
+def test_a_batch_at_the_if_gives_each_item_its_own_outcome(nation: Nation) -> None:
+    """One good query between refusals of every kind: the good one is answered, each refusal keeps
+    its own status and reason, none sinks the others."""
+    db = Database(nation.topology.database_url("intermediate"))
+    try:
+        with db.transaction() as s:
+            fugo = s.scalar(select(FugoLink.fugo).where(FugoLink.tenant == B).limit(1))
+    finally:
+        db.dispose()
+    assert fugo is not None
+    base = {"provider": A, "info": "地方税関係情報", "wait": True}
+    items = [
+        {**base, "querier": B, "request_id": "RQbatch-good-01", "fugo": fugo, "affair": "child-allowance"},
+        {**base, "querier": "nenkin", "request_id": "RQbatch-tenant-1", "fugo": fugo, "affair": "pension-exemption"},
+        {**base, "querier": B, "request_id": "RQbatch-fugo-001", "fugo": "0" * 32, "affair": "child-allowance"},
+        {**base, "querier": B, "request_id": "RQbatch-norow-01", "fugo": fugo, "affair": "pension-exemption"},
+    ]
+    r = _signed_post(nation, "intermediate", "network", "/api/if/queries/batch", {"items": items})
+    assert r.status_code == 200, r.text
+    good, tenant, bad_fugo, no_row = r.json()["results"]
+    assert good["ok"]["status"] in ("answered", "not_held") and good["ok"]["exchange_id"]
+    assert tenant["error"]["status"] == 401 and "does not serve" in tenant["error"]["detail"]
+    assert bad_fugo["error"]["status"] == 422 and "符号" in bad_fugo["error"]["detail"]
+    assert no_row["ok"]["status"] == "refused" and "legal table" in no_row["ok"]["reason"]
+    assert good["ok"]["exchange_id"] != no_row["ok"]["exchange_id"]
+    # the same batch again: the same exchanges (a request id opens one exchange, once)
+    again = _signed_post(nation, "intermediate", "network", "/api/if/queries/batch", {"items": items})
+    assert again.json()["results"][0]["ok"]["exchange_id"] == good["ok"]["exchange_id"]
+    assert again.json()["results"][3]["ok"]["exchange_id"] == no_row["ok"]["exchange_id"]
+
+
+def test_batch_endpoints_refuse_callers_and_shapes_they_do_not_take(nation: Nation) -> None:
+    item = {"exchange_id": "EX20250101-00000001", "tenant": A, "fugo": "x", "querier": B, "affair": "a",
+            "info": "地方税関係情報", "requested_at": "2025-01-01T00:00:00Z"}  # fmt: skip
+    # only the network's IF delivers queries to an intermediate server (not even one of its tenants)
+    r = _signed_post(nation, B, "intermediate", "/api/if/provide/batch", {"items": [item]})
+    assert r.status_code == 401 and "IF" in r.json()["detail"]
+    # an empty batch, or one too large, is a clear 422
+    r = _signed_post(nation, "intermediate", "network", "/api/if/queries/batch", {"items": []})
+    assert r.status_code == 422 and "items" in json.dumps(r.json()["detail"])
+    r = _signed_post(nation, "network", "intermediate", "/api/if/provide/batch", {"items": [item] * 257})
+    assert r.status_code == 422 and "items" in json.dumps(r.json()["detail"])
+    # a municipality may not use the IF system's batch door either
+    r = _signed_post(nation, B, "network", "/api/if/queries/batch", {"items": [item]})
+    assert r.status_code in (401, 422)
+
+
+def test_a_provision_that_fails_in_a_batch_fails_alone(nation: Nation) -> None:
+    """The batch's transaction fails with it; each provision is then made alone, so the others are
+    answered and written once, and the failed one has written nothing."""
+    service = nation.runtime("intermediate").services["intermediate"]
+    with service.db.transaction() as s:
+        fugos = list(s.scalars(select(FugoLink.fugo).where(FugoLink.tenant == A).limit(2)))
+    base = {"tenant": A, "querier": B, "querier_name": "", "affair": "child-allowance", "info": "地方税関係情報",
+            "requested_at": "2026-01-05T00:00:00.000Z"}  # fmt: skip
+    good = [{**base, "exchange_id": f"EX20260105-9900000{i}", "fugo": f} for i, f in enumerate(fugos)]
+    broken = {k: v for k, v in {**good[0], "exchange_id": "EX20260105-99000009"}.items() if k != "requested_at"}
+    outcomes = service.provide_many([good[0], broken, good[1]])
+    assert isinstance(outcomes[1], KeyError)
+    assert [o["payload"]["exchange_id"] for o in (outcomes[0], outcomes[2])] == [g["exchange_id"] for g in good]
+    assert service.records(A, exchange_id="EX20260105-99000009") == []
+    assert len(service.records(A, exchange_id=good[1]["exchange_id"])) == 1
+    # delivered again (the network retrying): the same signed documents, nothing written twice
+    again = service.provide_many(good)
+    assert again == [outcomes[0], outcomes[2]]
+    assert len(service.records(A, exchange_id=good[0]["exchange_id"])) == 1
