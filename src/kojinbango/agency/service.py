@@ -95,7 +95,7 @@ class AgencyService:
         self.intermediate = intermediate
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
-        intermediate.result_hooks.append(self._on_result)
+        intermediate.result_hooks.append(self._on_results)
         key = topology.opening_key(org_id)  # answers are sealed to the agency (common.sealing)
         self.opener = Opener(key) if key is not None else None
         # request id → (signature valid, as of, the information opened)
@@ -304,25 +304,28 @@ class AgencyService:
         self.intermediate.result(self.org_id, request_id=request_id)
         return self._answer(request_id)
 
-    def _on_result(self, s: Connection, tenant: str, state: dict[str, Any]) -> None:
-        """The intermediate server wrote a query's new state: keep the business row in step (same
-        transaction), with the answer verified before it is kept."""
-        if tenant != self.org_id:
-            return
-        doc = state.get("answer")
-        valid, as_of, data = None, None, None
-        if doc is not None:
-            valid, as_of, data = verify_answer(
-                doc, self.trust, self.settings, state.get("exchange_id"), state["provider"], self.opener
-            )
-        final = state["status"] in FINAL
-        s.execute(
-            _UPDATE_ANSWER,
-            {"rid": state["request_id"], "p_exchange_id": state.get("exchange_id"), "p_status": state["status"],
-             "p_reason": str(state.get("reason") or "")[:400], "p_document": doc, "p_valid": valid, "p_as_of": as_of,
-             "p_answered_at": now() if final else None},
-        )  # fmt: skip
-        self._checked[state["request_id"]] = (valid, as_of, data)
+    def _on_results(self, s: Connection, states: list[tuple[str, dict[str, Any]]]) -> None:
+        """The intermediate server wrote queries' new states: keep the business rows in step (same
+        transaction), each answer verified before it is kept."""
+        changes = []
+        for tenant, state in states:
+            if tenant != self.org_id:
+                continue
+            doc = state.get("answer")
+            valid, as_of, data = None, None, None
+            if doc is not None:
+                valid, as_of, data = verify_answer(
+                    doc, self.trust, self.settings, state.get("exchange_id"), state["provider"], self.opener
+                )
+            final = state["status"] in FINAL
+            changes.append(
+                {"rid": state["request_id"], "p_exchange_id": state.get("exchange_id"), "p_status": state["status"],
+                 "p_reason": str(state.get("reason") or "")[:400], "p_document": doc, "p_valid": valid,
+                 "p_as_of": as_of, "p_answered_at": now() if final else None}
+            )  # fmt: skip
+            self._checked[state["request_id"]] = (valid, as_of, data)
+        if changes:
+            s.execute(_UPDATE_ANSWER, changes)
 
     def _view(self, row: AgencyAnswer) -> dict[str, Any]:
         return stored_answer_view(self.topology, self.org_id, row, self.opener)

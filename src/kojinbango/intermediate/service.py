@@ -55,15 +55,14 @@ _C: Table = Copy.__table__  # type: ignore[assignment]
 _CC: Table = CategoryConfirmation.__table__  # type: ignore[assignment]
 _P: Table = Provision.__table__  # type: ignore[assignment]
 _R: Table = ProvisionRecord.__table__  # type: ignore[assignment]
-_FIND_QUERY = select(_Q).where(_Q.c.tenant == bindparam("tenant"), _Q.c.request_id == bindparam("rid"))
-_QUERY_BY_ID = select(_Q).where(_Q.c.id == bindparam("qid"))
-_FUGO_OF_PERSON = select(_F.c.fugo).where(
-    _F.c.tenant == bindparam("tenant"), _F.c.integrated_number == bindparam("num")
+_FIND_QUERIES = select(_Q).where(
+    _Q.c.tenant == bindparam("tenant"), _Q.c.request_id.in_(bindparam("rids", expanding=True))
 )
-_PERSON_OF_FUGO = select(_F.c.integrated_number).where(
-    _F.c.tenant == bindparam("tenant"), _F.c.fugo == bindparam("fugo")
+_FUGOS_OF_PERSONS = select(_F.c.integrated_number, _F.c.fugo).where(
+    _F.c.tenant == bindparam("tenant"), _F.c.integrated_number.in_(bindparam("nums", expanding=True))
 )
-_INSERT_QUERY = insert(_Q)
+# the new queries' ids, in the order of their rows
+_INSERT_QUERIES = insert(_Q).returning(_Q.c.id, sort_by_parameter_order=True)
 _UPDATE_QUERY = (
     update(_Q)
     .where(_Q.c.id == bindparam("qid"))
@@ -76,8 +75,11 @@ _UPDATE_QUERY = (
         answered_at=bindparam("p_answered_at"),
     )
 )
-_QUERIER_RECORD = select(_R.c.id).where(
-    _R.c.tenant == bindparam("tenant"), _R.c.role == "querier", _R.c.exchange_id == bindparam("ex")
+_QUERIES_BY_ID = select(_Q).where(_Q.c.id.in_(bindparam("ids", expanding=True)))
+_QUERIER_RECORDS = select(_R.c.id, _R.c.exchange_id).where(
+    _R.c.tenant == bindparam("tenant"),
+    _R.c.role == "querier",
+    _R.c.exchange_id.in_(bindparam("ids", expanding=True)),
 )
 _UPDATE_RECORD = (
     update(_R)
@@ -87,18 +89,22 @@ _UPDATE_RECORD = (
     )
 )
 _INSERT_RECORD = insert(_R)
-_PROVISION_DOC = select(_P.c.document).where(
-    _P.c.tenant == bindparam("tenant"), _P.c.exchange_id == bindparam("ex")
-)
-_COPY = select(_C.c.layout_version, _C.c.data, _C.c.as_of).where(
-    _C.c.tenant == bindparam("tenant"),
-    _C.c.integrated_number == bindparam("num"),
-    _C.c.category == bindparam("cat"),
-)
 _CONFIRMED = select(_CC.c.as_of).where(
     _CC.c.tenant == bindparam("tenant"), _CC.c.category == bindparam("cat")
 )
 _INSERT_PROVISION = insert(_P)
+# A batch of provisions for one tenant reads with one statement each (expanding IN).
+_PROVISION_DOCS = select(_P.c.exchange_id, _P.c.document).where(
+    _P.c.tenant == bindparam("tenant"), _P.c.exchange_id.in_(bindparam("ids", expanding=True))
+)
+_PERSONS_OF_FUGO = select(_F.c.fugo, _F.c.integrated_number).where(
+    _F.c.tenant == bindparam("tenant"), _F.c.fugo.in_(bindparam("fugos", expanding=True))
+)
+_COPIES = select(_C.c.integrated_number, _C.c.layout_version, _C.c.data, _C.c.as_of).where(
+    _C.c.tenant == bindparam("tenant"),
+    _C.c.category == bindparam("cat"),
+    _C.c.integrated_number.in_(bindparam("nums", expanding=True)),
+)
 OUTCOME = {"answered": "provided", "not_held": "not_held", "refused": "refused", "failed": "failed"}
 MAX_ITEMS = 5000
 FAILPOINT = "KOJINBANGO_FAILPOINT"  # tests only: "crash_after_provide" ends the process after a provision
@@ -109,6 +115,24 @@ QUERIES_PATH = "/api/if/queries"
 QUERIES_BATCH_PATH = "/api/if/queries/batch"
 # A query written and ready to send: its row id, what goes to the network, its columns.
 Opened = dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]
+
+
+class _Facts:
+    """A batch of provisions' reads: documents already made, persons of 符号, 副本, confirmations."""
+
+    def __init__(self, s: Connection):
+        self.s = s
+        self.done: dict[tuple[str, str], Any] = {}
+        self.numbers: dict[tuple[str, str], str] = {}
+        self.copies: dict[tuple[str, str, str], tuple[int, Any, dt.datetime]] = {}
+        self._confirmed: dict[tuple[str, str], dt.datetime | None] = {}
+
+    def confirmed(self, tenant: str, category: str) -> dt.datetime | None:
+        if (tenant, category) not in self._confirmed:
+            self._confirmed[(tenant, category)] = self.s.execute(
+                _CONFIRMED, {"tenant": tenant, "cat": category}
+            ).scalar()
+        return self._confirmed[(tenant, category)]
 
 
 @dataclass(frozen=True)
@@ -157,9 +181,9 @@ class IntermediateService:
         # in-flight query cost a second network round trip per exchange under load).
         self._in_flight: set[int] = set()
         self._in_flight_lock = threading.Lock()
-        # Run inside the transaction that writes a query's new state (a business system sharing
-        # this database keeps its own copy of the answer in step with it).
-        self.result_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
+        # Run inside the transaction that writes queries' new states, with (tenant, state) of each
+        # (a business system sharing this database keeps its own copy of the answer in step).
+        self.result_hooks: list[Callable[[Connection, list[tuple[str, dict[str, Any]]]], None]] = []
         self._queries: PerLoop[_Query, dict[str, Any]] = PerLoop(
             lambda _key: Coalescer(self._exchange_many, MAX_BATCH, batches_in_flight)
         )
@@ -355,14 +379,32 @@ class IntermediateService:
         assert self.acall is not None
         outcomes: list[dict[str, Any] | BaseException] = []
         sending: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []  # (index, qid, payload, row)
+        twice: dict[int, int] = {}  # the same request id asked twice at once: sent once, both told
+        first: dict[int, int] = {}
         for i, opened in enumerate(self._open_many(asks)):
+            outcomes.append(opened if not isinstance(opened, tuple) else BusinessError("not sent"))
             if isinstance(opened, tuple):
-                sending.append((i, *opened))
-                outcomes.append(BusinessError("not sent"))
-            else:
-                outcomes.append(opened)
+                if opened[0] in first:
+                    twice[i] = first[opened[0]]
+                else:
+                    first[opened[0]] = i
+                    sending.append((i, *opened))
         if not sending:
             return outcomes
+        try:
+            await self._send_many(sending, outcomes)
+        finally:
+            for i, j in twice.items():
+                outcomes[i] = outcomes[j]
+        return outcomes
+
+    async def _send_many(
+        self,
+        sending: list[tuple[int, int, dict[str, Any], dict[str, Any]]],
+        outcomes: list[dict[str, Any] | BaseException],
+    ) -> None:
+        """Send opened queries to the network (alone, or as one batch) and write what it said."""
+        assert self.acall is not None
         with self._sending(*(qid for _, qid, _, _ in sending)):
             states: list[Any]
             try:
@@ -383,7 +425,6 @@ class IntermediateService:
             views = self._apply_many([(qid, state, q) for _, qid, state, q in applied])
             for (i, _, _, _), view in zip(applied, views, strict=True):
                 outcomes[i] = view
-        return outcomes
 
     def _open(
         self,
@@ -408,7 +449,7 @@ class IntermediateService:
         query that cannot be sent (no 符号 yet, not a tenant) is that query's outcome only."""
         try:
             with writing_core(self.db) as s:
-                return [self._open_one(s, ask) for ask in asks]
+                return self._open_all(s, asks)
         except Exception:
             if len(asks) == 1:
                 raise
@@ -417,36 +458,60 @@ class IntermediateService:
         for ask in asks:
             try:
                 with writing_core(self.db) as s:
-                    out.append(self._open_one(s, ask))
+                    out.extend(self._open_all(s, [ask]))
             except Exception as exc:
                 out.append(exc)
         return out
 
-    def _open_one(self, s: Connection, ask: _Query) -> Opened | BaseException:
-        """One query in ``s``'s transaction; a BusinessError is returned before anything is written."""
-        try:
-            tenant = self._tenant(ask.tenant)
-        except BusinessError as exc:
-            return exc
-        row = s.execute(_FIND_QUERY, {"tenant": tenant, "rid": ask.request_id}).first()
-        if row is not None:
-            q = dict(row._mapping)
-            if q["status"] != "unsent":
-                return self._view(q)
-        fugo = s.execute(_FUGO_OF_PERSON, {"tenant": tenant, "num": ask.integrated_number}).scalar()
-        if fugo is None:
-            return Conflict("this person has no 符号 at this intermediate server yet; obtain it first")
-        if row is None:
-            q = {"tenant": tenant, "request_id": ask.request_id, "integrated_number": ask.integrated_number,
-                 "provider": ask.provider, "affair": ask.affair, "info": ask.info, "status": "unsent", "reason": "",
-                 "created_at": now(), "exchange_id": None, "requested_at": None, "answered_at": None,
-                 "answer": None}  # fmt: skip
-            q["id"] = _inserted_id(s.execute(_INSERT_QUERY, q))
-            if ask.also is not None:
-                ask.also(s)
-        payload = {"querier": tenant, "request_id": ask.request_id, "fugo": fugo, "provider": q["provider"],
-                   "affair": q["affair"], "info": q["info"], "wait": ask.wait}  # fmt: skip
-        return int(q["id"]), payload, q
+    def _open_all(self, s: Connection, asks: list[_Query]) -> list[Opened | BaseException]:
+        """Queries in ``s``'s transaction, one statement per kind; a BusinessError is that query's
+        outcome, with nothing of it written."""
+        out: list[Opened | BaseException | None] = [None] * len(asks)
+        mine: list[tuple[int, str, _Query]] = []
+        for i, ask in enumerate(asks):
+            try:
+                mine.append((i, self._tenant(ask.tenant), ask))
+            except BusinessError as exc:
+                out[i] = exc
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        fugos: dict[tuple[str, str], str] = {}
+        for tenant in {t for _, t, _ in mine}:
+            rids = [a.request_id for _, t, a in mine if t == tenant]
+            for row in s.execute(_FIND_QUERIES, {"tenant": tenant, "rids": rids}):
+                found[(tenant, row.request_id)] = dict(row._mapping)
+            nums = list({a.integrated_number for _, t, a in mine if t == tenant})
+            for num, fugo in s.execute(_FUGOS_OF_PERSONS, {"tenant": tenant, "nums": nums}):
+                fugos[(tenant, num)] = fugo
+        fresh: list[dict[str, Any]] = []
+        ready: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for i, tenant, ask in mine:
+            q = found.get((tenant, ask.request_id))
+            if q is not None and q["status"] != "unsent":
+                out[i] = self._view(q)
+                continue
+            fugo = fugos.get((tenant, ask.integrated_number))
+            if fugo is None:
+                out[i] = Conflict("this person has no 符号 at this intermediate server yet; obtain it first")
+                continue
+            if q is None:  # new (the same request id twice in one batch: one row)
+                q = {"tenant": tenant, "request_id": ask.request_id, "integrated_number": ask.integrated_number,
+                     "provider": ask.provider, "affair": ask.affair, "info": ask.info, "status": "unsent",
+                     "reason": "", "created_at": now(), "exchange_id": None, "requested_at": None,
+                     "answered_at": None, "answer": None}  # fmt: skip
+                found[(tenant, ask.request_id)] = q
+                fresh.append(q)
+                if ask.also is not None:
+                    ask.also(s)
+            payload = {"querier": tenant, "request_id": ask.request_id, "fugo": fugo, "provider": q["provider"],
+                       "affair": q["affair"], "info": q["info"], "wait": ask.wait}  # fmt: skip
+            ready.append((i, payload, q))
+        if fresh:
+            ids = s.execute(_INSERT_QUERIES, fresh).scalars().all()
+            for q, qid in zip(fresh, ids, strict=True):
+                q["id"] = qid
+        for i, payload, q in ready:
+            out[i] = (int(q["id"]), payload, q)
+        return [o if o is not None else BusinessError("not processed") for o in out]
 
     @contextmanager
     def _sending(self, *qids: int) -> Iterator[None]:
@@ -507,64 +572,78 @@ class IntermediateService:
             return []
         try:
             with writing_core(self.db) as s:
-                return [self._apply_one(s, qid, state, known) for qid, state, known in said]
+                return self._apply_all(s, said)
         except Exception:
             if len(said) == 1:
                 raise
             log.warning("a batch of %d answers failed together; writing each alone", len(said))
         out = []
-        for qid, state, known in said:
+        for one in said:
             with writing_core(self.db) as s:
-                out.append(self._apply_one(s, qid, state, known))
+                out.extend(self._apply_all(s, [one]))
         return out
 
-    def _apply_one(
-        self, s: Connection, qid: int, state: dict[str, Any], known: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        if known is None:
-            row = s.execute(_QUERY_BY_ID, {"qid": qid}).first()
-            assert row is not None
-            known = dict(row._mapping)
-        q = dict(known)
-        q["exchange_id"] = state["exchange_id"]
-        q["requested_at"] = parse_iso(state.get("requested_at"))
-        q["status"] = state["status"]
-        q["reason"] = str(state.get("reason") or "")[:400]
-        if state.get("answer") is not None:
-            q["answer"] = state["answer"]
-        if q["status"] in FINAL and q.get("answered_at") is None:
-            q["answered_at"] = now()
-        s.execute(
-            _UPDATE_QUERY,
-            {"qid": qid, "p_exchange_id": q["exchange_id"], "p_requested_at": q["requested_at"],
-             "p_status": q["status"], "p_reason": q["reason"], "p_answer": q.get("answer"),
-             "p_answered_at": q.get("answered_at")},
-        )  # fmt: skip
-        outcome = OUTCOME.get(q["status"], "pending")
-        answer = q.get("answer")
-        if q["status"] == "answered" and answer and not answer.get("payload", {}).get("held"):
-            outcome = "not_held"
-        provided = parse_iso(state.get("provided_at"))
-        rec = s.execute(_QUERIER_RECORD, {"tenant": q["tenant"], "ex": q["exchange_id"]}).scalar()
-        if rec is None:
-            requested = q["requested_at"] or q["created_at"]
-            s.execute(
-                _INSERT_RECORD,
-                {"tenant": q["tenant"], "role": "querier", "exchange_id": q["exchange_id"], "querier": q["tenant"],
-                 "provider": q["provider"], "affair": q["affair"], "info": q["info"],
-                 "integrated_number": q["integrated_number"], "requested_at": requested, "provided_at": provided,
-                 "outcome": outcome, "reason": q["reason"], "nondisclosure": False,
-                 "retain_until": requested + self.retention},
+    def _apply_all(
+        self, s: Connection, said: list[tuple[int, dict[str, Any], dict[str, Any] | None]]
+    ) -> list[dict[str, Any]]:
+        """Each query's new state, its querier's record (made or brought up to date), and the
+        business system's rows (``result_hooks``), in ``s``'s transaction, one statement per kind."""
+        missing = [qid for qid, _, known in said if known is None]
+        rows = {r.id: dict(r._mapping) for r in s.execute(_QUERIES_BY_ID, {"ids": missing})} if missing else {}
+        updated: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        for qid, state, known in said:
+            q = dict(known if known is not None else rows[qid])
+            q["exchange_id"] = state["exchange_id"]
+            q["requested_at"] = parse_iso(state.get("requested_at"))
+            q["status"] = state["status"]
+            q["reason"] = str(state.get("reason") or "")[:400]
+            if state.get("answer") is not None:
+                q["answer"] = state["answer"]
+            if q["status"] in FINAL and q.get("answered_at") is None:
+                q["answered_at"] = now()
+            q["_provided"] = parse_iso(state.get("provided_at"))
+            updated.append(q)
+            changes.append(
+                {"qid": qid, "p_exchange_id": q["exchange_id"], "p_requested_at": q["requested_at"],
+                 "p_status": q["status"], "p_reason": q["reason"], "p_answer": q.get("answer"),
+                 "p_answered_at": q.get("answered_at")}
             )  # fmt: skip
-        else:
-            s.execute(
-                _UPDATE_RECORD,
-                {"rec": rec, "p_outcome": outcome, "p_provided_at": provided, "p_reason": q["reason"]},
-            )
-        view = self._view(q)
+        s.execute(_UPDATE_QUERY, changes)
+        records: dict[tuple[str, str], int] = {}
+        for tenant in {q["tenant"] for q in updated}:
+            ids = [q["exchange_id"] for q in updated if q["tenant"] == tenant]
+            for rec, ex in s.execute(_QUERIER_RECORDS, {"tenant": tenant, "ids": ids}):
+                records[(tenant, ex)] = rec
+        new_records: list[dict[str, Any]] = []
+        record_changes: list[dict[str, Any]] = []
+        for q in updated:
+            outcome = OUTCOME.get(q["status"], "pending")
+            answer = q.get("answer")
+            if q["status"] == "answered" and answer and not answer.get("payload", {}).get("held"):
+                outcome = "not_held"
+            rec = records.get((q["tenant"], q["exchange_id"]))
+            if rec is None:
+                requested = q["requested_at"] or q["created_at"]
+                new_records.append(
+                    {"tenant": q["tenant"], "role": "querier", "exchange_id": q["exchange_id"], "querier": q["tenant"],
+                     "provider": q["provider"], "affair": q["affair"], "info": q["info"],
+                     "integrated_number": q["integrated_number"], "requested_at": requested,
+                     "provided_at": q["_provided"], "outcome": outcome, "reason": q["reason"], "nondisclosure": False,
+                     "retain_until": requested + self.retention}
+                )  # fmt: skip
+            else:
+                record_changes.append(
+                    {"rec": rec, "p_outcome": outcome, "p_provided_at": q["_provided"], "p_reason": q["reason"]}
+                )
+        if new_records:
+            s.execute(_INSERT_RECORD, new_records)
+        if record_changes:
+            s.execute(_UPDATE_RECORD, record_changes)
+        views = [(q["tenant"], self._view(q)) for q in updated]
         for hook in self.result_hooks:
-            hook(s, q["tenant"], view)
-        return view
+            hook(s, views)
+        return [view for _, view in views]
 
     def result(
         self, tenant: str, exchange_id: str | None = None, request_id: str | None = None
@@ -640,85 +719,115 @@ class IntermediateService:
         """``provide`` for queries the network delivered together (``/api/if/provide/batch``): one
         transaction for all (each alone should that one fail); a query this server cannot answer
         (another server's tenant, a querier's unusable certificate) is that query's outcome only."""
-        outcomes: list[dict[str, Any] | BaseException] = [BusinessError("not processed")] * len(payloads)
+        outcomes: list[dict[str, Any] | BaseException]
         try:
             with writing_core(self.db) as s:
-                for i, payload in enumerate(payloads):
-                    outcomes[i] = self._provision(s, payload)
+                outcomes = list(self._provisions(s, payloads))
         except Exception:
             if len(payloads) == 1:
                 raise
             log.warning("a batch of %d provisions failed together; answering each alone", len(payloads))
-            for i, payload in enumerate(payloads):
+            outcomes = []
+            for payload in payloads:
                 try:
                     with writing_core(self.db) as s:
-                        outcomes[i] = self._provision(s, payload)
+                        outcomes.append(self._provisions(s, [payload])[0])
                 except Exception as exc:
-                    outcomes[i] = exc
+                    outcomes.append(exc)
         if os.environ.get(FAILPOINT) == "crash_after_provide":
             os._exit(9)  # the provision is committed; the answer never leaves (a crash mid-exchange)
         return outcomes
 
-    def _provision(self, s: Connection, payload: dict[str, Any]) -> dict[str, Any] | BusinessError:
-        """One provision in ``s``'s transaction: the signed document and the provider's record
-        (the document made before for a 処理通番 delivered again).  A BusinessError is returned,
-        before anything of this query is written."""
-        exchange_id = str(payload["exchange_id"])
-        category = str(payload["info"])
-        try:
-            tenant = self._tenant(str(payload["tenant"]))
-        except BusinessError as exc:
-            return exc
-        done = s.execute(_PROVISION_DOC, {"tenant": tenant, "ex": exchange_id}).scalar()
-        if done is not None:
-            return dict(done)
-        number = s.execute(_PERSON_OF_FUGO, {"tenant": tenant, "fugo": payload["fugo"]}).scalar()
-        copy = (
-            s.execute(_COPY, {"tenant": tenant, "num": number, "cat": category}).first()
-            if number is not None
-            else None
-        )
-        t = now()
-        body: dict[str, Any] = {
-            "exchange_id": exchange_id,
-            "querier_org": payload["querier"],
-            "querier": self.public_ids.get(str(payload["querier"]), str(payload["querier"])),
-            "provider_org": tenant,
-            "provider": self.public_ids.get(tenant, tenant),
-            "affair": payload["affair"],
-            "info": category,
-            "requested_at": payload["requested_at"],
-            "provided_at": iso(t),
-            "held": copy is not None,
-        }
-        if copy is not None:
-            version, data, as_of = copy
-            confirmed = s.execute(_CONFIRMED, {"tenant": tenant, "cat": category}).scalar()
-            if confirmed is not None:
-                as_of = max(as_of, confirmed)
-            body.update(layout=f"{category}/{version}", layout_version=version, as_of=iso(as_of))
+    def _provisions(self, s: Connection, payloads: list[dict[str, Any]]) -> list[dict[str, Any] | BusinessError]:
+        """Provisions in ``s``'s transaction: for each query its signed document and the provider's
+        record (the document made before for a 処理通番 delivered again).  A BusinessError is that
+        query's outcome, with nothing of it written."""
+        out: list[dict[str, Any] | BusinessError] = []
+        facts = self._facts(s, payloads)
+        provisions: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        made: dict[tuple[str, str], dict[str, Any]] = {}  # delivered twice in one batch: made once
+        for payload in payloads:
+            exchange_id = str(payload["exchange_id"])
+            category = str(payload["info"])
             try:
-                body.update(self._information(str(payload["querier"]), data))
+                tenant = self._tenant(str(payload["tenant"]))
             except BusinessError as exc:
-                return exc
-        else:
-            body.update(as_of=iso(t), data=None)
-        doc = sign_document(self.creds, ANSWER_KIND, body)
-        s.execute(
-            _INSERT_PROVISION,
-            {"tenant": tenant, "exchange_id": exchange_id, "integrated_number": number, "document": doc,
-             "provided_at": t},
-        )  # fmt: skip
-        requested = parse_iso(str(payload["requested_at"])) or t
-        s.execute(
-            _INSERT_RECORD,
-            {"tenant": tenant, "role": "provider", "exchange_id": exchange_id, "querier": str(payload["querier"]),
-             "provider": tenant, "affair": str(payload["affair"]), "info": category, "integrated_number": number,
-             "requested_at": requested, "provided_at": t if copy is not None else None,
-             "outcome": "provided" if copy is not None else "not_held", "reason": "", "nondisclosure": False,
-             "retain_until": requested + self.retention},
-        )  # fmt: skip
-        return doc
+                out.append(exc)
+                continue
+            done = facts.done.get((tenant, exchange_id)) or made.get((tenant, exchange_id))
+            if done is not None:
+                out.append(dict(done))
+                continue
+            number = facts.numbers.get((tenant, str(payload["fugo"])))
+            copy = facts.copies.get((tenant, category, number)) if number is not None else None
+            t = now()
+            body: dict[str, Any] = {
+                "exchange_id": exchange_id,
+                "querier_org": payload["querier"],
+                "querier": self.public_ids.get(str(payload["querier"]), str(payload["querier"])),
+                "provider_org": tenant,
+                "provider": self.public_ids.get(tenant, tenant),
+                "affair": payload["affair"],
+                "info": category,
+                "requested_at": payload["requested_at"],
+                "provided_at": iso(t),
+                "held": copy is not None,
+            }
+            if copy is not None:
+                version, data, as_of = copy
+                confirmed = facts.confirmed(tenant, category)
+                if confirmed is not None:
+                    as_of = max(as_of, confirmed)
+                body.update(layout=f"{category}/{version}", layout_version=version, as_of=iso(as_of))
+                try:
+                    body.update(self._information(str(payload["querier"]), data))
+                except BusinessError as exc:
+                    out.append(exc)
+                    continue
+            else:
+                body.update(as_of=iso(t), data=None)
+            requested = parse_iso(str(payload["requested_at"])) or t
+            doc = sign_document(self.creds, ANSWER_KIND, body)
+            provisions.append(
+                {"tenant": tenant, "exchange_id": exchange_id, "integrated_number": number, "document": doc,
+                 "provided_at": t}
+            )  # fmt: skip
+            records.append(
+                {"tenant": tenant, "role": "provider", "exchange_id": exchange_id, "querier": str(payload["querier"]),
+                 "provider": tenant, "affair": str(payload["affair"]), "info": category, "integrated_number": number,
+                 "requested_at": requested, "provided_at": t if copy is not None else None,
+                 "outcome": "provided" if copy is not None else "not_held", "reason": "", "nondisclosure": False,
+                 "retain_until": requested + self.retention}
+            )  # fmt: skip
+            made[(tenant, exchange_id)] = doc
+            out.append(doc)
+        if provisions:
+            s.execute(_INSERT_PROVISION, provisions)
+            s.execute(_INSERT_RECORD, records)
+        return out
+
+    def _facts(self, s: Connection, payloads: list[dict[str, Any]]) -> _Facts:
+        """What a batch of provisions reads, one statement per kind and tenant."""
+        facts = _Facts(s)
+        by_tenant: dict[str, list[dict[str, Any]]] = {}
+        for p in payloads:
+            if str(p["tenant"]) in self.tenants:
+                by_tenant.setdefault(str(p["tenant"]), []).append(p)
+        for tenant, mine in by_tenant.items():
+            ids = list({str(p["exchange_id"]) for p in mine})
+            for ex, doc in s.execute(_PROVISION_DOCS, {"tenant": tenant, "ids": ids}):
+                facts.done[(tenant, ex)] = doc
+            fugos = list({str(p["fugo"]) for p in mine})
+            for fugo, number in s.execute(_PERSONS_OF_FUGO, {"tenant": tenant, "fugos": fugos}):
+                facts.numbers[(tenant, fugo)] = number
+            for category in {str(p["info"]) for p in mine}:
+                nums = list({facts.numbers[(tenant, str(p["fugo"]))] for p in mine
+                             if str(p["info"]) == category and (tenant, str(p["fugo"])) in facts.numbers})  # fmt: skip
+                if nums:
+                    for num, version, data, as_of in s.execute(_COPIES, {"tenant": tenant, "cat": category, "nums": nums}):
+                        facts.copies[(tenant, category, num)] = (version, data, as_of)
+        return facts
 
     def _information(self, querier: str, data: Any) -> dict[str, Any]:
         """The provided information as the answer carries it: sealed to the querier's encryption
@@ -809,10 +918,6 @@ class IntermediateService:
 
     def stop(self) -> None:
         self._loop.stop()
-
-
-def _inserted_id(result: Any) -> int:
-    return int(result.inserted_primary_key[0])
 
 
 def _rows(result: Any) -> int:

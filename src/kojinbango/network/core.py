@@ -35,10 +35,13 @@ FINAL = ("answered", "not_held", "refused", "failed")
 # The statements of the exchange path, built once (see bench/exchange.py).
 _X: Table = Exchange.__table__  # type: ignore[assignment]
 _FI: Table = FugoIssuance.__table__  # type: ignore[assignment]
-_FIND_EXCHANGE = select(_X).where(_X.c.querier == bindparam("querier"), _X.c.request_id == bindparam("rid"))
-_EXCHANGE_BY_ID = select(_X).where(_X.c.exchange_id == bindparam("ex"))
+# A batch's rows are read with one statement each (expanding IN), written with one executemany.
+_FIND_EXCHANGES = select(_X).where(
+    _X.c.querier == bindparam("querier"), _X.c.request_id.in_(bindparam("rids", expanding=True))
+)
+_EXCHANGES_BY_ID = select(_X).where(_X.c.exchange_id.in_(bindparam("ids", expanding=True)))
 _HOLDS = select(_FI.c.person_id).where(
-    _FI.c.holder == bindparam("holder"), _FI.c.person_id == bindparam("person")
+    _FI.c.holder == bindparam("holder"), _FI.c.person_id.in_(bindparam("persons", expanding=True))
 )
 _INSERT_EXCHANGE = insert(_X)
 _UPDATE_EXCHANGE = (
@@ -232,20 +235,19 @@ class NetworkCore:
             return outcomes
         try:
             with self.log.core_transaction() as a:
-                opened = [(i, self._open(a, ask, person, decision)) for i, ask, person, decision in checked]
+                opened = self._open_all(a, [c[1:] for c in checked])
+            for (i, *_), state in zip(checked, opened, strict=True):
+                outcomes[i] = state
         except Exception:
             if len(checked) == 1:
                 raise
             log.warning("a batch of %d queries failed together; opening each alone", len(checked))
-            opened = []
             for i, ask, person, decision in checked:
                 try:
                     with self.log.core_transaction() as a:
-                        opened.append((i, self._open(a, ask, person, decision)))
+                        outcomes[i] = self._open_all(a, [(ask, person, decision)])[0]
                 except Exception as exc:
                     outcomes[i] = exc
-        for i, state in opened:
-            outcomes[i] = state
         return outcomes
 
     def _check(self, ask: Asked) -> tuple[int, Decision]:
@@ -261,46 +263,63 @@ class NetworkCore:
         )
         return person, decision
 
-    def _open(self, a: Appender, ask: Asked, person: int, decision: Decision) -> dict[str, Any]:
-        """Open one exchange in ``a``'s transaction (the same request id again: the exchange it
-        opened) and — if it ends here (refused, or the provider holds no 符号 for this person) —
+    def _open_all(self, a: Appender, checked: list[tuple[Asked, int, Decision]]) -> list[dict[str, Any]]:
+        """Open each exchange in ``a``'s transaction (a request id seen before: the exchange it
+        opened) and — where it ends here (refused, or the provider holds no 符号 for this person) —
         its provision record in the log."""
         s = a.session
-        existing = s.execute(_FIND_EXCHANGE, {"querier": ask.querier, "rid": ask.request_id}).first()
-        if existing is not None:
-            return self.state(SimpleNamespace(**existing._mapping))
-        t = now()
-        ex = SimpleNamespace(
-            exchange_id=self._exchange_id(),
-            request_id=ask.request_id,
-            querier=ask.querier,
-            provider=ask.provider,
-            affair=ask.affair,
-            info=ask.info,
-            person_id=person,
-            status="pending",
-            reason="",
-            requested_at=t,
-            provided_at=None,
-            attempts=0,
-            next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
-            last_error="",
-            answer=None,
-            collected_at=None,
-            log_index=None,
-        )
-        if not decision.allowed:
-            ex.reason = f"refused by the legal table: {decision.reason}"
-            self._conclude(a, ex, "refused", "refused")
-            log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
-        elif s.execute(_HOLDS, {"holder": ask.provider, "person": person}).first() is None:
-            ex.reason = "the provider holds no 符号 for this person (該当なし)"
-            self._conclude(a, ex, "not_held", "not_held")
-        s.execute(_INSERT_EXCHANGE, vars(ex))
-        state = self.state(ex)
-        if ex.status == "pending":
-            state["_delivery"] = self._delivery(ex)
-        return state
+        known: dict[tuple[str, str], dict[str, Any]] = {}
+        for querier in {ask.querier for ask, _, _ in checked}:
+            rids = [ask.request_id for ask, _, _ in checked if ask.querier == querier]
+            for row in s.execute(_FIND_EXCHANGES, {"querier": querier, "rids": rids}):
+                known[(querier, row.request_id)] = self.state(SimpleNamespace(**row._mapping))
+        holds: set[tuple[str, int]] = set()
+        for provider in {ask.provider for ask, _, decision in checked if decision.allowed}:
+            persons = list({p for ask, p, _ in checked if ask.provider == provider})
+            holds.update((provider, p) for p in s.scalars(_HOLDS, {"holder": provider, "persons": persons}))
+        out: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for ask, person, decision in checked:
+            key = (ask.querier, ask.request_id)
+            if key in known:  # opened before, or earlier in this batch: never delivered twice
+                out.append({k: v for k, v in known[key].items() if k != "_delivery"})
+                continue
+            t = now()
+            ex = SimpleNamespace(
+                exchange_id=self._exchange_id(),
+                request_id=ask.request_id,
+                querier=ask.querier,
+                provider=ask.provider,
+                affair=ask.affair,
+                info=ask.info,
+                person_id=person,
+                status="pending",
+                reason="",
+                requested_at=t,
+                provided_at=None,
+                attempts=0,
+                next_attempt_at=t + dt.timedelta(seconds=self.settings.sync_wait_seconds + 5),
+                last_error="",
+                answer=None,
+                collected_at=None,
+                log_index=None,
+            )
+            if not decision.allowed:
+                ex.reason = f"refused by the legal table: {decision.reason}"
+                self._conclude(a, ex, "refused", "refused")
+                log.info("exchange %s refused: %s", ex.exchange_id, decision.reason)
+            elif (ask.provider, person) not in holds:
+                ex.reason = "the provider holds no 符号 for this person (該当なし)"
+                self._conclude(a, ex, "not_held", "not_held")
+            rows.append(vars(ex))
+            state = self.state(ex)
+            if ex.status == "pending":
+                state["_delivery"] = self._delivery(ex)
+            known[key] = state
+            out.append(state)
+        if rows:
+            s.execute(_INSERT_EXCHANGE, rows)
+        return out
 
     def _delivery(self, ex: Any) -> Delivery:
         assert ex.person_id is not None
@@ -354,8 +373,9 @@ class NetworkCore:
             return out
         try:
             with self.log.core_transaction() as a:
-                for i, d, doc, payload in good:
-                    out[i] = self._provided(a, d, doc, payload, collected)
+                states = self._provided(a, [g[1:] for g in good], collected)
+            for (i, *_), state in zip(good, states, strict=True):
+                out[i] = state
         except Exception:
             if len(good) == 1:
                 raise
@@ -363,37 +383,45 @@ class NetworkCore:
             for i, d, doc, payload in good:
                 try:
                     with self.log.core_transaction() as a:
-                        out[i] = self._provided(a, d, doc, payload, collected)
+                        out[i] = self._provided(a, [(d, doc, payload)], collected)[0]
                 except Exception:  # left pending: the retry worker delivers it again
                     log.exception("recording an answer failed")
         return out
 
     def _provided(
-        self, a: Appender, d: Delivery, doc: dict[str, Any], payload: dict[str, Any], collected: bool
-    ) -> dict[str, Any]:
-        """Record one checked answer in ``a``'s transaction (once: a late duplicate changes nothing)."""
-        provided = dt.datetime.fromisoformat(str(payload["provided_at"]).rstrip("Z"))
-        held = bool(payload.get("held"))
-        row = a.session.execute(_EXCHANGE_BY_ID, {"ex": d.exchange_id}).first()
-        if row is None:
-            raise NotFound("no exchange with this 処理通番")
-        ex = SimpleNamespace(**row._mapping)
-        if ex.status == "pending":
-            ex.provided_at = provided if held else None
-            ex.answer = doc
-            ex.attempts += 1
-            if not held:
-                ex.reason = "the provider holds no such information for this person (該当なし)"
-            self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
-        if collected and ex.collected_at is None:
-            ex.collected_at = now()
-        a.session.execute(
-            _UPDATE_EXCHANGE,
-            {"ex": ex.exchange_id, "p_status": ex.status, "p_reason": ex.reason, "p_provided_at": ex.provided_at,
-             "p_answer": ex.answer, "p_attempts": ex.attempts, "p_next": ex.next_attempt_at,
-             "p_collected_at": ex.collected_at, "p_log_index": ex.log_index},
-        )  # fmt: skip
-        return self.state(ex)
+        self, a: Appender, answers: list[tuple[Delivery, dict[str, Any], dict[str, Any]]], collected: bool
+    ) -> list[dict[str, Any]]:
+        """Record checked answers in ``a``'s transaction (each once: a late duplicate changes nothing)."""
+        ids = [d.exchange_id for d, _, _ in answers]
+        rows = {r.exchange_id: r for r in a.session.execute(_EXCHANGES_BY_ID, {"ids": ids})}
+        out: list[dict[str, Any]] = []
+        updates: dict[str, dict[str, Any]] = {}
+        current: dict[str, Any] = {}  # an exchange answered twice in one batch: the first answer counts
+        for d, doc, payload in answers:
+            if d.exchange_id not in current:
+                if d.exchange_id not in rows:
+                    raise NotFound("no exchange with this 処理通番")
+                current[d.exchange_id] = SimpleNamespace(**rows[d.exchange_id]._mapping)
+            ex = current[d.exchange_id]
+            held = bool(payload.get("held"))
+            if ex.status == "pending":
+                provided = dt.datetime.fromisoformat(str(payload["provided_at"]).rstrip("Z"))
+                ex.provided_at = provided if held else None
+                ex.answer = doc
+                ex.attempts += 1
+                if not held:
+                    ex.reason = "the provider holds no such information for this person (該当なし)"
+                self._conclude(a, ex, "answered" if held else "not_held", "provided" if held else "not_held")
+            if collected and ex.collected_at is None:
+                ex.collected_at = now()
+            updates[ex.exchange_id] = {
+                "ex": ex.exchange_id, "p_status": ex.status, "p_reason": ex.reason, "p_provided_at": ex.provided_at,
+                "p_answer": ex.answer, "p_attempts": ex.attempts, "p_next": ex.next_attempt_at,
+                "p_collected_at": ex.collected_at, "p_log_index": ex.log_index,
+            }  # fmt: skip
+            out.append(self.state(ex))
+        a.session.execute(_UPDATE_EXCHANGE, list(updates.values()))
+        return out
 
     def attempt_failed(self, exchange_id: str, error: str) -> None:
         """Delivery failed: try again later with backoff; give up (and record it) after a long while."""

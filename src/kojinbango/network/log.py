@@ -110,6 +110,13 @@ class Appender:
         self.added: list[bytes] = []
         self.last_of = last_of  # the log's memory of each person's newest entry (read only here)
         self.newest: dict[int, tuple[int, bytes]] = {}  # this transaction's appends, by person
+        self.rows: list[dict[str, Any]] = []  # written together before the commit (``flush``)
+
+    def flush(self) -> None:
+        """Write the leaves appended so far (one statement for all: a batch of exchanges)."""
+        if self.rows:
+            self.session.execute(_INSERT_LEAF, self.rows)
+            self.rows = []
 
     def append(self, record: dict[str, Any], person_id: int | None) -> int:
         entry = dict(record)
@@ -127,8 +134,7 @@ class Appender:
             self.newest[person_id] = (self.next, h)
         seq = self.next
         t = now()
-        self.session.execute(
-            _INSERT_LEAF,
+        self.rows.append(
             {"seq": seq, "leaf": text, "leaf_hash": h, "person_id": person_id,
              "retain_until": t + self.retention, "created_at": t},
         )  # fmt: skip
@@ -247,6 +253,7 @@ class MerkleLog:
             with begin() as s:
                 appender = Appender(s, self.frontier.size, self.retention, self.last_of)
                 yield appender
+                appender.flush()
             for h in appender.added:
                 self.frontier.append(h)
                 self.cached.append(h)
