@@ -46,6 +46,37 @@ def ask(nation: Nation, command: str) -> dict[str, Any]:
     return result
 
 
+def concurrent_pension_queries(nation: Nation, n: int) -> list[dict[str, Any]]:
+    """The agency's pension scenario asked ``n`` times at once through its staff API (signed as its
+    own systems sign): the answers, each as the API gave it."""
+    import asyncio
+
+    import aiohttp
+
+    from kojinbango.common.signing import sign_request
+
+    command = next(s["command"] for s in scenarios(nation.topology.path.parent) if "pension" in s["command"])
+    a = args_of(command)
+    query = {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"]}
+    body = json.dumps(query, ensure_ascii=False).encode()
+    path = "/staff/linkage/api/query"
+    creds = nation.topology.credentials("nenkin")
+
+    async def one(session: aiohttp.ClientSession) -> dict[str, Any]:
+        headers = sign_request(creds, "POST", path, "", body, "nenkin")
+        headers["content-type"] = "application/json"
+        async with session.post(nation.urls["nenkin"] + path, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            answer: dict[str, Any] = await r.json()
+            return answer
+
+    async def all_at_once() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            return list(await asyncio.gather(*(one(session) for _ in range(n))))
+
+    return asyncio.run(all_at_once())
+
+
 def cli_args(command: str, d: Path) -> list[str]:
     """The scenario's command line (without `kojinbango`) pointed at data directory ``d``."""
     parts = command.split()[1:]

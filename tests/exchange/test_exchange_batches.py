@@ -3,13 +3,11 @@ its own 処理通番 and its three provision records."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-import aiohttp
 import httpx
-from exchange_helpers import A, B, args_of, scenarios
+from exchange_helpers import A, B, concurrent_pension_queries
 from sqlalchemy import select
 
 from kojinbango import linkage_audit
@@ -18,35 +16,11 @@ from kojinbango.common.signing import sign_request
 from kojinbango.intermediate.models import FugoLink
 from kojinbango.nation import Nation
 
-QUERY = "/staff/linkage/api/query"
-
-
-def _pension_query(nation: Nation) -> dict[str, Any]:
-    command = next(s["command"] for s in scenarios(nation.topology.path.parent) if "pension" in s["command"])
-    a = args_of(command)
-    return {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"]}
-
 
 def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_three_times(nation: Nation) -> None:
-    body = json.dumps(_pension_query(nation), ensure_ascii=False).encode()
-    creds = nation.topology.credentials("nenkin")
-    url = nation.urls["nenkin"] + QUERY
-
-    async def one(session: aiohttp.ClientSession) -> dict[str, Any]:
-        headers = sign_request(creds, "POST", QUERY, "", body, "nenkin")
-        headers["content-type"] = "application/json"
-        async with session.post(url, data=body, headers=headers) as r:
-            assert r.status == 200, await r.text()
-            answer: dict[str, Any] = await r.json()
-            return answer
-
-    async def all_at_once() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as session:
-            return await asyncio.gather(*(one(session) for _ in range(24)))
-
     intermediate = nation.runtime("agency").services["intermediate"]
     before = sum(c.items - c.batches for c in intermediate._queries.all())
-    answers = asyncio.run(all_at_once())
+    answers = concurrent_pension_queries(nation, 24)
     assert {a["status"] for a in answers} == {"answered"}
     assert all(a["signature_valid"] is True and a["data"] for a in answers)
     ids = [a["exchange_id"] for a in answers]

@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from exchange_helpers import ask, scenarios
+from exchange_helpers import ask, concurrent_pension_queries, scenarios
 
 from kojinbango import demo, linkage_audit, linkage_setup
 from kojinbango.nation import create_deployment, init_nation, intro, running
@@ -36,3 +36,12 @@ def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ig
         core = nation.runtime("network").services["core"]
         head = core.log.tree_head()
         assert head is not None and head["payload"]["tree_size"] == 3
+        # queries at once travel in batches (multi-row reads and writes on PostgreSQL too)
+        batches = nation.runtime("agency").services["intermediate"]._queries
+        together = concurrent_pension_queries(nation, 16)
+        assert {x["status"] for x in together} == {"answered"} and all(x["signature_valid"] for x in together)
+        assert len({x["exchange_id"] for x in together}) == 16
+        assert sum(c.items - c.batches for c in batches.all()) > 0
+        records = linkage_audit.three_records(nation.topology)
+        assert records["agree"] and len(records["exchanges"]) == 19
+        assert linkage_audit.verify_network_log(nation.topology)["ok"]
