@@ -18,15 +18,15 @@ from kojinbango.nation import Nation
 
 
 def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_three_times(nation: Nation) -> None:
-    intermediate = nation.runtime("agency").services["intermediate"]
-    before = sum(c.items - c.batches for c in intermediate._queries.all())
+    agency = nation.runtime("agency").services["agency"]
+    before = sum(c.items - c.batches for c in agency._asks.all())
     answers = concurrent_pension_queries(nation, 24)
     assert {a["status"] for a in answers} == {"answered"}
     assert all(a["signature_valid"] is True and a["data"] for a in answers)
     ids = [a["exchange_id"] for a in answers]
     assert len(set(ids)) == 24  # an exchange each, never one shared
     # some of them went to the network together (items beyond one per batch)
-    assert sum(c.items - c.batches for c in intermediate._queries.all()) > before
+    assert sum(c.items - c.batches for c in agency._asks.all()) > before
     for exchange_id in ids:
         audit = linkage_audit.three_records(nation.topology, exchange_id)
         assert audit["agree"], audit
@@ -105,3 +105,37 @@ def test_a_provision_that_fails_in_a_batch_fails_alone(nation: Nation) -> None:
     again = service.provide_many(good)
     assert again == [outcomes[0], outcomes[2]]
     assert len(service.records(A, exchange_id=good[0]["exchange_id"])) == 1
+
+
+def test_a_municipalitys_queries_at_once_go_in_batches_through_the_joint_server(nation: Nation) -> None:
+    """The tenant interface of the joint intermediate server batches too (the municipalities' path)."""
+    import asyncio
+
+    import aiohttp
+
+    service = nation.runtime("intermediate").services["intermediate"]
+    with service.db.transaction() as s:
+        number = s.scalar(select(FugoLink.integrated_number).where(FugoLink.tenant == B).limit(1))
+    path = "/api/tenant/queries"
+    creds = nation.topology.credentials(B)
+
+    async def one(session: aiohttp.ClientSession, k: int) -> dict[str, Any]:
+        body = json.dumps({"request_id": f"RQtenant-batch-{k:03d}", "integrated_number": number, "provider": A,
+                           "affair": "child-allowance", "info": "地方税関係情報"}, ensure_ascii=False).encode()  # fmt: skip
+        headers = sign_request(creds, "POST", path, "", body, "intermediate")
+        headers["content-type"] = "application/json"
+        async with session.post(nation.urls["intermediate"] + path, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            out: dict[str, Any] = await r.json()
+            return out
+
+    async def all_at_once() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            return list(await asyncio.gather(*(one(session, k) for k in range(16))))
+
+    before = sum(c.items - c.batches for c in service._queries.all())
+    states = asyncio.run(all_at_once())
+    assert {s["status"] for s in states} <= {"answered", "not_held"}
+    assert len({s["exchange_id"] for s in states}) == 16
+    assert sum(c.items - c.batches for c in service._queries.all()) > before
+    assert all(linkage_audit.three_records(nation.topology, s["exchange_id"])["agree"] for s in states)

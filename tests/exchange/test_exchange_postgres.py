@@ -37,7 +37,7 @@ def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ig
         head = core.log.tree_head()
         assert head is not None and head["payload"]["tree_size"] == 3
         # queries at once travel in batches (multi-row reads and writes on PostgreSQL too)
-        batches = nation.runtime("agency").services["intermediate"]._queries
+        batches = nation.runtime("agency").services["agency"]._asks
         together = concurrent_pension_queries(nation, 16)
         assert {x["status"] for x in together} == {"answered"} and all(x["signature_valid"] for x in together)
         assert len({x["exchange_id"] for x in together}) == 16

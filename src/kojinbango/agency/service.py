@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from kojinbango.agency.models import AgencyAnswer, AgencyFugo, InsuredPerson, PensionAward
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.common.linkage import (
@@ -33,7 +34,7 @@ from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.identifiers import validate_my_number
-from kojinbango.intermediate.service import IntermediateService
+from kojinbango.intermediate.service import IntermediateService, Query
 
 CATEGORY = "年金給付関係情報"
 _A: Table = AgencyAnswer.__table__  # type: ignore[assignment]
@@ -42,6 +43,11 @@ _PERSON = (
     select(InsuredPerson.id, AgencyFugo.delivered_at)
     .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
     .where(InsuredPerson.my_number == bindparam("number"))
+)
+_PERSONS = (
+    select(InsuredPerson.my_number, InsuredPerson.id, AgencyFugo.delivered_at)
+    .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
+    .where(InsuredPerson.my_number.in_(bindparam("numbers", expanding=True)))
 )
 _UPDATE_ANSWER = (
     update(_A)
@@ -100,6 +106,9 @@ class AgencyService:
         self.opener = Opener(key) if key is not None else None
         # request id → (signature valid, as of, the information opened)
         self._checked: dict[str, tuple[bool | None, dt.datetime | None, Any]] = {}
+        self._asks: PerLoop[tuple[str, str, str, str, str], tuple[_Ask, dict[str, Any]] | None] = PerLoop(
+            lambda _key: Coalescer(self._aquery_many, MAX_BATCH, self.settings.batches_in_flight)
+        )
 
     # --- its own persons -------------------------------------------------------------------------
     def register(self, my_number: str, name: str = "", birth_date: dt.date | None = None) -> int:
@@ -224,15 +233,42 @@ class AgencyService:
         wait_seconds: float = 10.0,
     ) -> dict[str, Any]:
         """``query`` on the event loop: the exchange is awaited; only a first-time person's 符号
-        request (J-LIS, rare) and a late answer's polling run on a thread."""
-        ask = await self._aprepare(my_number, provider, affair, info, staff)
-        state = await self.intermediate.aquery(
-            self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
-        )
+        request (J-LIS, rare) and a late answer's polling run on a thread.  Queries that arrive
+        while others are on their way go together (``common.batching``): their persons found with
+        one statement, then sent as one batch through the agency's intermediate server."""
+        provider_org = query_provider(self.topology, provider, info)
+        number = validate_my_number(my_number)
+        asked = await self._asks.get().submit((number, provider_org, affair, info, staff))
+        if asked is None:  # a new person, or one without a 符号 yet: J-LIS is asked, off the loop
+            ask = await asyncio.to_thread(self._prepare, my_number, provider, affair, info, staff)
+            state = await self.intermediate.aquery(
+                self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
+            )
+        else:
+            ask, state = asked
         state = await await_final(
             state, lambda: self.intermediate.result(self.org_id, request_id=ask.request_id), wait_seconds
         )
         return self._finish(ask, state)
+
+    async def _aquery_many(
+        self, items: list[tuple[str, str, str, str, str]]
+    ) -> list[tuple[_Ask, dict[str, Any]] | None | BaseException]:
+        """A batch of (number, provider, affair, info, staff): None for a person not ready to ask
+        about (no 符号 yet), else the query sent and its state (or the error it failed with)."""
+        with self.db.begin() as conn:  # the event loop's own connection
+            found = {n: (pid, at) for n, pid, at in conn.execute(_PERSONS, {"numbers": list({i[0] for i in items})})}
+        out: list[tuple[_Ask, dict[str, Any]] | None | BaseException] = [None] * len(items)
+        asks: list[tuple[int, _Ask]] = []
+        for i, (number, provider_org, affair, info, staff) in enumerate(items):
+            person = found.get(number)
+            if person is not None and person[1] is not None:
+                asks.append((i, self._ask(int(person[0]), provider_org, affair, info, staff)))
+        queries = [Query(self.org_id, a.request_id, a.person, a.provider, a.affair, a.info, True, a.add_row)
+                   for _, a in asks]  # fmt: skip
+        for (i, ask), state in zip(asks, await self.intermediate.aquery_many(queries), strict=True):
+            out[i] = state if isinstance(state, BaseException) else (ask, state)
+        return out
 
     def _prepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:
         """Validate, find (or register) the person, make sure they have a 符号: the query to send."""
@@ -244,15 +280,6 @@ class AgencyService:
         if (row is None or row[1] is None) and self.ensure_fugo([pid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
         return self._ask(pid, provider_org, affair, info, staff)
-
-    async def _aprepare(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> _Ask:
-        provider_org = query_provider(self.topology, provider, info)
-        number = validate_my_number(my_number)
-        with self.db.begin() as conn:  # the event loop's own connection
-            row = conn.execute(_PERSON, {"number": number}).first()
-        if row is None or row[1] is None:  # a new person: J-LIS is asked, off the event loop
-            return await asyncio.to_thread(self._prepare, my_number, provider, affair, info, staff)
-        return self._ask(int(row[0]), provider_org, affair, info, staff)
 
     def _ask(self, pid: int, provider_org: str, affair: str, info: str, staff: str) -> _Ask:
         request_id = "RQ" + secrets.token_hex(12)

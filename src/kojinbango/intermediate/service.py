@@ -136,7 +136,7 @@ class _Facts:
 
 
 @dataclass(frozen=True)
-class _Query:
+class Query:
     """A tenant's query on its way to the network (``also``: the business row written with it)."""
 
     tenant: str
@@ -184,8 +184,8 @@ class IntermediateService:
         # Run inside the transaction that writes queries' new states, with (tenant, state) of each
         # (a business system sharing this database keeps its own copy of the answer in step).
         self.result_hooks: list[Callable[[Connection, list[tuple[str, dict[str, Any]]]], None]] = []
-        self._queries: PerLoop[_Query, dict[str, Any]] = PerLoop(
-            lambda _key: Coalescer(self._exchange_many, MAX_BATCH, batches_in_flight)
+        self._queries: PerLoop[Query, dict[str, Any]] = PerLoop(
+            lambda _key: Coalescer(self.aquery_many, MAX_BATCH, batches_in_flight)
         )
 
     def _tenant(self, tenant: str) -> str:
@@ -372,10 +372,12 @@ class IntermediateService:
         together (``common.batching``): opened in one transaction, sent as one batch, their
         answers written in one transaction — each still with its own outcome."""
         assert self.acall is not None
-        ask = _Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)
+        ask = Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)
         return await self._queries.get().submit(ask)
 
-    async def _exchange_many(self, asks: list[_Query]) -> list[dict[str, Any] | BaseException]:
+    async def aquery_many(self, asks: list[Query]) -> list[dict[str, Any] | BaseException]:
+        """Queries sent together (``aquery`` batches into this; a business system that batches its
+        own calls it directly): each with its own outcome, a state or the error it failed with."""
         assert self.acall is not None
         outcomes: list[dict[str, Any] | BaseException] = []
         sending: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []  # (index, qid, payload, row)
@@ -439,12 +441,12 @@ class IntermediateService:
     ) -> dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]:
         """Write the query (once per request id): its id, what to send and the row — or, for a query
         already sent, its state."""
-        opened = self._open_many([_Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)])
+        opened = self._open_many([Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)])
         if isinstance(opened[0], BaseException):
             raise opened[0]
         return opened[0]
 
-    def _open_many(self, asks: list[_Query]) -> list[Opened | BaseException]:
+    def _open_many(self, asks: list[Query]) -> list[Opened | BaseException]:
         """``_open`` for queries that go together: one transaction (each alone should it fail); a
         query that cannot be sent (no 符号 yet, not a tenant) is that query's outcome only."""
         try:
@@ -463,11 +465,11 @@ class IntermediateService:
                 out.append(exc)
         return out
 
-    def _open_all(self, s: Connection, asks: list[_Query]) -> list[Opened | BaseException]:
+    def _open_all(self, s: Connection, asks: list[Query]) -> list[Opened | BaseException]:
         """Queries in ``s``'s transaction, one statement per kind; a BusinessError is that query's
         outcome, with nothing of it written."""
         out: list[Opened | BaseException | None] = [None] * len(asks)
-        mine: list[tuple[int, str, _Query]] = []
+        mine: list[tuple[int, str, Query]] = []
         for i, ask in enumerate(asks):
             try:
                 mine.append((i, self._tenant(ask.tenant), ask))
