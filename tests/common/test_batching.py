@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kojinbango.common.batching import Coalescer, PerLoop, decode_outcomes, encode_outcome
+from kojinbango.common.batching import Coalescer, PerLoop, call_batched, decode_outcomes, encode_outcome
 from kojinbango.common.errors import Conflict, NotFound
-from kojinbango.common.transport import RemoteError
+from kojinbango.common.transport import RemoteError, Unreachable
 
 
 class Recorder:
@@ -179,3 +179,54 @@ def test_a_batch_answer_without_one_result_per_item_is_refused() -> None:
     with pytest.raises(RemoteError, match="one result per item"):
         decode_outcomes("org", ["not", "a", "dict"], 3)
     assert isinstance(decode_outcomes("org", {"results": [{"neither": 1}]}, 1)[0], RemoteError)
+
+
+class FakeOrg:
+    """An organisation's routes as ``acall`` sees them: the single one, and the batch one unless it
+    runs an older version (``batch_status``: the status its batch route answers, 200 = has it)."""
+
+    def __init__(self, batch_status: int = 200, reachable: bool = True):
+        self.batch_status = batch_status
+        self.reachable = reachable
+        self.calls: list[tuple[str, Any]] = []
+
+    async def acall(self, org_id: str, method: str, path: str, payload: Any) -> Any:
+        self.calls.append((path, payload))
+        if not self.reachable:
+            raise Unreachable(f"{org_id} could not be reached")
+        if path == "/one":
+            if payload == "refuse":
+                raise RemoteError(org_id, 409, "not this one")
+            return payload.upper()
+        if self.batch_status != 200:
+            raise RemoteError(org_id, self.batch_status, "Not Found")
+        return {"results": [encode_outcome(Conflict("not this one") if p == "refuse" else p.upper())
+                            for p in payload["items"]]}  # fmt: skip
+
+
+def _batched(org: FakeOrg, payloads: list[str]) -> list[Any]:
+    return asyncio.run(call_batched(org.acall, "nws", "/one", "/many", payloads))
+
+
+def test_one_payload_takes_the_single_route_and_several_the_batch_route() -> None:
+    org = FakeOrg()
+    assert _batched(org, ["a"]) == ["A"]
+    out = _batched(org, ["b", "refuse", "c"])
+    assert out[0::2] == ["B", "C"] and isinstance(out[1], RemoteError) and out[1].status == 409
+    assert [path for path, _ in org.calls] == ["/one", "/many"]
+
+
+def test_an_organisation_without_the_batch_route_gets_the_items_one_by_one() -> None:
+    for status in (404, 405):
+        org = FakeOrg(batch_status=status)
+        out = _batched(org, ["b", "refuse", "c"])
+        assert out[0::2] == ["B", "C"] and isinstance(out[1], RemoteError) and out[1].status == 409
+        assert sorted(path for path, _ in org.calls) == ["/many", "/one", "/one", "/one"]
+
+
+def test_a_batch_refused_or_unreachable_as_a_whole_fails_every_item_with_that_error() -> None:
+    out = _batched(FakeOrg(batch_status=503), ["a", "b"])
+    assert all(isinstance(o, RemoteError) and o.status == 503 for o in out)
+    out = _batched(FakeOrg(reachable=False), ["a", "b"])
+    assert all(isinstance(o, Unreachable) for o in out)
+    assert isinstance(_batched(FakeOrg(reachable=False), ["a"])[0], Unreachable)

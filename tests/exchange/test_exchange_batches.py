@@ -139,3 +139,26 @@ def test_a_municipalitys_queries_at_once_go_in_batches_through_the_joint_server(
     assert len({s["exchange_id"] for s in states}) == 16
     assert sum(c.items - c.batches for c in service._queries.all()) > before
     assert all(linkage_audit.three_records(nation.topology, s["exchange_id"])["agree"] for s in states)
+
+
+def test_an_older_network_without_the_batch_route_gets_the_queries_one_by_one(nation: Nation) -> None:
+    """Organisations are upgraded one at a time: a batch to a network that has no batch route yet
+    (its real 404) is sent again as single queries, and every one is answered."""
+    im = nation.runtime("agency").services["intermediate"]
+    real = im.acall
+    refused: list[str] = []
+
+    async def older(org: str, method: str, path: str, payload: Any) -> Any:
+        if path.endswith("/batch"):  # the route as an older network lacks it
+            refused.append(path)
+            path = path + "-not-yet"
+        return await real(org, method, path, payload)
+
+    im.acall = older
+    try:
+        answers = concurrent_pension_queries(nation, 16)
+    finally:
+        im.acall = real
+    assert refused  # batches were tried and met the network's own 404
+    assert {a["status"] for a in answers} == {"answered"} and all(a["signature_valid"] for a in answers)
+    assert all(linkage_audit.three_records(nation.topology, a["exchange_id"])["agree"] for a in answers)

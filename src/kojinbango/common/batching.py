@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from kojinbango.common.errors import BusinessError
-from kojinbango.common.transport import RemoteError
+from kojinbango.common.transport import RemoteError, Unreachable
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256  # items a batch endpoint takes in one call
@@ -118,6 +118,36 @@ def decode_outcomes(org_id: str, answer: Any, expected: int) -> list[Any]:
         else:
             out.append(RemoteError(org_id, 502, "a batch answer with an item neither result nor error"))
     return out
+
+
+ACall = Callable[[str, str, str, Any], Awaitable[Any]]
+
+
+async def call_batched(
+    acall: ACall, org_id: str, single_path: str, batch_path: str, payloads: list[Any]
+) -> list[Any]:
+    """Each payload's outcome at ``org_id`` — its answer, or the ``RemoteError``/``Unreachable`` it
+    met: alone over ``single_path``; several as one call to ``batch_path`` (``{"items": [...]}``)
+    — or one by one, at once, where that organisation has no such route yet (404/405: it runs an
+    older version; organisations are upgraded one at a time)."""
+
+    async def one(payload: Any) -> Any:
+        try:
+            return await acall(org_id, "POST", single_path, payload)
+        except (Unreachable, RemoteError) as exc:
+            return exc
+
+    if len(payloads) == 1:
+        return [await one(payloads[0])]
+    try:
+        answer = await acall(org_id, "POST", batch_path, {"items": payloads})
+        return decode_outcomes(org_id, answer, len(payloads))
+    except RemoteError as exc:
+        if exc.status in (404, 405):
+            return list(await asyncio.gather(*(one(p) for p in payloads)))
+        return [exc] * len(payloads)
+    except Unreachable as exc:
+        return [exc] * len(payloads)
 
 
 class PerLoop(Generic[T, R]):

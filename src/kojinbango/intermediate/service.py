@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, decode_outcomes
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched
 from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
@@ -408,16 +408,8 @@ class IntermediateService:
         """Send opened queries to the network (alone, or as one batch) and write what it said."""
         assert self.acall is not None
         with self._sending(*(qid for _, qid, _, _ in sending)):
-            states: list[Any]
-            try:
-                if len(sending) == 1:  # alone: the plain call (its error raised as such)
-                    states = [await self.acall(self.network, "POST", QUERIES_PATH, sending[0][2])]
-                else:
-                    items = [payload for _, _, payload, _ in sending]
-                    answer = await self.acall(self.network, "POST", QUERIES_BATCH_PATH, {"items": items})
-                    states = decode_outcomes(self.network, answer, len(sending))
-            except (Unreachable, RemoteError) as exc:
-                states = [exc] * len(sending)
+            items = [payload for _, _, payload, _ in sending]
+            states = await call_batched(self.acall, self.network, QUERIES_PATH, QUERIES_BATCH_PATH, items)
             applied: list[tuple[int, int, dict[str, Any], dict[str, Any] | None]] = []
             for (i, qid, _, q), state in zip(sending, states, strict=True):
                 if isinstance(state, (Unreachable, RemoteError)):

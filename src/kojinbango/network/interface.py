@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, decode_outcomes
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.topology import TopologyError
@@ -105,15 +105,8 @@ class NetworkInterface:
 
     def _provider_batches(self, receiver: str) -> Coalescer[Delivery, Any]:
         async def provide(deliveries: list[Delivery]) -> list[Any]:
-            if len(deliveries) == 1:  # alone: the plain call (its error raised as such)
-                try:
-                    return [await self.client.acall(receiver, "POST", PROVIDE_PATH, deliveries[0].payload)]
-                except (Unreachable, RemoteError) as exc:
-                    return [exc]
-            answer = await self.client.acall(
-                receiver, "POST", PROVIDE_BATCH_PATH, {"items": [d.payload for d in deliveries]}
-            )
-            return decode_outcomes(receiver, answer, len(deliveries))
+            payloads = [d.payload for d in deliveries]
+            return await call_batched(self.client.acall, receiver, PROVIDE_PATH, PROVIDE_BATCH_PATH, payloads)
 
         return Coalescer(provide, max_batch=MAX_BATCH, in_flight=self.settings.batches_in_flight)
 
