@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from kojinbango.common.transport import Unreachable
-from kojinbango.common.worker import BackgroundLoop
+from kojinbango.common.worker import BackgroundLoop, Every
 
 
 def test_the_loop_outlives_failures_and_wakes_at_once() -> None:
@@ -52,3 +54,16 @@ def test_wait_first_gives_the_organisation_time_to_start() -> None:
         assert calls
     finally:
         loop.stop()
+
+
+def test_an_hourly_chore_is_due_at_the_first_look_then_an_hour_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Monotonic time starts near 0 at boot: a chore must not wait for the host's first hour."""
+    clock = [5.0]  # a host booted five seconds ago
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    hourly = Every(3600)
+    assert hourly.due()
+    assert not hourly.due()
+    clock[0] += 3599
+    assert not hourly.due()
+    clock[0] += 2
+    assert hourly.due() and not hourly.due()

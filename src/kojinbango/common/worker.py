@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from kojinbango.common.transport import RemoteError
 
 log = logging.getLogger(__name__)
+
+
+class Every:
+    """A chore due every ``seconds`` — and at the first look, so a service started on a host that
+    booted less than ``seconds`` ago does not wait that long for it (monotonic time starts near 0)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        t = time.monotonic()
+        if self._last is not None and t - self._last < self.seconds:
+            return False
+        self._last = t
+        return True
 
 
 class BackgroundLoop:

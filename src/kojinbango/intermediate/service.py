@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing,
 from kojinbango.common.pki import CertificateError, OrgCredentials
 from kojinbango.common.sealing import Sealer
 from kojinbango.common.transport import RemoteError, Unreachable
-from kojinbango.common.worker import BackgroundLoop
+from kojinbango.common.worker import BackgroundLoop, Every
 from kojinbango.intermediate.models import (
     CategoryConfirmation,
     Copy,
@@ -175,7 +174,7 @@ class IntermediateService:
         self.acall = acall  # the same call on the event loop, for handlers that await it
         self.public_ids = public_ids
         self.retention = dt.timedelta(days=round(365.25 * retention_years))
-        self._last_purge = 0.0
+        self._purge_due = Every(3600)  # hourly
         self._loop = BackgroundLoop("intermediate-sweep", self._tick, 2.0, wait_first=True)
         # Queries being sent by a request right now: the sweep leaves them alone (resending an
         # in-flight query cost a second network round trip per exchange under load).
@@ -901,8 +900,7 @@ class IntermediateService:
         return len(rows)
 
     def _tick(self) -> None:
-        if time.monotonic() - self._last_purge > 3600:  # hourly: records past their retention
-            self._last_purge = time.monotonic()
+        if self._purge_due.due():  # hourly: records past their retention
             self.purge()
         self.sweep()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched
@@ -22,7 +21,7 @@ from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
-from kojinbango.common.worker import BackgroundLoop
+from kojinbango.common.worker import BackgroundLoop, Every
 from kojinbango.network.core import Asked, Delivery, NetworkCore
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ class NetworkInterface:
         self.core = core
         self.client = client
         self.settings = settings
-        self._last_purge = 0.0
+        self._purge_due = Every(3600)  # hourly
         self._loop = BackgroundLoop("nws-if-retry", self._retry_pass, 0.5)
         self._providers: PerLoop[Delivery, Any] = PerLoop(self._provider_batches)
 
@@ -147,8 +146,7 @@ class NetworkInterface:
         self._loop.stop()
 
     def _retry_pass(self) -> None:
-        if time.monotonic() - self._last_purge > 3600:  # hourly: erase what is past its retention
-            self._last_purge = time.monotonic()
+        if self._purge_due.due():  # hourly: erase what is past its retention
             try:
                 self.core.log.purge()
             except Exception:

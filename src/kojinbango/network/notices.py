@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -31,7 +30,7 @@ from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
 from kojinbango.common.linkage import LinkageSettings, iso, now, parse_iso, writing
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable, caller
-from kojinbango.common.worker import BackgroundLoop
+from kojinbango.common.worker import BackgroundLoop, Every
 from kojinbango.network.fugo import FugoCipher, FugoError
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class NetworkNotices:
         self.settings = settings
         self.client = client
         self._loop = BackgroundLoop("nws-notices", self._step, 1.0)
-        self._last_purge = 0.0
+        self._purge_due = Every(3600)  # hourly
 
     # --- from intermediate servers ----------------------------------------------------------
     def receive(self, signer: str, tenant: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -285,8 +284,7 @@ class NetworkNotices:
     # --- worker ------------------------------------------------------------------------------
     def _step(self) -> None:
         self.report_reads()
-        if time.monotonic() - self._last_purge > 3600:  # hourly: texts past their retention
-            self._last_purge = time.monotonic()
+        if self._purge_due.due():  # hourly: texts past their retention
             self.purge()
 
     def start(self, interval: float = 1.0) -> None:
