@@ -219,12 +219,18 @@ class StoredAnswer(Protocol):
     signature_valid: bool | None
 
 
+_NOT_OPENED: Any = object()
+
+
 def stored_answer_view(
-    topology: Topology, querier: str, row: StoredAnswer, opener: Opener | None
+    topology: Topology, querier: str, row: StoredAnswer, opener: Opener | None, opened: Any = _NOT_OPENED
 ) -> dict[str, Any]:
-    """``answer_view`` of a stored row (its information opened with the querier's ``opener``)."""
+    """``answer_view`` of a stored row (its information opened with the querier's ``opener``, or
+    ``opened``: what ``verify_answer`` already opened from this very document)."""
     data = None
-    if row.document is not None and row.signature_valid:
+    if opened is not _NOT_OPENED:
+        data = opened if row.signature_valid else None
+    elif row.document is not None and row.signature_valid:
         try:
             data = answer_data(row.document.get("payload", {}), opener)
         except SealError:

@@ -335,9 +335,9 @@ class LinkageService:
         with writing(self.db) as s:
             row = s.scalar(select(LinkageAnswer).where(LinkageAnswer.request_id == request_id))
             assert row is not None
-            valid, as_of = None, None
+            valid, as_of, data = None, None, None
             if doc is not None:
-                valid, as_of, _ = verify_answer(
+                valid, as_of, data = verify_answer(
                     doc, self.trust, self.settings, state.get("exchange_id"), row.provider, self.opener
                 )
             row.exchange_id = state.get("exchange_id") or row.exchange_id
@@ -347,7 +347,10 @@ class LinkageService:
                 row.document, row.signature_valid, row.as_of = doc, valid, as_of
             if row.status in FINAL and row.answered_at is None:
                 row.answered_at = now()
-            return self._view(row)
+            if doc is None:
+                return self._view(row)
+            # the information verify_answer opened: not opened a second time to show it
+            return stored_answer_view(self.topology, self.org_id, row, self.opener, opened=data)
 
     def _view(self, row: LinkageAnswer) -> dict[str, Any]:
         return stored_answer_view(self.topology, self.org_id, row, self.opener)
