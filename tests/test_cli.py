@@ -129,3 +129,29 @@ def test_init_refuses_an_existing_or_unfinished_nation(small_nation_dir: Path, t
 def test_intro_without_a_nation_says_so(tmp_path: Path) -> None:
     r = run("intro", "--data-dir", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "kojinbango init" in r.stderr
+
+
+def test_a_logged_traceback_is_redacted_too(tmp_path: Path) -> None:
+    """A database error's message names its parameters; its traceback must not carry a number."""
+    import logging
+
+    from kojinbango.common.logs import configure
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    log_file = tmp_path / "service.log"
+    try:
+        configure(log_file)
+        try:
+            raise ValueError("[parameters: ('123456789018', 'P000000001')]")
+        except ValueError:
+            logging.getLogger("kojinbango.test").exception("an item of a batch failed")
+        for h in root.handlers:
+            h.flush()
+            h.close()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = log_file.read_text(encoding="utf-8")
+    assert "an item of a batch failed" in text and "Traceback" in text
+    assert "123456789018" not in text and "********9018" in text

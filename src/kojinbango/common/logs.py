@@ -23,7 +23,16 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # A traceback repeats the exception's message (a database error names its parameters): the
+        # formatter writes ``exc_text`` when it is set, so it is set here, redacted.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def configure(log_file: Path | None = None, level: int = logging.INFO) -> None:
