@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kojinbango.common.batching import Coalescer, PerLoop, call_batched, decode_outcomes, encode_outcome
+from kojinbango.common.batching import (
+    Coalescer,
+    PerLoop,
+    call_batched,
+    decode_outcomes,
+    encode_outcome,
+    together_or_alone,
+)
 from kojinbango.common.errors import Conflict, NotFound
 from kojinbango.common.transport import RemoteError, Unreachable
 
@@ -230,3 +237,20 @@ def test_a_batch_refused_or_unreachable_as_a_whole_fails_every_item_with_that_er
     out = _batched(FakeOrg(reachable=False), ["a", "b"])
     assert all(isinstance(o, Unreachable) for o in out)
     assert isinstance(_batched(FakeOrg(reachable=False), ["a"])[0], Unreachable)
+
+
+def test_a_batch_that_fails_as_a_whole_is_tried_item_by_item() -> None:
+    runs: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        runs.append(items)
+        if 3 in items:
+            raise ValueError("item 3 breaks its transaction")
+        return [i * 2 for i in items]
+
+    assert together_or_alone([1, 2], run, "things") == [2, 4]
+    out = together_or_alone([1, 3, 5], run, "things")
+    assert out[0] == 2 and out[2] == 10 and isinstance(out[1], ValueError)
+    assert runs[1:] == [[1, 3, 5], [1], [3], [5]]
+    with pytest.raises(ValueError):  # alone, its failure is raised as it is
+        together_or_alone([3], run, "things")

@@ -46,35 +46,38 @@ def ask(nation: Nation, command: str) -> dict[str, Any]:
     return result
 
 
-def concurrent_pension_queries(nation: Nation, n: int) -> list[dict[str, Any]]:
-    """The agency's pension scenario asked ``n`` times at once through its staff API (signed as its
-    own systems sign): the answers, each as the API gave it."""
+def concurrent_signed_posts(nation: Nation, signer: str, to: str, path: str, bodies: list[Any]) -> list[Any]:
+    """``bodies`` posted to ``to`` all at once, each signed by ``signer`` (as its own systems sign):
+    the answers, in order (each must be 200)."""
     import asyncio
 
     import aiohttp
 
     from kojinbango.common.signing import sign_request
 
+    creds = nation.topology.credentials(signer)
+
+    async def one(session: aiohttp.ClientSession, payload: Any) -> Any:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        headers = sign_request(creds, "POST", path, "", body, to)
+        headers["content-type"] = "application/json"
+        async with session.post(nation.urls[to] + path, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def all_at_once() -> list[Any]:
+        async with aiohttp.ClientSession() as session:
+            return list(await asyncio.gather(*(one(session, b) for b in bodies)))
+
+    return asyncio.run(all_at_once())
+
+
+def concurrent_pension_queries(nation: Nation, n: int) -> list[dict[str, Any]]:
+    """The agency's pension scenario asked ``n`` times at once through its staff API."""
     command = next(s["command"] for s in scenarios(nation.topology.path.parent) if "pension" in s["command"])
     a = args_of(command)
     query = {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"]}
-    body = json.dumps(query, ensure_ascii=False).encode()
-    path = "/staff/linkage/api/query"
-    creds = nation.topology.credentials("nenkin")
-
-    async def one(session: aiohttp.ClientSession) -> dict[str, Any]:
-        headers = sign_request(creds, "POST", path, "", body, "nenkin")
-        headers["content-type"] = "application/json"
-        async with session.post(nation.urls["nenkin"] + path, data=body, headers=headers) as r:
-            assert r.status == 200, await r.text()
-            answer: dict[str, Any] = await r.json()
-            return answer
-
-    async def all_at_once() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as session:
-            return list(await asyncio.gather(*(one(session) for _ in range(n))))
-
-    return asyncio.run(all_at_once())
+    return concurrent_signed_posts(nation, "nenkin", "nenkin", "/staff/linkage/api/query", [query] * n)
 
 
 def cli_args(command: str, d: Path) -> list[str]:

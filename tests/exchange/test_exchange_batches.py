@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import httpx
-from exchange_helpers import A, B, concurrent_pension_queries
+from exchange_helpers import A, B, concurrent_pension_queries, concurrent_signed_posts
 from sqlalchemy import select
 
 from kojinbango import linkage_audit
@@ -109,32 +109,13 @@ def test_a_provision_that_fails_in_a_batch_fails_alone(nation: Nation) -> None:
 
 def test_a_municipalitys_queries_at_once_go_in_batches_through_the_joint_server(nation: Nation) -> None:
     """The tenant interface of the joint intermediate server batches too (the municipalities' path)."""
-    import asyncio
-
-    import aiohttp
-
     service = nation.runtime("intermediate").services["intermediate"]
     with service.db.transaction() as s:
         number = s.scalar(select(FugoLink.integrated_number).where(FugoLink.tenant == B).limit(1))
-    path = "/api/tenant/queries"
-    creds = nation.topology.credentials(B)
-
-    async def one(session: aiohttp.ClientSession, k: int) -> dict[str, Any]:
-        body = json.dumps({"request_id": f"RQtenant-batch-{k:03d}", "integrated_number": number, "provider": A,
-                           "affair": "child-allowance", "info": "地方税関係情報"}, ensure_ascii=False).encode()  # fmt: skip
-        headers = sign_request(creds, "POST", path, "", body, "intermediate")
-        headers["content-type"] = "application/json"
-        async with session.post(nation.urls["intermediate"] + path, data=body, headers=headers) as r:
-            assert r.status == 200, await r.text()
-            out: dict[str, Any] = await r.json()
-            return out
-
-    async def all_at_once() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as session:
-            return list(await asyncio.gather(*(one(session, k) for k in range(16))))
-
+    bodies = [{"request_id": f"RQtenant-batch-{k:03d}", "integrated_number": number, "provider": A,
+               "affair": "child-allowance", "info": "地方税関係情報"} for k in range(16)]  # fmt: skip
     before = sum(c.items - c.batches for c in service._queries.all())
-    states = asyncio.run(all_at_once())
+    states = concurrent_signed_posts(nation, B, "intermediate", "/api/tenant/queries", bodies)
     assert {s["status"] for s in states} <= {"answered", "not_held"}
     assert len({s["exchange_id"] for s in states}) == 16
     assert sum(c.items - c.batches for c in service._queries.all()) > before

@@ -120,6 +120,25 @@ def decode_outcomes(org_id: str, answer: Any, expected: int) -> list[Any]:
     return out
 
 
+def together_or_alone(items: list[T], run: Callable[[list[T]], Sequence[R]], what: str) -> list[R | Exception]:
+    """``run`` (one transaction, one outcome per item) on all ``items`` at once; should it fail as a
+    whole, on each item alone, so one bad item cannot sink the others (its exception is its outcome).
+    A single item's failure is raised."""
+    try:
+        return list(run(items))
+    except Exception:
+        if len(items) == 1:
+            raise
+        log.warning("a batch of %d %s failed together; each is tried alone", len(items), what)
+    out: list[R | Exception] = []
+    for item in items:
+        try:
+            out.extend(run([item]))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 ACall = Callable[[str, str, str, Any], Awaitable[Any]]
 
 

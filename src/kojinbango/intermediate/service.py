@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, together_or_alone
 from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
@@ -440,21 +440,12 @@ class IntermediateService:
     def _open_many(self, asks: list[Query]) -> list[Opened | BaseException]:
         """``_open`` for queries that go together: one transaction (each alone should it fail); a
         query that cannot be sent (no 符号 yet, not a tenant) is that query's outcome only."""
-        try:
+
+        def open_all(part: list[Query]) -> list[Opened | BaseException]:
             with writing_core(self.db) as s:
-                return self._open_all(s, asks)
-        except Exception:
-            if len(asks) == 1:
-                raise
-            log.warning("a batch of %d queries failed together; writing each alone", len(asks))
-        out: list[Opened | BaseException] = []
-        for ask in asks:
-            try:
-                with writing_core(self.db) as s:
-                    out.extend(self._open_all(s, [ask]))
-            except Exception as exc:
-                out.append(exc)
-        return out
+                return self._open_all(s, part)
+
+        return list(together_or_alone(asks, open_all, "queries"))
 
     def _open_all(self, s: Connection, asks: list[Query]) -> list[Opened | BaseException]:
         """Queries in ``s``'s transaction, one statement per kind; a BusinessError is that query's
@@ -557,24 +548,21 @@ class IntermediateService:
 
     def _apply(self, qid: int, state: dict[str, Any], known: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write what the network said about a query: status, answer and the querier's record."""
-        return self._apply_many([(qid, state, known)])[0]
+        view = self._apply_many([(qid, state, known)])[0]
+        if isinstance(view, Exception):
+            raise view
+        return view
 
-    def _apply_many(self, said: list[tuple[int, dict[str, Any], dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    def _apply_many(
+        self, said: list[tuple[int, dict[str, Any], dict[str, Any] | None]]
+    ) -> list[dict[str, Any] | Exception]:
         """``_apply`` for several queries in one transaction (each alone should that one fail)."""
-        if not said:
-            return []
-        try:
+
+        def apply_all(part: list[tuple[int, dict[str, Any], dict[str, Any] | None]]) -> list[dict[str, Any]]:
             with writing_core(self.db) as s:
-                return self._apply_all(s, said)
-        except Exception:
-            if len(said) == 1:
-                raise
-            log.warning("a batch of %d answers failed together; writing each alone", len(said))
-        out = []
-        for one in said:
-            with writing_core(self.db) as s:
-                out.extend(self._apply_all(s, [one]))
-        return out
+                return self._apply_all(s, part)
+
+        return together_or_alone(said, apply_all, "answers") if said else []
 
     def _apply_all(
         self, s: Connection, said: list[tuple[int, dict[str, Any], dict[str, Any] | None]]
@@ -712,21 +700,11 @@ class IntermediateService:
         """``provide`` for queries the network delivered together (``/api/if/provide/batch``): one
         transaction for all (each alone should that one fail); a query this server cannot answer
         (another server's tenant, a querier's unusable certificate) is that query's outcome only."""
-        outcomes: list[dict[str, Any] | BaseException]
-        try:
+        def provisions(part: list[dict[str, Any]]) -> list[dict[str, Any] | BusinessError]:
             with writing_core(self.db) as s:
-                outcomes = list(self._provisions(s, payloads))
-        except Exception:
-            if len(payloads) == 1:
-                raise
-            log.warning("a batch of %d provisions failed together; answering each alone", len(payloads))
-            outcomes = []
-            for payload in payloads:
-                try:
-                    with writing_core(self.db) as s:
-                        outcomes.append(self._provisions(s, [payload])[0])
-                except Exception as exc:
-                    outcomes.append(exc)
+                return self._provisions(s, part)
+
+        outcomes: list[dict[str, Any] | BaseException] = list(together_or_alone(payloads, provisions, "provisions"))
         if os.environ.get(FAILPOINT) == "crash_after_provide":
             os._exit(9)  # the provision is committed; the answer never leaves (a crash mid-exchange)
         return outcomes

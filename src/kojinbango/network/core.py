@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, null, select, update
 from sqlalchemy.orm import Session
 
+from kojinbango.common.batching import together_or_alone
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
 from kojinbango.common.linkage import LinkageSettings, check_answer, iso, now, public_id, writing
@@ -233,21 +234,15 @@ class NetworkCore:
                 outcomes[i] = exc
         if not checked:
             return outcomes
-        try:
+
+        def open_all(part: list[tuple[Asked, int, Decision]]) -> list[dict[str, Any]]:
             with self.log.core_transaction() as a:
-                opened = self._open_all(a, [c[1:] for c in checked])
-            for (i, *_), state in zip(checked, opened, strict=True):
-                outcomes[i] = state
-        except Exception:
-            if len(checked) == 1:
-                raise
-            log.warning("a batch of %d queries failed together; opening each alone", len(checked))
-            for i, ask, person, decision in checked:
-                try:
-                    with self.log.core_transaction() as a:
-                        outcomes[i] = self._open_all(a, [(ask, person, decision)])[0]
-                except Exception as exc:
-                    outcomes[i] = exc
+                return self._open_all(a, part)
+
+        parts = [(ask, person, decision) for _, ask, person, decision in checked]
+        opened = together_or_alone(parts, open_all, "queries")
+        for (i, *_), state in zip(checked, opened, strict=True):
+            outcomes[i] = state
         return outcomes
 
     def _check(self, ask: Asked) -> tuple[int, Decision]:
@@ -371,21 +366,17 @@ class NetworkCore:
                 good.append((i, d, doc, check.payload))
         if not good:
             return out
-        try:
+
+        def provided(part: list[tuple[Delivery, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
             with self.log.core_transaction() as a:
-                states = self._provided(a, [g[1:] for g in good], collected)
-            for (i, *_), state in zip(good, states, strict=True):
+                return self._provided(a, part, collected)
+
+        states = together_or_alone([(d, doc, payload) for _, d, doc, payload in good], provided, "answers")
+        for (i, *_), state in zip(good, states, strict=True):
+            if isinstance(state, Exception):  # left pending: the retry worker delivers it again
+                log.error("recording an answer failed", exc_info=state)
+            else:
                 out[i] = state
-        except Exception:
-            if len(good) == 1:
-                raise
-            log.warning("a batch of %d answers failed together; recording each alone", len(good))
-            for i, d, doc, payload in good:
-                try:
-                    with self.log.core_transaction() as a:
-                        out[i] = self._provided(a, [(d, doc, payload)], collected)[0]
-                except Exception:  # left pending: the retry worker delivers it again
-                    log.exception("recording an answer failed")
         return out
 
     def _provided(
