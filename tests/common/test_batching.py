@@ -16,6 +16,7 @@ from kojinbango.common.batching import (
     call_batched,
     decode_outcomes,
     encode_outcome,
+    only,
     together_or_alone,
 )
 from kojinbango.common.errors import Conflict, NotFound
@@ -254,3 +255,11 @@ def test_a_batch_that_fails_as_a_whole_is_tried_item_by_item() -> None:
     assert runs[1:] == [[1, 3, 5], [1], [3], [5]]
     with pytest.raises(ValueError):  # alone, its failure is raised as it is
         together_or_alone([3], run, "things")
+
+
+def test_a_batch_of_one_gives_its_result_or_raises_its_error() -> None:
+    assert only([7]) == 7
+    with pytest.raises(Conflict, match="in use"):
+        only([Conflict("in use")])
+    with pytest.raises(ValueError):  # not a batch of one
+        only([1, 2])

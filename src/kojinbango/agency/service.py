@@ -39,11 +39,6 @@ from kojinbango.intermediate.service import IntermediateService, Query
 CATEGORY = "年金給付関係情報"
 _A: Table = AgencyAnswer.__table__  # type: ignore[assignment]
 _INSERT_ANSWER = insert(_A)
-_PERSON = (
-    select(InsuredPerson.id, AgencyFugo.delivered_at)
-    .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
-    .where(InsuredPerson.my_number == bindparam("number"))
-)
 _PERSONS = (
     select(InsuredPerson.my_number, InsuredPerson.id, AgencyFugo.delivered_at)
     .outerjoin(AgencyFugo, AgencyFugo.person_id == InsuredPerson.id)
@@ -275,9 +270,9 @@ class AgencyService:
         provider_org = query_provider(self.topology, provider, info)
         number = validate_my_number(my_number)
         with self.db.engine.connect() as conn:  # one read for the usual case: known, with a 符号
-            row = conn.execute(_PERSON, {"number": number}).first()
-        pid = int(row[0]) if row is not None else self.register(number)
-        if (row is None or row[1] is None) and self.ensure_fugo([pid])["unknown"]:
+            row = conn.execute(_PERSONS, {"numbers": [number]}).first()  # (number, id, 符号 delivered)
+        pid = int(row[1]) if row is not None else self.register(number)
+        if (row is None or row[2] is None) and self.ensure_fugo([pid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
         return self._ask(pid, provider_org, affair, info, staff)
 

@@ -44,7 +44,7 @@ class Coalescer(Generic[T, R]):
         self.in_flight = in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._senders = 0
-        self.batches = 0  # counters for the bench and tests
+        self.batches = 0  # how many batches and items it has sent (tests read them)
         self.items = 0
 
     async def submit(self, item: T) -> R:
@@ -118,6 +118,14 @@ def decode_outcomes(org_id: str, answer: Any, expected: int) -> list[Any]:
         else:
             out.append(RemoteError(org_id, 502, "a batch answer with an item neither result nor error"))
     return out
+
+
+def only(outcomes: Sequence[R | BaseException]) -> R:
+    """The outcome of a batch of one, as a single call gives it: its result, or its error raised."""
+    (outcome,) = outcomes
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def together_or_alone(items: list[T], run: Callable[[list[T]], Sequence[R]], what: str) -> list[R | Exception]:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, together_or_alone
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, only, together_or_alone
 from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_document
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
@@ -432,10 +432,10 @@ class IntermediateService:
     ) -> dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]:
         """Write the query (once per request id): its id, what to send and the row — or, for a query
         already sent, its state."""
-        opened = self._open_many([Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)])
-        if isinstance(opened[0], BaseException):
-            raise opened[0]
-        return opened[0]
+        (opened,) = self._open_many([Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)])
+        if isinstance(opened, BaseException):  # (not ``only``: mypy joins this union to Collection)
+            raise opened
+        return opened
 
     def _open_many(self, asks: list[Query]) -> list[Opened | BaseException]:
         """``_open`` for queries that go together: one transaction (each alone should it fail); a
@@ -548,10 +548,7 @@ class IntermediateService:
 
     def _apply(self, qid: int, state: dict[str, Any], known: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write what the network said about a query: status, answer and the querier's record."""
-        view = self._apply_many([(qid, state, known)])[0]
-        if isinstance(view, Exception):
-            raise view
-        return view
+        return only(self._apply_many([(qid, state, known)]))
 
     def _apply_many(
         self, said: list[tuple[int, dict[str, Any], dict[str, Any] | None]]
@@ -691,15 +688,13 @@ class IntermediateService:
         The same 処理通番 delivered again (the network retrying after a lost answer) gets the same
         document; the provider's record is written once, with the provision, in one transaction.
         """
-        outcome = self.provide_many([payload])[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return only(self.provide_many([payload]))
 
     def provide_many(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
         """``provide`` for queries the network delivered together (``/api/if/provide/batch``): one
         transaction for all (each alone should that one fail); a query this server cannot answer
         (another server's tenant, a querier's unusable certificate) is that query's outcome only."""
+
         def provisions(part: list[dict[str, Any]]) -> list[dict[str, Any] | BusinessError]:
             with writing_core(self.db) as s:
                 return self._provisions(s, part)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, null, select, update
 from sqlalchemy.orm import Session
 
-from kojinbango.common.batching import together_or_alone
+from kojinbango.common.batching import only, together_or_alone
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
 from kojinbango.common.linkage import LinkageSettings, check_answer, iso, now, public_id, writing
@@ -216,10 +216,7 @@ class NetworkCore:
         info: str,
     ) -> dict[str, Any]:
         """A query arrives through the IF: authorise, translate, and open the exchange."""
-        outcome = self.accept_many([Asked(querier, request_id, querier_fugo, provider, affair, info)])[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return only(self.accept_many([Asked(querier, request_id, querier_fugo, provider, affair, info)]))
 
     def accept_many(self, asks: list[Asked]) -> list[dict[str, Any] | BaseException]:
         """``accept`` for queries that arrived together: each checked on its own (a refusal is that

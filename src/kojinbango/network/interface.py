@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched
+from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, only
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.topology import TopologyError
@@ -49,10 +49,7 @@ class NetworkInterface:
     async def asubmit(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
         """A query from an intermediate server; with ``wait`` the provider is asked at once, on the
         event loop (no thread is held while it answers)."""
-        outcome = (await self.asubmit_many(caller, [body]))[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return only(await self.asubmit_many(caller, [body]))
 
     async def asubmit_many(
         self, caller: str, bodies: list[dict[str, Any]]
