@@ -14,7 +14,7 @@ no authorisation.
 
 Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
 warm-up; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
-there.  Prints one JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent
+there, and at each rate given with ``--rate`` (e.g. 400/s: 80 % of a 500/s target).  Prints one JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent
 per request) and ``cpu_ratio`` (bare over exchange), which move less with the host's load.
 """
 
@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +115,29 @@ def serve_stub(port: int, next_url: str) -> None:
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
 
-def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+def _cpu_seconds(pids: dict[str, int] | None) -> dict[str, float]:
     """CPU time (user + system) each of the processes ``pids`` (by name) and this one (``driver``)
-    have used so far."""
+    have used so far; nothing without ``pids`` or off Linux."""
+    if pids is None or not os.path.exists("/proc/self/stat"):
+        return {}
     out = {"driver": time.process_time()}
     for name, pid in pids.items():
         with open(f"/proc/{pid}/stat") as f:  # fields after the command name; 14th/15th: utime, stime
             fields = f.read().rsplit(")", 1)[1].split()
         out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return out
+
+
+def _cpu_per_query(before: dict[str, float], after: dict[str, float], completed: int) -> dict[str, Any]:
+    """``cpu_ms_per_query`` (all processes) and ``cpu_ms_per_query_by_process`` between two
+    ``_cpu_seconds`` readings; nothing when there were none or no request completed."""
+    if not before or not completed:
+        return {}
+    per = {k: (after[k] - before[k]) * 1000 / completed for k in before}
+    return {
+        "cpu_ms_per_query": round(sum(per.values()), 3),
+        "cpu_ms_per_query_by_process": {k: round(v, 3) for k, v in per.items()},
+    }
 
 
 def closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
@@ -148,26 +162,20 @@ def closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | Non
                     continue
                 latencies.append((time.perf_counter() - t0) * 1000)
 
-        measure = pids is not None and os.path.exists("/proc/self/stat")
         async with _session(concurrency) as session:
-            cpu0 = _cpu_seconds(pids or {}) if measure else {}
+            cpu0 = _cpu_seconds(pids)
             start = time.perf_counter()
             await asyncio.gather(*(client(session) for _ in range(concurrency)))
             elapsed = time.perf_counter() - start
-            cpu1 = _cpu_seconds(pids or {}) if measure else {}
-        out = _summary(latencies, errors, elapsed)
-        if measure and latencies:
-            per = {k: (cpu1[k] - cpu0[k]) * 1000 / len(latencies) for k in cpu0}
-            out["cpu_ms_per_query"] = round(sum(per.values()), 3)
-            out["cpu_ms_per_query_by_process"] = {k: round(v, 3) for k, v in per.items()}
-        return out
+            cpu1 = _cpu_seconds(pids)
+        return _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies))
 
     return asyncio.run(main())
 
 
-def open_loop(send: Send, rate: float, n: int) -> dict[str, Any]:
+def open_loop(send: Send, rate: float, n: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
     """Requests started on a fixed schedule (``rate`` per second), whatever the answers do; each
-    latency counts from when its request was due."""
+    latency counts from when its request was due.  ``pids``: as for ``closed_loop``."""
 
     async def main() -> dict[str, Any]:
         latencies: list[float] = []
@@ -186,6 +194,7 @@ def open_loop(send: Send, rate: float, n: int) -> dict[str, Any]:
             # open the connections first, unmeasured (else the schedule starts with dozens opening)
             await asyncio.gather(*(one(session, -1, time.perf_counter()) for _ in range(32)))
             latencies.clear()
+            cpu0 = _cpu_seconds(pids)
             start = time.perf_counter() + 0.1
             tasks = []
             for i in range(n):
@@ -196,7 +205,8 @@ def open_loop(send: Send, rate: float, n: int) -> dict[str, Any]:
                 tasks.append(asyncio.create_task(one(session, i, due)))
             await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - start
-        out = _summary(latencies, errors, elapsed)
+            cpu1 = _cpu_seconds(pids)
+        out = _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies))
         out["offered_per_s"] = round(rate, 1)
         return out
 
@@ -299,8 +309,21 @@ class PgDatabases:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None = None) -> dict[str, Any]:
-    """``pg_url``: every organisation on its own PostgreSQL database on that server (else SQLite)."""
+def run(
+    queries: int,
+    concurrency: int,
+    residents: int = 300,
+    pg_url: str | None = None,
+    rates: Sequence[float] = (),
+) -> dict[str, Any]:
+    """``pg_url``: every organisation on its own PostgreSQL database on that server (else SQLite).
+    ``rates``: offered loads (exchanges per second) at which to measure the latency as well, each
+    an open-loop run like the one at 80 % (``exchange_at_rates``)."""
+    if queries < 1 or not 1 <= concurrency <= 10_000:
+        raise ValueError("--queries must be at least 1 and --concurrency from 1 to 10000")
+    bad = [r for r in rates if not 0 < r <= 100_000]
+    if bad:
+        raise ValueError(f"--rate must be above 0 and at most 100000 exchanges per second (got {bad[0]:g})")
     from kojinbango.common.signing import sign_request
     from kojinbango.common.topology import Topology
 
@@ -351,8 +374,10 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
         gc.collect()
         gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
         closed_loop(exchange, min(100, queries), concurrency)  # warm-up
-        ours = closed_loop(exchange, queries, concurrency, dict(zip(SERVED, (p.pid for p in procs), strict=True)))
-        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2))
+        pids = dict(zip(SERVED, (p.pid for p in procs), strict=True))
+        ours = closed_loop(exchange, queries, concurrency, pids)
+        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
+        at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
         for p in procs:
             p.terminate()
             p.wait(timeout=20)
@@ -388,6 +413,7 @@ def run(queries: int, concurrency: int, residents: int = 300, pg_url: str | None
             "cpus": os.cpu_count(),
             "exchange": ours,
             "exchange_at_80_percent": at80,
+            **({"exchange_at_rates": at_rates} if rates else {}),
             "bare_hops": plain,
             "queries_per_s": ours["queries_per_s"],
             "p50_ms": ours["p50_ms"],

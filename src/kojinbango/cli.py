@@ -380,7 +380,7 @@ def _bench_portal(args: argparse.Namespace) -> int:
 
 def _bench_exchange(args: argparse.Namespace) -> int:
     module = _load_bench("exchange")
-    _print_json(module.run(args.queries, args.concurrency, pg_url=args.pg_url))
+    _print_json(module.run(args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or ()))
     return 0
 
 
@@ -444,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("what", choices=["numbering", "linkage", "portal", "exchange"])
     sp.add_argument("--queries", type=int, default=2000, help="exchange: end-to-end exchanges to run")
     sp.add_argument("--concurrency", type=int, default=16, help="exchange: exchanges in flight at once")
+    sp.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        help="exchange: also measure the latency at this offered load (exchanges/s; repeatable)",
+    )
     sp.add_argument("--seconds", type=float, default=10.0, help="portal: measured window per phase")
     sp.add_argument("--workers", type=int, default=0, help="portal: worker processes (default: CPU count)")
     sp.add_argument("--records", type=int, default=100_000, help="linkage: business records")

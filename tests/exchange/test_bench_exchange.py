@@ -23,11 +23,16 @@ def _bench() -> Any:
 
 
 def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> None:
-    out = _bench().run(40, 4, residents=150)
+    out = _bench().run(40, 4, residents=150, rates=[120.0])
     json.dumps(out)  # one JSON object
     ours, at80, bare = out["exchange"], out["exchange_at_80_percent"], out["bare_hops"]
     assert ours["completed"] == 40 and ours["errors"] == 0  # every exchange answered, signature valid
     assert at80["errors"] == 0 and at80["completed"] == 200
+    # the latency at a given offered load (--rate), with the CPU it cost
+    (at_rate,) = out["exchange_at_rates"]
+    assert at_rate["offered_per_s"] == 120.0 and at_rate["completed"] == 200 and at_rate["errors"] == 0
+    assert 0 < at_rate["p50_ms"] <= at_rate["p99_ms"]
+    assert set(at_rate["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
     assert bare["completed"] == 40 and bare["errors"] == 0
     for key in ("queries_per_s", "p50_ms", "p99_ms", "ratio"):
         assert out[key] is not None and out[key] > 0
@@ -36,3 +41,12 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
+
+
+def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(capsys: pytest.CaptureFixture[str]) -> None:
+    from kojinbango.cli import main
+
+    assert main(["bench", "exchange", "--queries", "10", "--rate", "0"]) == 2
+    assert "--rate must be above 0" in capsys.readouterr().err
+    assert main(["bench", "exchange", "--concurrency", "0"]) == 2
+    assert "--concurrency from 1 to 10000" in capsys.readouterr().err
