@@ -426,6 +426,13 @@ def run(
             "cpu_ratio": round(plain["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
             if ours.get("cpu_ms_per_query") and plain.get("cpu_ms_per_query")
             else None,
+            # the targets, as measured in this run (the 80 % load is 80 % of this run's rate)
+            "targets": {
+                "at_least_500_per_s": ours["queries_per_s"] >= 500,
+                "ratio_at_least_0_5": bool(plain["queries_per_s"])
+                and ours["queries_per_s"] / plain["queries_per_s"] >= 0.5,
+                "p99_under_50_ms_at_80_percent": at80["completed"] > 0 and at80["p99_ms"] < 50,
+            },
             "setup_seconds": round(setup_s, 1),
             "databases": "postgresql" if pg else "sqlite",
             "note": "exchange = agency staff API → agency + its intermediate server → network IF/core → joint "

@@ -38,6 +38,11 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
         assert out[key] is not None and out[key] > 0
     assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
     assert out["databases"] == "sqlite"
+    assert out["targets"] == {
+        "at_least_500_per_s": ours["queries_per_s"] >= 500,
+        "ratio_at_least_0_5": ours["queries_per_s"] / bare["queries_per_s"] >= 0.5,
+        "p99_under_50_ms_at_80_percent": at80["p99_ms"] < 50,
+    }
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
