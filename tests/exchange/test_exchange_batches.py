@@ -143,3 +143,33 @@ def test_an_older_network_without_the_batch_route_gets_the_queries_one_by_one(na
     assert refused  # batches were tried and met the network's own 404
     assert {a["status"] for a in answers} == {"answered"} and all(a["signature_valid"] for a in answers)
     assert all(linkage_audit.three_records(nation.topology, a["exchange_id"])["agree"] for a in answers)
+
+
+def test_first_queries_about_a_new_person_at_once_obtain_one_fugo(nation: Nation) -> None:
+    """Queries about someone the agency has no 符号 for yet, all at once: the first obtains it
+    through J-LIS, the others wait for it — each answered, one 符号 request (not one each)."""
+    from kojinbango.agency.models import AgencyFugo, InsuredPerson
+    from kojinbango.municipality.addressee.models import Addressee
+    from kojinbango.municipality.linkage.models import CopyState
+
+    agency = nation.runtime("agency").services["agency"]
+    with agency.db.transaction() as s:
+        known = set(s.scalars(select(InsuredPerson.my_number)))
+    with nation.runtimes[A].db.transaction() as s:
+        number = next(
+            n
+            for n in s.scalars(
+                select(Addressee.my_number)
+                .join(CopyState, CopyState.addressee_id == Addressee.id)
+                .where(CopyState.category == "地方税関係情報", Addressee.my_number.is_not(None))
+            )
+            if n not in known
+        )
+    query = {"my_number": number, "provider": "131016", "affair": "pension-exemption", "info": "地方税関係情報"}
+    answers = concurrent_signed_posts(nation, "nenkin", "nenkin", "/staff/linkage/api/query", [query] * 24)
+    assert [a["status"] for a in answers] == ["answered"] * 24
+    assert all(a["signature_valid"] is True for a in answers)
+    with agency.db.transaction() as s:
+        pid = s.scalar(select(InsuredPerson.id).where(InsuredPerson.my_number == number))
+        rows = list(s.scalars(select(AgencyFugo).where(AgencyFugo.person_id == pid)))
+    assert len(rows) == 1 and rows[0].delivered_at is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,7 @@ class AgencyService:
         self.opener = Opener(key) if key is not None else None
         # request id → (signature valid, as of, the information opened)
         self._checked: dict[str, tuple[bool | None, dt.datetime | None, Any]] = {}
+        self._fugo_lock = threading.Lock()
         self._asks: PerLoop[tuple[str, str, str, str, str], tuple[_Ask, dict[str, Any]] | None] = PerLoop(
             lambda _key: Coalescer(self._aquery_many, MAX_BATCH, self.settings.batches_in_flight)
         )
@@ -132,6 +134,14 @@ class AgencyService:
 
     # --- 符号 and 副本 -----------------------------------------------------------------------------
     def ensure_fugo(self, person_ids: list[int] | None = None) -> dict[str, int]:
+        """Obtain the 符号 of those of ``person_ids`` (all when None) who have none yet, through J-LIS.
+
+        One at a time: concurrent queries about the same new person wait for the first to obtain
+        it, then find it delivered (each would otherwise ask with its own 取得番号)."""
+        with self._fugo_lock:
+            return self._ensure_fugo(person_ids)
+
+    def _ensure_fugo(self, person_ids: list[int] | None) -> dict[str, int]:
         with writing(self.db) as s:
             q = select(InsuredPerson.id, InsuredPerson.my_number)
             if person_ids is not None:
