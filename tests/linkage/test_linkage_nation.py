@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from kojinbango.common.errors import BusinessError, Conflict
 from kojinbango.municipality.addressee.models import Addressee, LinkDecision, RecordLink
@@ -299,14 +299,16 @@ def test_audit_finds_planted_wrong_links(linked: dict[str, Any]) -> None:
         svc = rt.services["addressee"]
         assert svc.audit()["counts"].get("disagrees", 0) == 0  # automatic links all agree
         with rt.db.transaction() as s:
-            links = list(
-                s.scalars(
-                    select(RecordLink)
-                    .where(RecordLink.status == "linked", RecordLink.system == "tax")
-                    .order_by(RecordLink.record_id)
-                    .limit(4)
-                )
-            )
+            links = []  # four records of four different people (a person may have two records)
+            for link in s.scalars(
+                select(RecordLink)
+                .where(RecordLink.status == "linked", RecordLink.system == "tax")
+                .order_by(RecordLink.record_id)
+            ):
+                if all(link.addressee_id != x.addressee_id for x in links):
+                    links.append(link)
+                if len(links) == 4:
+                    break
             a, b, c, d = links
             # plant: a's record now points at b's person (a wrong link written straight into the database)
             s.execute(
@@ -318,6 +320,9 @@ def test_audit_finds_planted_wrong_links(linked: dict[str, Any]) -> None:
             number_b = s.scalar(select(Addressee.my_number).where(Addressee.id == b.addressee_id))
             number_d = s.scalar(select(Addressee.my_number).where(Addressee.id == d.addressee_id))
             assert number_b and number_d
+            # only the forms planted here on b, c and d (c's own number on an earlier form would
+            # make b's beside it legitimate)
+            s.execute(delete(FormNumber).where(FormNumber.record_id.in_([b.record_id, c.record_id, d.record_id])))
             # b's number on c's form (a family member's number); two numbers on d's record
             s.add(FormNumber(record_id=b.record_id, my_number=number_b, form="申告書", received_on=TODAY))
             s.add(FormNumber(record_id=c.record_id, my_number=number_b, form="申告書", received_on=TODAY))

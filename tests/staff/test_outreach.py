@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from kojinbango.card.reader import CardReader
 from kojinbango.card.relying import login_message
+from kojinbango.demo import births
 from kojinbango.holder import Client, issue_card
 from kojinbango.intermediate.notices import IntermediateNotice
 from kojinbango.municipality.addressee.models import Addressee
@@ -39,6 +40,8 @@ def nation(small_nation_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("outreach") / "nation"
     shutil.copytree(small_nation_dir, d)
     with running(d) as n:
+        # young families whatever the synthetic draw holds: babies born today (flow 1-2)
+        births(n, 5, (dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)).date())
         yield n
 
 

@@ -154,7 +154,8 @@ def test_move_form_checks_confirms_and_commits(nation: Nation, http, pick: Pick)
     assert 'id="error-address"' in bad.text and "住所を入力してください" in bad.text
     assert 'id="error-moved_on"' in bad.text and "未来の日付" in bad.text
     assert 'value="12-34"' in bad.text  # kept as typed
-    same = http.post(url, data={"postal_code": r.postal_code, "address": r.address, "moved_on": "R6.4.1"})
+    current = {"postal_code": r.postal_code, "address": r.address, "address_extra": r.address_extra or ""}
+    same = http.post(url, data={**current, "moved_on": "R6.4.1"})  # 方書 too: a flat is an address
     assert same.status_code == 422 and "今の住所と同じ" in same.text
     form = {
         "postal_code": "100-0005",
