@@ -173,3 +173,27 @@ def test_first_queries_about_a_new_person_at_once_obtain_one_fugo(nation: Nation
         pid = s.scalar(select(InsuredPerson.id).where(InsuredPerson.my_number == number))
         rows = list(s.scalars(select(AgencyFugo).where(AgencyFugo.person_id == pid)))
     assert len(rows) == 1 and rows[0].delivered_at is not None
+
+
+def test_a_municipalitys_first_queries_about_a_person_at_once_obtain_one_fugo(nation: Nation) -> None:
+    """The same at a municipality: its staff's queries about someone it has no 符号 for yet, all at
+    once, make one 符号 request (each would otherwise insert its own and all but one fail)."""
+    import datetime as dt
+
+    from kojinbango.demo import births
+    from kojinbango.municipality.addressee.models import Addressee
+    from kojinbango.municipality.linkage.models import FugoRequest
+    from kojinbango.municipality.register.models import Resident
+
+    # a baby born today at B: a number, and no 符号 yet
+    born = next(b for b in births(nation, 3, dt.date.today()) if b["municipality"] == B)
+    with nation.runtimes[B].db.transaction() as s:
+        number = s.scalar(select(Resident.my_number).where(Resident.id == born["resident_id"]))
+    assert number
+    query = {"my_number": number, "provider": "131016", "affair": "child-allowance", "info": "地方税関係情報"}
+    answers = concurrent_signed_posts(nation, B, B, "/staff/linkage/api/query", [query] * 16)
+    assert len({a["status"] for a in answers}) == 1  # the same outcome for all, whatever the provider holds
+    with nation.runtimes[B].db.transaction() as s:
+        aid = s.scalar(select(Addressee.id).where(Addressee.my_number == number))
+        rows = list(s.scalars(select(FugoRequest).where(FugoRequest.addressee_id == aid)))
+    assert len(rows) == 1 and rows[0].delivered_at is not None

@@ -82,6 +82,7 @@ class LinkageService:
         key = topology.opening_key(org_id)  # answers are sealed to this municipality (common.sealing)
         self.opener = Opener(key) if key is not None else None
         self._lock = threading.Lock()
+        self._fugo_lock = threading.Lock()
         self._loop = BackgroundLoop(
             f"linkage-{self.org_id}",
             self.tick,
@@ -120,7 +121,14 @@ class LinkageService:
 
     # --- 符号 -----------------------------------------------------------------------------------
     def ensure_fugo(self, addressee_ids: list[int] | None = None) -> dict[str, int]:
-        """Obtain the 符号 of these persons (all with a number when None) unless already delivered."""
+        """Obtain the 符号 of these persons (all with a number when None) unless already delivered.
+
+        One at a time: concurrent queries about the same new person wait for the first to obtain
+        it, then find it delivered (each would otherwise ask with its own 取得番号)."""
+        with self._fugo_lock:
+            return self._ensure_fugo(addressee_ids)
+
+    def _ensure_fugo(self, addressee_ids: list[int] | None) -> dict[str, int]:
         with writing(self.db) as s:
             if addressee_ids is None:
                 self.addressee.sync_residents(s)
