@@ -26,6 +26,7 @@ from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser
 from kojinbango.municipality.outreach.service import Conditions, age_on
 from kojinbango.municipality.register.models import Resident
+from kojinbango.municipality.register.service import today_jst
 from kojinbango.municipality.staff.client import create_staff, staff_client
 from kojinbango.nation import Nation, running
 from kojinbango.network.notices import NetworkNotice
@@ -41,7 +42,7 @@ def nation(small_nation_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(small_nation_dir, d)
     with running(d) as n:
         # young families whatever the synthetic draw holds: babies born today (flow 1-2)
-        births(n, 5, (dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)).date())
+        births(n, 5, today_jst())
         yield n
 
 
@@ -65,7 +66,7 @@ def portal_session(client: Client, card: Path, pin: str) -> str:
 
 def _expected_heads(nation: Nation) -> tuple[set[int], set[int]]:
     """(heads of households with a child under 3, adults outside those households) — computed here."""
-    today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)).date()
+    today = today_jst()
     with nation.runtimes[ORG].db.transaction() as s:
         people = list(s.scalars(select(Resident).where(Resident.status == "active")))
     by_household: dict[int, list[Resident]] = {}
