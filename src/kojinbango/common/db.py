@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kojinbango.common import jsoncodec
 from kojinbango.common.signing import MAX_SKEW_SECONDS
 
 NAMING = {
@@ -125,7 +126,12 @@ def sqlite_path(url: str) -> str | None:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            json_serializer=jsoncodec.encode_text,
+            json_deserializer=jsoncodec.decode,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -138,7 +144,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        json_serializer=jsoncodec.encode_text,
+        json_deserializer=jsoncodec.decode,
+    )
 
 
 def upgrade(

@@ -10,7 +10,6 @@ evidence.  Compact serialisation: any JOSE library with ECDH-ES and A256GCM open
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -18,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+
+from kojinbango.common import jsoncodec
 
 ALG = "ECDH-ES"
 ENC = "A256GCM"
@@ -49,7 +50,7 @@ class Sealer:
         key = self._keys.get(raw)
         if key is None:
             key = self._keys[raw] = _jwk(recipient)
-        plain = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        plain = jsoncodec.encode(data)
         return jwe.encrypt_compact({"alg": ALG, "enc": ENC, "kid": kid, "cty": "json"}, plain, key)
 
 
@@ -67,6 +68,6 @@ class Opener:
         if plain is None:
             raise SealError("the sealed information is empty")
         try:
-            return json.loads(plain)
+            return jsoncodec.decode(plain)
         except ValueError:
             raise SealError("the sealed information is not JSON") from None

@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
-import json
 import logging
 import ssl
 import threading
@@ -30,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kojinbango.common import jsoncodec
 from kojinbango.common.db import DbNonceStore
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.pki import OrgCredentials
@@ -175,7 +175,7 @@ class SignedClient:
             base = self.directory[org_id]
         except KeyError:
             raise Unreachable(f"no address known for organisation {org_id}") from None
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, default=str).encode()
+        body = b"" if payload is None else jsoncodec.encode(payload)
         url = base.rstrip("/") + path
         parts = urlsplit(url)
         headers = sign_request(self.creds, method, parts.path, parts.query, body, org_id)
@@ -200,11 +200,11 @@ def _answer(org_id: str, status: int, content: bytes) -> Any:
     """A verified answer's JSON, or RemoteError with the organisation's stated reason."""
     if status >= 400:
         try:
-            detail = json.loads(content).get("detail", content.decode(errors="replace"))
+            detail = jsoncodec.decode(content).get("detail", content.decode(errors="replace"))
         except (ValueError, AttributeError):
             detail = content.decode(errors="replace")
         raise RemoteError(org_id, status, str(detail))
-    return json.loads(content) if content else None
+    return jsoncodec.decode(content) if content else None
 
 
 def _nonce_of(signature_input: str) -> str:
@@ -491,7 +491,7 @@ class SignatureMiddleware:
         await self.app(scope, replay_receive, capture)
 
     async def _send_signed(self, send: Send, status: int, payload: dict[str, Any], nonce: str) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = jsoncodec.encode(payload)
         sig = sign_response(self.creds, status, body, nonce)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         headers += [(k.encode(), v.encode()) for k, v in sig.items()]
