@@ -150,3 +150,29 @@ def test_jlis_card_centre_batch_answers_only_jlis_itself(nation: Nation) -> None
     # J-LIS's own signed call runs the batch
     resp, _ = _signed_post(nation, "jlis", "jlis", "/staff/cards/manufacture", {})
     assert resp.status_code == 200 and set(resp.json()) == {"manufactured", "stale", "delivered"}
+
+
+def test_the_agencys_query_interface_checks_its_body_and_answers_in_json(nation: Nation) -> None:
+    """The agency's query route reads its body itself (the exchange path's hot route): a body that
+    is not a query gets the same 422 as every other route, naming the field and not echoing the
+    number; a query gets its signed, verified answer."""
+    a = args_of(scenarios(nation.topology.root)[1]["command"])  # 日本年金機構 asks A (pension-exemption)
+    assert a["querier"] == "nenkin"
+    good = {"my_number": a["my-number"], "provider": a["provider"], "affair": a["affair"], "info": a["info"]}
+    for bad, field in (({**good, "my_number": ""}, "my_number"), ({**good, "wait_seconds": 500}, "wait_seconds"),
+                       ({k: v for k, v in good.items() if k != "affair"}, "affair")):  # fmt: skip
+        resp, _ = _signed_post(nation, "nenkin", "nenkin", QUERY, bad)
+        assert resp.status_code == 422, resp.text
+        assert [e["loc"] for e in resp.json()["detail"]] == [["body", field]]
+        assert a["my-number"] not in resp.text
+    raw = b'{"my_number": '  # not JSON at all
+    headers = sign_request(nation.topology.credentials("nenkin"), "POST", QUERY, "", raw, "nenkin")
+    headers["content-type"] = "application/json"
+    resp = httpx.post(nation.urls["nenkin"] + QUERY, content=raw, headers=headers, timeout=60)
+    assert resp.status_code == 422 and "JSON" in resp.json()["detail"][0]["msg"]
+
+    resp, _ = _signed_post(nation, "nenkin", "nenkin", QUERY, good)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    answer = resp.json()
+    assert answer["status"] == "answered" and answer["signature_valid"] is True
+    assert answer["provider"] == a["provider"] and answer["data"] is not None and answer["as_of"]

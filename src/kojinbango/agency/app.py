@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from kojinbango.agency.models import MIGRATIONS
 from kojinbango.agency.service import AgencyService
+from kojinbango.common import jsoncodec
 from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
@@ -88,12 +90,27 @@ def create(
     # The agency's own systems (kojinbango commands), signed with its key: SignatureMiddleware.
     staff = APIRouter(prefix="/staff/linkage/api", dependencies=[Depends(require_internal)])
 
-    @staff.post("/query")  # on the event loop: the exchange is awaited, no thread is held
-    async def query(body: QueryForm, request: Request) -> dict[str, Any]:
+    # The hot route of the exchange path (on the event loop: the exchange is awaited, no thread is
+    # held): its body parsed and checked by the model in one step and its answer encoded once,
+    # without FastAPI's generic body and response handling (measured: 6 % of the agency's CPU per
+    # exchange). Errors are the same 422s.
+    @staff.post(
+        "/query",
+        response_class=Response,
+        openapi_extra={"requestBody": {"required": True,
+                                       "content": {"application/json": {"schema": QueryForm.model_json_schema()}}}},
+    )  # fmt: skip
+    async def query(request: Request) -> Response:
+        try:
+            body = QueryForm.model_validate_json(await request.body())
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
         who = internal_staff(request, body.staff or "職員", 100)
-        return await service.aquery(
+        out = await service.aquery(
             body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds
         )
+        return Response(jsoncodec.encode(out), media_type="application/json")
 
     @staff.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:
