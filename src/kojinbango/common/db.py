@@ -134,10 +134,10 @@ _STALE_TABLES = text(
 def analyze_stale(engine: Engine) -> list[str]:
     """ANALYZE the tables of ``engine``'s PostgreSQL database that changed by autovacuum's analyze
     threshold since they were last analyzed; returns their names."""
+    quote = engine.dialect.identifier_preparer.quote
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         stale = list(conn.execute(_STALE_TABLES))
         for schema, table in stale:
-            quote = engine.dialect.identifier_preparer.quote
             conn.execute(text(f"ANALYZE {quote(schema)}.{quote(table)}"))
     return [table for _, table in stale]
 
