@@ -11,6 +11,8 @@ from exchange_helpers import A, B, concurrent_pension_queries, concurrent_signed
 from sqlalchemy import select
 
 from kojinbango import linkage_audit
+from kojinbango.agency.models import AgencyAnswer
+from kojinbango.common import documents
 from kojinbango.common.db import Database
 from kojinbango.common.signing import sign_request
 from kojinbango.intermediate.models import FugoLink
@@ -30,6 +32,14 @@ def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_thre
     for exchange_id in ids:
         audit = linkage_audit.three_records(nation.topology, exchange_id)
         assert audit["agree"], audit
+    # the provider's intermediate server signed a batch's answers together (one signature), and
+    # each stored answer is still evidence on its own: it verifies alone, later
+    with agency.db.transaction() as s:
+        stored = list(s.scalars(select(AgencyAnswer.document).where(AgencyAnswer.exchange_id.in_(ids))))
+    assert len(stored) == 24
+    assert any(doc.get("batch", {}).get("size", 1) > 1 for doc in stored)
+    documents._HEADS = documents._Heads()  # nothing remembered from the exchange itself
+    assert all(agency.verify_stored(e)["signature_valid"] is True for e in ids)
 
 
 def _signed_post(nation: Nation, signer: str, to: str, path: str, payload: Any) -> httpx.Response:

@@ -122,6 +122,13 @@ class Tree:
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """RFC 9162 §2.1.3.2 with the leaf hash ``leaf``; raises ProofError unless it proves inclusion."""
+    if root_from_inclusion(leaf, index, size, proof) != root:
+        raise ProofError("inclusion proof does not lead to the signed root")
+
+
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root that ``proof`` leads to from leaf ``index`` of a tree of ``size`` (RFC 9162
+    §2.1.3.2 without the final comparison); raises ProofError if the proof cannot be one."""
     if not 0 <= index < size:
         raise ProofError("leaf index is not inside the tree")
     fn, sn = index, size - 1
@@ -141,8 +148,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         sn >>= 1
     if sn != 0:
         raise ProofError("inclusion proof is too short")
-    if r != root:
-        raise ProofError("inclusion proof does not lead to the signed root")
+    return r
 
 
 def verify_consistency(

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, only, together_or_alone
 from kojinbango.common.db import Database
-from kojinbango.common.documents import sign_document
+from kojinbango.common.documents import sign_documents
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
 from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
@@ -708,11 +708,12 @@ class IntermediateService:
         """Provisions in ``s``'s transaction: for each query its signed document and the provider's
         record (the document made before for a 処理通番 delivered again).  A BusinessError is that
         query's outcome, with nothing of it written."""
-        out: list[dict[str, Any] | BusinessError] = []
+        out: list[dict[str, Any] | BusinessError | int] = []  # an int: the index of a body to sign
         facts = self._facts(s, payloads)
+        bodies: list[dict[str, Any]] = []
         provisions: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
-        made: dict[tuple[str, str], dict[str, Any]] = {}  # delivered twice in one batch: made once
+        made: dict[tuple[str, str], int] = {}  # delivered twice in one batch: made once
         for payload in payloads:
             exchange_id = str(payload["exchange_id"])
             category = str(payload["info"])
@@ -721,9 +722,12 @@ class IntermediateService:
             except BusinessError as exc:
                 out.append(exc)
                 continue
-            done = facts.done.get((tenant, exchange_id)) or made.get((tenant, exchange_id))
+            done = facts.done.get((tenant, exchange_id))
             if done is not None:
                 out.append(dict(done))
+                continue
+            if (tenant, exchange_id) in made:
+                out.append(made[(tenant, exchange_id)])
                 continue
             number = facts.numbers.get((tenant, str(payload["fugo"])))
             copy = facts.copies.get((tenant, category, number)) if number is not None else None
@@ -754,10 +758,8 @@ class IntermediateService:
             else:
                 body.update(as_of=iso(t), data=None)
             requested = parse_iso(str(payload["requested_at"])) or t
-            doc = sign_document(self.creds, ANSWER_KIND, body)
             provisions.append(
-                {"tenant": tenant, "exchange_id": exchange_id, "integrated_number": number, "document": doc,
-                 "provided_at": t}
+                {"tenant": tenant, "exchange_id": exchange_id, "integrated_number": number, "provided_at": t}
             )  # fmt: skip
             records.append(
                 {"tenant": tenant, "role": "provider", "exchange_id": exchange_id, "querier": str(payload["querier"]),
@@ -766,12 +768,18 @@ class IntermediateService:
                  "outcome": "provided" if copy is not None else "not_held", "reason": "", "nondisclosure": False,
                  "retain_until": requested + self.retention}
             )  # fmt: skip
-            made[(tenant, exchange_id)] = doc
-            out.append(doc)
+            made[(tenant, exchange_id)] = len(bodies)
+            out.append(len(bodies))
+            bodies.append(body)
+        # one signature for the batch's answers (common.documents: batch form), each still a
+        # document of its own that its querier can verify alone, now or later
+        docs = sign_documents(self.creds, ANSWER_KIND, bodies)
+        for provision, doc in zip(provisions, docs, strict=True):
+            provision["document"] = doc
         if provisions:
             s.execute(_INSERT_PROVISION, provisions)
             s.execute(_INSERT_RECORD, records)
-        return out
+        return [dict(docs[o]) if isinstance(o, int) else o for o in out]
 
     def _facts(self, s: Connection, payloads: list[dict[str, Any]]) -> _Facts:
         """What a batch of provisions reads, one statement per kind and tenant."""
