@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from exchange_helpers import A, B, concurrent_pension_queries, concurrent_signed_posts
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from kojinbango import linkage_audit
 from kojinbango.agency.models import AgencyAnswer
@@ -40,6 +40,30 @@ def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_thre
     assert any(doc.get("batch", {}).get("size", 1) > 1 for doc in stored)
     documents._HEADS = documents._Heads()  # nothing remembered from the exchange itself
     assert all(agency.verify_stored(e)["signature_valid"] is True for e in ids)
+
+
+def test_a_batch_writes_its_new_rows_with_one_statement_per_table(nation: Nation) -> None:
+    """The querier's side of a batch: its queries' rows and the agency's business rows go in one
+    multi-row statement per table, not a statement per query (SQLite included, whose ordered
+    RETURNING would fall back to one statement per row)."""
+    agency = nation.runtime("agency").services["agency"]
+    inserts: dict[str, int] = {"im_queries": 0, "agency_answers": 0}
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        for table in inserts:
+            if statement.startswith(f"INSERT INTO {table} "):
+                inserts[table] += 1
+
+    batches = sum(c.batches for c in agency._asks.all())
+    event.listen(agency.db.engine, "before_cursor_execute", count)
+    try:
+        answers = concurrent_pension_queries(nation, 24)
+    finally:
+        event.remove(agency.db.engine, "before_cursor_execute", count)
+    assert {a["status"] for a in answers} == {"answered"}
+    batches = sum(c.batches for c in agency._asks.all()) - batches
+    assert batches < 24  # some went together
+    assert inserts == {"im_queries": batches, "agency_answers": batches}
 
 
 def _signed_post(nation: Nation, signer: str, to: str, path: str, payload: Any) -> httpx.Response:

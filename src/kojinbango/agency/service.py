@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import secrets
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,7 @@ from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.identifiers import validate_my_number
-from kojinbango.intermediate.service import IntermediateService, Query
+from kojinbango.intermediate.service import BusinessRow, IntermediateService, Query
 
 CATEGORY = "年金給付関係情報"
 _A: Table = AgencyAnswer.__table__  # type: ignore[assignment]
@@ -71,7 +70,7 @@ class _Ask:
     affair: str
     info: str
     asked_at: dt.datetime
-    add_row: Callable[[Connection], None]
+    row: BusinessRow
 
 
 def person_key(person_id: int) -> str:
@@ -221,7 +220,7 @@ class AgencyService:
     ) -> dict[str, Any]:
         ask = self._prepare(my_number, provider, affair, info, staff)
         state = self.intermediate.query(
-            self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
+            self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.row
         )
         state = wait_final(
             state, lambda: self.intermediate.result(self.org_id, request_id=ask.request_id), wait_seconds
@@ -247,7 +246,7 @@ class AgencyService:
         if asked is None:  # a new person, or one without a 符号 yet: J-LIS is asked, off the loop
             ask = await asyncio.to_thread(self._prepare, my_number, provider, affair, info, staff)
             state = await self.intermediate.aquery(
-                self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.add_row
+                self.org_id, ask.request_id, ask.person, ask.provider, affair, info, True, ask.row
             )
         else:
             ask, state = asked
@@ -269,7 +268,7 @@ class AgencyService:
             person = found.get(number)
             if person is not None and person[1] is not None:
                 asks.append((i, self._ask(int(person[0]), provider_org, affair, info, staff)))
-        queries = [Query(self.org_id, a.request_id, a.person, a.provider, a.affair, a.info, True, a.add_row)
+        queries = [Query(self.org_id, a.request_id, a.person, a.provider, a.affair, a.info, True, a.row)
                    for _, a in asks]  # fmt: skip
         for (i, ask), state in zip(asks, await self.intermediate.aquery_many(queries), strict=True):
             out[i] = state if isinstance(state, BaseException) else (ask, state)
@@ -290,14 +289,12 @@ class AgencyService:
         request_id = "RQ" + secrets.token_hex(12)
         asked_at = now()
 
-        def add_row(s: Connection) -> None:  # written with the intermediate server's query row
-            s.execute(
-                _INSERT_ANSWER,
-                {"request_id": request_id, "person_id": pid, "provider": provider_org, "affair": affair, "info": info,
-                 "staff": staff[:100] or "職員", "status": "unsent", "reason": "", "requested_at": asked_at},
-            )  # fmt: skip
-
-        return _Ask(request_id, person_key(pid), provider_org, affair, info, asked_at, add_row)
+        row = BusinessRow(  # written with the intermediate server's query row
+            _INSERT_ANSWER,
+            {"request_id": request_id, "person_id": pid, "provider": provider_org, "affair": affair, "info": info,
+             "staff": staff[:100] or "職員", "status": "unsent", "reason": "", "requested_at": asked_at},
+        )  # fmt: skip
+        return _Ask(request_id, person_key(pid), provider_org, affair, info, asked_at, row)
 
     def _finish(self, ask: _Ask, state: dict[str, Any]) -> dict[str, Any]:
         checked = self._checked.pop(ask.request_id, None)

@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, only, together_or_alone
 from kojinbango.common.db import Database
@@ -60,8 +61,9 @@ _FIND_QUERIES = select(_Q).where(
 _FUGOS_OF_PERSONS = select(_F.c.integrated_number, _F.c.fugo).where(
     _F.c.tenant == bindparam("tenant"), _F.c.integrated_number.in_(bindparam("nums", expanding=True))
 )
-# the new queries' ids, in the order of their rows
-_INSERT_QUERIES = insert(_Q).returning(_Q.c.id, sort_by_parameter_order=True)
+# the new queries' ids, by their (tenant, request id): returned in any order, so one multi-row
+# statement on SQLite too (an ordered RETURNING there falls back to a statement per row)
+_INSERT_QUERIES = insert(_Q).returning(_Q.c.id, _Q.c.tenant, _Q.c.request_id)
 _UPDATE_QUERY = (
     update(_Q)
     .where(_Q.c.id == bindparam("qid"))
@@ -135,6 +137,16 @@ class _Facts:
 
 
 @dataclass(frozen=True)
+class BusinessRow:
+    """A row of the tenant's business system written in the same transaction as its query (when
+    that system shares this database, as the agency's does): an INSERT and its values.  The rows
+    of one batch that share a statement are written with one multi-row statement."""
+
+    statement: Insert
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Query:
     """A tenant's query on its way to the network (``also``: the business row written with it)."""
 
@@ -145,7 +157,7 @@ class Query:
     affair: str
     info: str
     wait: bool
-    also: Callable[[Connection], None] | None
+    also: BusinessRow | None
 
 
 class IntermediateService:
@@ -341,12 +353,11 @@ class IntermediateService:
         affair: str,
         info: str,
         wait: bool = True,
-        also: Callable[[Connection], None] | None = None,
+        also: BusinessRow | None = None,
     ) -> dict[str, Any]:
         """Send a query for one person; the querier's record is written with it.
 
-        ``also`` writes the business system's own row in the same transaction (when the tenant's
-        business system shares this database, as the agency's does)."""
+        ``also``: the business system's own row, written in the same transaction."""
         opened = self._open(tenant, request_id, integrated_number, provider, affair, info, wait, also)
         if isinstance(opened, dict):
             return opened
@@ -363,7 +374,7 @@ class IntermediateService:
         affair: str,
         info: str,
         wait: bool = True,
-        also: Callable[[Connection], None] | None = None,
+        also: BusinessRow | None = None,
     ) -> dict[str, Any]:
         """``query`` on the event loop (the network is awaited, no thread is held); needs ``acall``.
 
@@ -428,7 +439,7 @@ class IntermediateService:
         affair: str,
         info: str,
         wait: bool,
-        also: Callable[[Connection], None] | None,
+        also: BusinessRow | None,
     ) -> dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]:
         """Write the query (once per request id): its id, what to send and the row — or, for a query
         already sent, its state."""
@@ -467,6 +478,7 @@ class IntermediateService:
             for num, fugo in s.execute(_FUGOS_OF_PERSONS, {"tenant": tenant, "nums": nums}):
                 fugos[(tenant, num)] = fugo
         fresh: list[dict[str, Any]] = []
+        business: dict[Insert, list[dict[str, Any]]] = {}
         ready: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
         for i, tenant, ask in mine:
             q = found.get((tenant, ask.request_id))
@@ -485,14 +497,16 @@ class IntermediateService:
                 found[(tenant, ask.request_id)] = q
                 fresh.append(q)
                 if ask.also is not None:
-                    ask.also(s)
+                    business.setdefault(ask.also.statement, []).append(ask.also.values)
             payload = {"querier": tenant, "request_id": ask.request_id, "fugo": fugo, "provider": q["provider"],
                        "affair": q["affair"], "info": q["info"], "wait": ask.wait}  # fmt: skip
             ready.append((i, payload, q))
         if fresh:
-            ids = s.execute(_INSERT_QUERIES, fresh).scalars().all()
-            for q, qid in zip(fresh, ids, strict=True):
-                q["id"] = qid
+            ids = {(t, rid): qid for qid, t, rid in s.execute(_INSERT_QUERIES, fresh)}
+            for q in fresh:
+                q["id"] = ids[(q["tenant"], q["request_id"])]
+        for statement, rows in business.items():
+            s.execute(statement, rows)
         for i, payload, q in ready:
             out[i] = (int(q["id"]), payload, q)
         return [o if o is not None else BusinessError("not processed") for o in out]
