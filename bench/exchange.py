@@ -13,7 +13,8 @@ stand-in → intermediate stand-in and back, passing the same JSON with no signa
 no authorisation.
 
 Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
-warm-up; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
+warm-up, in alternating stretches (``ROUNDS``: exchange then bare, bare then exchange, …) so that a
+change in the host's speed during the run weighs on both alike; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
 there, and at each rate given with ``--rate`` (e.g. 400/s: 80 % of a 500/s target).  Prints one
 JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent per request) and
 ``cpu_ratio`` (bare over exchange), which move less with the host's load, and ``targets``.
@@ -114,6 +115,7 @@ def serve_stub(port: int, next_url: str) -> None:
 # The load comes from one asyncio thread with aiohttp: the driver's own CPU (it shares the two cores
 # with the services) stays small and the same for both measurements.
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+ROUNDS = 4  # the closed-loop measurements, exchange and bare, alternate in this many stretches
 
 
 def _cpu_seconds(pids: dict[str, int] | None) -> dict[str, float]:
@@ -141,37 +143,75 @@ def _cpu_per_query(before: dict[str, float], after: dict[str, float], completed:
     }
 
 
-def closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
-    """``concurrency`` clients, each sending its next request as soon as it has the answer.
+class _Sample:
+    """What one closed-loop stretch measured: each latency, the errors, the time it took and the
+    CPU each process used in it (summed over the stretches of one measurement)."""
 
-    ``pids``: the server processes by name; their CPU and the driver's, per completed request, is
-    reported as ``cpu_ms_per_query`` and by process (Linux /proc; left out elsewhere)."""
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.elapsed = 0.0
+        self.cpu: dict[str, float] = {}
 
-    async def main() -> dict[str, Any]:
-        latencies: list[float] = []
-        errors = 0
+    def add_cpu(self, before: dict[str, float], after: dict[str, float]) -> None:
+        for k in before:
+            self.cpu[k] = self.cpu.get(k, 0.0) + after[k] - before[k]
+
+    def summary(self) -> dict[str, Any]:
+        zero = dict.fromkeys(self.cpu, 0.0)
+        return _summary(self.latencies, self.errors, self.elapsed) | _cpu_per_query(
+            zero, self.cpu, len(self.latencies)
+        )
+
+
+def _closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | None, into: _Sample) -> None:
+    async def main() -> None:
         counter = iter(range(n))
 
         async def client(session: aiohttp.ClientSession) -> None:
-            nonlocal errors
             for i in counter:
                 t0 = time.perf_counter()
                 try:
                     await send(session, i)
                 except Exception:
-                    errors += 1
+                    into.errors += 1
                     continue
-                latencies.append((time.perf_counter() - t0) * 1000)
+                into.latencies.append((time.perf_counter() - t0) * 1000)
 
         async with _session(concurrency) as session:
             cpu0 = _cpu_seconds(pids)
             start = time.perf_counter()
             await asyncio.gather(*(client(session) for _ in range(concurrency)))
-            elapsed = time.perf_counter() - start
-            cpu1 = _cpu_seconds(pids)
-        return _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies))
+            into.elapsed += time.perf_counter() - start
+            into.add_cpu(cpu0, _cpu_seconds(pids))
 
-    return asyncio.run(main())
+    asyncio.run(main())
+
+
+def closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """``concurrency`` clients, each sending its next request as soon as it has the answer.
+
+    ``pids``: the server processes by name; their CPU and the driver's, per completed request, is
+    reported as ``cpu_ms_per_query`` and by process (Linux /proc; left out elsewhere)."""
+    sample = _Sample()
+    _closed_loop(send, n, concurrency, pids, sample)
+    return sample.summary()
+
+
+def interleaved(
+    loads: Sequence[tuple[Send, dict[str, int] | None]], n: int, concurrency: int, rounds: int = ROUNDS
+) -> list[dict[str, Any]]:
+    """A closed loop of ``n`` requests for each of ``loads`` (a sender and its processes), measured
+    in ``rounds`` alternating stretches — A B, B A, A B, … — so that a change in the host's speed
+    during the run (a shared machine's neighbours, its clock) weighs on each alike."""
+    samples = [_Sample() for _ in loads]
+    for r in range(rounds):
+        part = n // rounds + (1 if r < n % rounds else 0)
+        order = range(len(loads)) if r % 2 == 0 else reversed(range(len(loads)))
+        for k in order:
+            if part:
+                _closed_loop(loads[k][0], part, concurrency, loads[k][1], samples[k])
+    return [s.summary() for s in samples]
 
 
 def open_loop(send: Send, rate: float, n: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
@@ -372,19 +412,9 @@ def run(
             if answer["status"] != "answered" or answer["signature_valid"] is not True:
                 raise RuntimeError(answer["status"])
 
-        gc.collect()
-        gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
-        closed_loop(exchange, min(100, queries), concurrency)  # warm-up
-        pids = dict(zip(SERVED, (p.pid for p in procs), strict=True))
-        ours = closed_loop(exchange, queries, concurrency, pids)
-        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
-        at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=20)
-        procs.clear()
-
-        # the bare hops: three stand-in processes in a chain
+        # the bare hops: three stand-in processes in a chain, running beside the organisations (idle
+        # while the other is measured) so that the two closed loops can alternate
+        stubs: list[subprocess.Popen[bytes]] = []
         ports = _free_ports(3)
         nxt = [f"http://127.0.0.1:{ports[1]}/relay", f"http://127.0.0.1:{ports[2]}/hop", ""]
         for port, url in zip(ports, nxt, strict=True):
@@ -395,6 +425,7 @@ def run(
                 stderr=subprocess.STDOUT,
             )
             procs.append(p)
+            stubs.append(p)
             _wait(f"http://127.0.0.1:{port}", p, log)
         sample = {"exchange_id": "EX20250101-00000001", "status": "answered",
                   "answer": {"payload": {"data": {"assessments": [{"fiscal_year": 2025, "taxable": True,
@@ -406,13 +437,21 @@ def run(
                 r.raise_for_status()
                 await r.read()
 
+        gc.collect()
+        gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
+        closed_loop(exchange, min(100, queries), concurrency)  # warm-up
         closed_loop(bare, min(100, queries), concurrency)
-        plain = closed_loop(bare, queries, concurrency, {f"hop{i}": p.pid for i, p in enumerate(procs)})
+        pids = dict(zip(SERVED, (p.pid for p in procs[: len(SERVED)]), strict=True))
+        hops = {f"hop{i}": p.pid for i, p in enumerate(stubs)}
+        ours, plain = interleaved([(exchange, pids), (bare, hops)], queries, concurrency)
+        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
+        at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
         ratio = ours["queries_per_s"] / plain["queries_per_s"] if plain["queries_per_s"] else None
         at400 = next((r for r in at_rates if r["offered_per_s"] == 400.0), None)
         return {
             "queries": queries,
             "concurrency": concurrency,
+            "rounds": ROUNDS,
             "cpus": os.cpu_count(),
             "exchange": ours,
             "exchange_at_80_percent": at80,

@@ -57,3 +57,20 @@ def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(capsys: pyte
     assert "--rate must be above 0" in capsys.readouterr().err
     assert main(["bench", "exchange", "--concurrency", "0"]) == 2
     assert "--concurrency from 1 to 10000" in capsys.readouterr().err
+
+
+def test_the_two_closed_loops_alternate_so_a_drifting_host_weighs_on_both_alike() -> None:
+    bench = _bench()
+    sent: list[str] = []
+
+    def load(name: str) -> Any:
+        async def send(_session: Any, _i: int) -> None:
+            sent.append(name)
+
+        return send
+
+    ours, bare = bench.interleaved([(load("exchange"), None), (load("bare"), None)], 10, 1, rounds=4)
+    assert ours["completed"] == bare["completed"] == 10 and ours["errors"] == bare["errors"] == 0
+    # stretches of 3, 3, 2 and 2 requests: A B, B A, A B, B A
+    expected = ["exchange"] * 3 + ["bare"] * 6 + ["exchange"] * 5 + ["bare"] * 4 + ["exchange"] * 2
+    assert sent == expected
