@@ -71,6 +71,20 @@ def test_documents_signed_together_each_verify_alone_with_one_signature_check(pk
         trust._keys["intermediate"] = counting.key
 
 
+def test_two_organisations_in_one_process_each_check_a_batch_once(pki) -> None:
+    """The network and a querier in one process (the demo) each hold their own trust store."""
+    trust, creds, _ = pki
+    docs = sign_documents(creds["intermediate"], KIND, _payloads(6))
+    stores = [TrustStore(trust.ca_cert, {"intermediate": creds["intermediate"].certificate}) for _ in range(2)]
+    counting = [CountingKey(store.public_key("intermediate")) for store in stores]
+    for store, key in zip(stores, counting, strict=True):
+        store._keys["intermediate"] = key  # type: ignore[assignment]
+    for doc in docs:  # network, querier, network, querier, ...
+        for store in stores:
+            verify_document(doc, store, KIND)
+    assert [key.checks for key in counting] == [1, 1]
+
+
 def test_one_document_is_signed_plainly(pki) -> None:
     trust, creds, _ = pki
     (doc,) = sign_documents(creds["intermediate"], KIND, _payloads(1))

@@ -106,17 +106,19 @@ class _Heads:
     LIMIT = 4096
 
     def __init__(self) -> None:
-        self._ok: dict[tuple[bytes, bytes], ec.EllipticCurvePublicKey] = {}
+        # by the key object's id as well: organisations in one process each hold their own trust
+        # store; the key is kept with it, so its id is not reused while remembered
+        self._ok: dict[tuple[bytes, bytes, int], ec.EllipticCurvePublicKey] = {}
         self._lock = threading.Lock()
 
     def verified(self, key: ec.EllipticCurvePublicKey, head: bytes, sig: bytes) -> bool:
-        return self._ok.get((head, sig)) is key
+        return self._ok.get((head, sig, id(key))) is key
 
     def remember(self, key: ec.EllipticCurvePublicKey, head: bytes, sig: bytes) -> None:
         with self._lock:
             if len(self._ok) >= self.LIMIT:
                 self._ok.clear()
-            self._ok[(head, sig)] = key
+            self._ok[(head, sig, id(key))] = key
 
 
 _HEADS = _Heads()
