@@ -75,7 +75,9 @@ def test_two_organisations_in_one_process_each_check_a_batch_once(pki) -> None:
     """The network and a querier in one process (the demo) each hold their own trust store."""
     trust, creds, _ = pki
     docs = sign_documents(creds["intermediate"], KIND, _payloads(6))
-    stores = [TrustStore(trust.ca_cert, {"intermediate": creds["intermediate"].certificate}) for _ in range(2)]
+    stores = [
+        TrustStore(trust.ca_cert, {"intermediate": creds["intermediate"].certificate}) for _ in range(2)
+    ]
     counting = [CountingKey(store.public_key("intermediate")) for store in stores]
     for store, key in zip(stores, counting, strict=True):
         store._keys["intermediate"] = key  # type: ignore[assignment]
@@ -184,6 +186,20 @@ def test_a_batch_signed_document_altered_in_any_part_does_not_verify(pki, how: s
             "signature": "AA==",
         },
         {"salt": "not base64!", "index": 0, "size": 2, "path": [], "signature": "AA=="},
+        {
+            "salt": base64.b64encode(bytes(16)).decode(),
+            "index": 0,
+            "size": 2,
+            "path": [base64.b64encode(bytes(32)).decode()] * 10**4,
+            "signature": "AA==",
+        },
+        {
+            "salt": base64.b64encode(bytes(16)).decode(),
+            "index": 0,
+            "size": 2,
+            "path": "AAAA",
+            "signature": "AA==",
+        },
         "not an object",
     ],
 )

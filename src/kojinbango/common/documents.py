@@ -37,6 +37,7 @@ from kojinbango.common.signing import SignatureError, TrustStore
 BATCH_HEAD_KIND = "document_batch"
 SALT_BYTES = 16
 MAX_BATCH_SIZE = 1 << 16
+MAX_PATH = 17  # the longest inclusion path in a tree of MAX_BATCH_SIZE leaves, and then some
 _FIELDS = ("kind", "signer", "signed_at", "payload")
 
 
@@ -131,6 +132,8 @@ def _batch_proof(doc: dict[str, Any], body: dict[str, Any]) -> tuple[bytes, byte
         batch = doc["batch"]
         salt = base64.b64decode(batch["salt"], validate=True)
         index, size = batch["index"], batch["size"]
+        if not isinstance(batch["path"], list) or len(batch["path"]) > MAX_PATH:
+            raise ValueError("not a path")  # checked before decoding: a huge list costs nothing
         path = [base64.b64decode(h, validate=True) for h in batch["path"]]
         sig = base64.b64decode(batch["signature"], validate=True)
     except (KeyError, TypeError, ValueError):
