@@ -14,8 +14,9 @@ no authorisation.
 
 Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
 warm-up, in alternating stretches (``ROUNDS``: exchange then bare, bare then exchange, …) so that a
-change in the host's speed during the run weighs on both alike; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency
-there, and at each rate given with ``--rate`` (e.g. 400/s: 80 % of a 500/s target).  Prints one
+change in the host's speed during the run weighs on both alike; then the exchanges again as an
+open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
+``--rate`` (e.g. 400/s: 80 % of a 500/s target).  Prints one
 JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent per request) and
 ``cpu_ratio`` (bare over exchange), which move less with the host's load, and ``targets``.
 """

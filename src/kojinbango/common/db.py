@@ -188,15 +188,14 @@ def sqlite_path(url: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
+# JSON columns on every engine: orjson (common.jsoncodec)
+_JSON: dict[str, Any] = {"json_serializer": jsoncodec.encode_text, "json_deserializer": jsoncodec.decode}
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url,
-            connect_args={"timeout": 60, "check_same_thread": False},
-            json_serializer=jsoncodec.encode_text,
-            json_deserializer=jsoncodec.decode,
-        )
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **_JSON)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -209,14 +208,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
-        json_serializer=jsoncodec.encode_text,
-        json_deserializer=jsoncodec.decode,
-    )
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON)
 
 
 def upgrade(

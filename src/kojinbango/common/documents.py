@@ -125,6 +125,13 @@ class _Heads:
 _HEADS = _Heads()
 
 
+def _check(key: ec.EllipticCurvePublicKey, sig: bytes, signed: bytes) -> None:
+    try:
+        key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SignatureError("document signature does not verify") from None
+
+
 def _batch_proof(doc: dict[str, Any], body: dict[str, Any]) -> tuple[bytes, bytes]:
     """(the signed head, its signature) a batch-form document leads to; raises SignatureError if
     its proof is malformed."""
@@ -165,19 +172,14 @@ def verify_document(doc: dict[str, Any], trust: TrustStore, kind: str) -> tuple[
         raise SignatureError("document is incomplete or its signature is malformed")
     key = trust.public_key(str(body["signer"]))
     if "batch" in doc:
-        signed, sig = _batch_proof(doc, body)
-        if _HEADS.verified(key, signed, sig):
-            return str(body["signer"]), dict(body["payload"])
+        head, sig = _batch_proof(doc, body)
+        if not _HEADS.verified(key, head, sig):
+            _check(key, sig, head)
+            _HEADS.remember(key, head, sig)
     else:
         try:
             sig = base64.b64decode(doc["signature"])
         except (TypeError, ValueError):
             raise SignatureError("document is incomplete or its signature is malformed") from None
-        signed = canonical(body)
-    try:
-        key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise SignatureError("document signature does not verify") from None
-    if "batch" in doc:
-        _HEADS.remember(key, signed, sig)
+        _check(key, sig, canonical(body))
     return str(body["signer"]), dict(body["payload"])
