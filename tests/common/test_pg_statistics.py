@@ -5,6 +5,7 @@ all of the tenant's rows."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 
@@ -71,3 +72,25 @@ def test_a_database_on_a_server_without_autovacuum_is_kept_analyzed(pg_database:
     finally:
         db.dispose()
     assert id(db.engine) not in STATISTICS._engines
+
+
+def test_autovacuum_off_is_said_once_per_server(
+    pg_database: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process opening several organisations' databases on one server (the demo, the bench) warns
+    once for the server, not once per database."""
+    import kojinbango.common.db as dbmod
+
+    urls = [pg_database("warn_a"), pg_database("warn_b")]
+    getattr(dbmod, "_WARNED_SERVERS", set()).clear()  # earlier tests may have warned for this server
+    caplog.set_level(logging.WARNING, logger="kojinbango.common.db")
+    dbs = [Database(u, MIGRATIONS) for u in urls]
+    try:
+        said = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
+        assert len(said) == (0 if autovacuum_is_on(dbs[0].engine) else 1)
+        for r in said:
+            url = dbs[0].engine.url
+            assert "warn_a" not in r.getMessage() and f"{url.host or 'localhost'}:{url.port or 5432}" in r.getMessage()
+    finally:
+        for db in dbs:
+            db.dispose()

@@ -181,6 +181,25 @@ class _StatisticsKeeper:
 
 STATISTICS = _StatisticsKeeper()
 
+_WARNED_SERVERS: set[tuple[str | None, int | None]] = set()
+_WARNED_GUARD = threading.Lock()
+
+
+def _warn_autovacuum_off(engine: Engine) -> None:
+    """Say once per server and process that autovacuum is off there (a process that opens several
+    organisations' databases on one server, as the demo and the bench do, would say it for each)."""
+    server = (engine.url.host, engine.url.port)
+    with _WARNED_GUARD:
+        if server in _WARNED_SERVERS:
+            return
+        _WARNED_SERVERS.add(server)
+    log.warning(
+        "autovacuum is off on the PostgreSQL server %s:%s: this process analyzes the tables of its"
+        " databases there itself when they have changed by a tenth (turn autovacuum on instead)",
+        server[0] or "localhost",
+        server[1] or 5432,
+    )
+
 
 def sqlite_path(url: str) -> str | None:
     """The file of an SQLite URL (None for an in-memory database)."""
@@ -262,11 +281,7 @@ class Database:
         for location, version_table in extra_migrations:
             upgrade(self.engine, location, version_table, migration_attributes)
         if not self.is_sqlite and (migrations or extra_migrations) and not autovacuum_is_on(self.engine):
-            log.warning(
-                "autovacuum is off on the PostgreSQL server of database %s: this process analyzes its"
-                " tables itself when they have changed by a tenth (turn autovacuum on instead)",
-                self.engine.url.database,
-            )
+            _warn_autovacuum_off(self.engine)
             STATISTICS.register(self.engine)
             self._unregister_statistics = weakref.finalize(self, STATISTICS.unregister, self.engine)
 
