@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc import jwe
+from joserfc.jwk import OctKey
 
 from kojinbango.common.pki import (
     CertificateError,
@@ -60,6 +62,76 @@ def test_an_altered_or_foreign_token_is_refused() -> None:
     wrapped = jwe.encrypt_compact({"alg": "ECDH-ES+A128KW", "enc": "A128GCM"}, b"{}", _jwk(KEY.public_key()))
     with pytest.raises(SealError):
         Opener(KEY).open(wrapped)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(json_values, min_size=2, max_size=6))
+def test_a_batch_sealed_with_one_key_opens_item_by_item_with_the_recipients_key_only(items: list[Any]) -> None:
+    key_token, tokens = SEALER.seal_batch(items, KEY.public_key(), "m131041")
+    assert len(tokens) == len(items)
+    for token, item in zip(tokens, items, strict=True):
+        assert Opener(KEY).open(token, key_token) == item  # each alone, with a fresh opener
+        with pytest.raises(SealError):
+            Opener(OTHER).open(token, key_token)
+        with pytest.raises(SealError):  # the batch form never opens as the single form, nor the reverse
+            Opener(KEY).open(token)
+
+
+def test_a_batch_seal_is_standard_jose_any_library_opens() -> None:
+    data = [{"tax_amount": 250000, "name": "髙橋"}, {"tax_amount": 0, "name": "渡邊"}]
+    key_token, tokens = SEALER.seal_batch(data, KEY.public_key(), "m131041")
+    assert all("250000" not in t and "髙橋" not in t for t in [key_token, *tokens])
+    opened_key = jwe.decrypt_compact(key_token, _jwk(KEY))  # ECDH-ES, the key as an encrypted JWK
+    assert opened_key.protected["alg"] == "ECDH-ES" and opened_key.protected["cty"] == "jwk+json"
+    assert opened_key.protected["kid"] == "m131041"
+    batch_key = OctKey.import_key(json.loads(opened_key.plaintext or b""))
+    for token, item in zip(tokens, data, strict=True):
+        opened = jwe.decrypt_compact(token, batch_key)
+        assert opened.protected["alg"] == "A256KW" and opened.protected["enc"] == "A256GCM"
+        assert json.loads(opened.plaintext or b"") == item
+    # one fresh key per batch, and a content key of its own per item
+    key2, tokens2 = SEALER.seal_batch(data, KEY.public_key(), "m131041")
+    assert key2 != key_token and tokens[0].split(".")[1] != tokens[1].split(".")[1]
+
+
+def test_a_batch_key_is_opened_once_per_opener() -> None:
+    key_token, tokens = SEALER.seal_batch([1, 2, 3], KEY.public_key(), "m")
+    opener = Opener(KEY)
+    agreements = 0
+    real = opener._decrypt
+
+    def counting(token: str, key: Any, algorithms: list[str]) -> Any:
+        nonlocal agreements
+        agreements += algorithms[0] == "ECDH-ES"
+        return real(token, key, algorithms)
+
+    opener._decrypt = counting  # type: ignore[method-assign]
+    assert [opener.open(t, key_token) for t in tokens] == [1, 2, 3]
+    assert agreements == 1
+
+
+def test_altered_or_swapped_batch_seals_are_refused() -> None:
+    key_token, tokens = SEALER.seal_batch([{"a": 1}, {"b": 2}], KEY.public_key(), "m")
+    other_key, other_tokens = SEALER.seal_batch([{"c": 3}, {"d": 4}], KEY.public_key(), "m")
+    head, wrapped, iv, ct, tag = tokens[0].split(".")
+    flipped = ct[:-2] + ("A" if ct[-2] != "A" else "B") + ct[-1]
+    opener = Opener(KEY)
+    cases = [
+        (".".join((head, wrapped, iv, flipped, tag)), key_token),  # the ciphertext altered
+        (tokens[0], other_key),  # another batch's key
+        (other_tokens[0], key_token),
+        (tokens[0], tokens[1]),  # an answer's seal given as the key
+        (tokens[0], SEALER.seal({"kty": "oct", "k": "AAAA"}, KEY.public_key(), "m")),  # not a sealed key
+        (tokens[0], "not a token"),
+    ]
+    for token, key in cases:
+        with pytest.raises(SealError):
+            opener.open(token, key)
+    # a key sealed as a key but too short for AES-256 is refused, not used
+    short = SEALER.seal_bytes(b'{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAA"}', KEY.public_key(), "m", "jwk+json")
+    with pytest.raises(SealError, match="AES-256"):
+        opener.open(tokens[0], short)
+    assert opener.open(tokens[1], key_token) == {"b": 2}  # the genuine pair still opens
 
 
 def test_encryption_certificates_are_for_key_agreement_only(tmp_path: Path) -> None:

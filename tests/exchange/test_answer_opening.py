@@ -19,9 +19,9 @@ def test_the_municipality_opens_each_answer_once(nation: Nation, monkeypatch: py
     opened: list[str] = []
     real = service.opener.open
 
-    def counting(token: str) -> Any:
+    def counting(token: str, key_token: str | None = None) -> Any:
         opened.append(token)
-        return real(token)
+        return real(token, key_token)
 
     monkeypatch.setattr(service.opener, "open", counting)
     answer = service.query(a["my-number"], a["provider"], a["affair"], a["info"])

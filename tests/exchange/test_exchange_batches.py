@@ -14,6 +14,8 @@ from kojinbango import linkage_audit
 from kojinbango.agency.models import AgencyAnswer
 from kojinbango.common import documents
 from kojinbango.common.db import Database
+from kojinbango.common.linkage import answer_data
+from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import sign_request
 from kojinbango.intermediate.models import FugoLink
 from kojinbango.nation import Nation
@@ -40,6 +42,14 @@ def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_thre
     assert any(doc.get("batch", {}).get("size", 1) > 1 for doc in stored)
     documents._HEADS = documents._Heads()  # nothing remembered from the exchange itself
     assert all(agency.verify_stored(e)["signature_valid"] is True for e in ids)
+    # ...and sealed the information of a batch's answers to one querier with one key agreement
+    # (common.sealing: batch form); each stored answer still opens alone, with the querier's key
+    sealed = [doc["payload"] for doc in stored if "sealed_key" in doc["payload"]]
+    assert sealed and all(p["sealed_for"] == "nenkin" and "data" not in p for p in sealed)
+    fresh = Opener(nation.topology.opening_key("nenkin"))  # no batch key remembered
+    given = {a["exchange_id"]: a["data"] for a in answers}
+    for payload in sealed:
+        assert answer_data(payload, fresh) == given[payload["exchange_id"]]
 
 
 def test_a_batch_writes_its_new_rows_with_one_statement_per_table(nation: Nation) -> None:

@@ -9,8 +9,9 @@
 * The provider's answer is a signed document (論点7) of kind ``linkage_answer``, signed by the
   intermediate server that answers for the provider; anyone holding the deployment's certificates
   can check it later.  The information in it is sealed to the querier's encryption certificate
-  (``sealed_data``, a JWE: ``common.sealing``), so only the querier reads it; the rest (who, what,
-  when, held or not) stays readable for the network's records.
+  (``sealed_data``, a JWE: ``common.sealing``; with ``sealed_key``, its batch's key sealed the same
+  way), so only the querier reads it; the rest (who, what, when, held or not) stays readable for
+  the network's records.
 """
 
 from __future__ import annotations
@@ -293,7 +294,8 @@ def answer_data(payload: dict[str, Any], opener: Opener | None) -> Any:
         return payload.get("data")
     if opener is None:
         raise SealError("the answer is sealed and this organisation holds no key to open it")
-    return opener.open(str(sealed))
+    key = payload.get("sealed_key")  # sealed with its batch's key (common.sealing.Sealer.seal_batch)
+    return opener.open(str(sealed), None if key is None else str(key))
 
 
 def verify_answer(

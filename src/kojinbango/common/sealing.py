@@ -6,22 +6,38 @@ that relays and keeps the answer — and a joint intermediate server that relays
 hold only ciphertext; the querier alone opens it.  The seal sits inside the provider's signed
 document, so the signature covers exactly what was sent and the querier can keep the document as
 evidence.  Compact serialisation: any JOSE library with ECDH-ES and A256GCM opens it.
+
+Several answers to one querier in one batch share one key agreement (``Sealer.seal_batch``): a fresh
+random AES-256 key is sealed to the querier as above — the key as an encrypted JWK (RFC 7517 §11,
+``cty`` ``jwk+json``) — and each answer is its own JWE under that key (A256KW: a content key of its
+own, wrapped; A256GCM).  Each answer carries the sealed key beside its own seal, so it still opens
+alone, later, with the querier's private key and any JOSE library (open the key, then the answer).
+The key agreement — an ephemeral key generated, ECDH, the KDF — was most of a seal's cost, once per
+answer; it is now once per batch and querier, and a querier opens each batch's key once.
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwe
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, OctKey
 
 from kojinbango.common import jsoncodec
 
 ALG = "ECDH-ES"
 ENC = "A256GCM"
+BATCH_ALG = "A256KW"  # an answer sealed under its batch's key
+KEY_TYPE = "jwk+json"  # the batch's key, sealed to the querier as an encrypted JWK
+OPENED_KEYS = 4096  # batch keys a querier keeps opened (a batch's answers arrive together)
 
 
 class SealError(Exception):
@@ -46,12 +62,36 @@ class Sealer:
 
     def seal(self, data: Any, recipient: ec.EllipticCurvePublicKey, kid: str) -> str:
         """``data`` (JSON) as a compact JWE only the holder of ``recipient``'s private key opens."""
+        return self.seal_bytes(jsoncodec.encode(data), recipient, kid, "json")
+
+    def seal_batch(
+        self, items: Sequence[Any], recipient: ec.EllipticCurvePublicKey, kid: str
+    ) -> tuple[str, list[str]]:
+        """``items`` for one recipient with one key agreement: (the batch's key sealed to
+        ``recipient``, each item sealed under that key).  Open each with ``Opener.open(token,
+        key_token)``."""
+        raw = secrets.token_bytes(32)  # the batch's key: random, used for this batch only
+        jwk = {"kty": "oct", "k": _b64(raw)}
+        key_token = self.seal_bytes(jsoncodec.encode(jwk), recipient, kid, KEY_TYPE)
+        key = OctKey.import_key(raw)
+        tokens = [
+            jwe.encrypt_compact({"alg": BATCH_ALG, "enc": ENC, "cty": "json"}, jsoncodec.encode(item), key)
+            for item in items
+        ]
+        return key_token, tokens
+
+    def seal_bytes(self, plain: bytes, recipient: ec.EllipticCurvePublicKey, kid: str, cty: str) -> str:
+        """``plain`` (of content type ``cty``) sealed to ``recipient`` alone: ECDH-ES, A256GCM."""
         raw = recipient.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
         key = self._keys.get(raw)
         if key is None:
             key = self._keys[raw] = _jwk(recipient)
-        plain = jsoncodec.encode(data)
-        return jwe.encrypt_compact({"alg": ALG, "enc": ENC, "kid": kid, "cty": "json"}, plain, key)
+        return jwe.encrypt_compact({"alg": ALG, "enc": ENC, "kid": kid, "cty": cty}, plain, key)
+
+
+def _b64(raw: bytes) -> str:
+    """base64url without padding (RFC 7515 §2), as JWK members are written."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class Opener:
@@ -59,15 +99,57 @@ class Opener:
 
     def __init__(self, key: ec.EllipticCurvePrivateKey):
         self._key = _jwk(key)
+        self._batch_keys: OrderedDict[str, OctKey] = OrderedDict()  # key token → its key, most recent last
+        self._guard = threading.Lock()
 
-    def open(self, token: str) -> Any:
-        try:  # only the pair this module seals with: no algorithm chosen by the token
-            plain = jwe.decrypt_compact(token, self._key, algorithms=[ALG, ENC]).plaintext
+    def open(self, token: str, key_token: str | None = None) -> Any:
+        """What ``token`` seals: alone (ECDH-ES), or — with ``key_token``, its batch's sealed key —
+        under that key (A256KW).  Only these two forms: no algorithm chosen by the token."""
+        key: ECKey | OctKey = self._key
+        algorithms = [ALG, ENC]
+        if key_token is not None:
+            key, algorithms = self._batch_key(key_token), [BATCH_ALG, ENC]
+        return _json(self._decrypt(token, key, algorithms)[0])
+
+    def _batch_key(self, key_token: str) -> OctKey:
+        with self._guard:
+            key = self._batch_keys.get(key_token)
+            if key is not None:
+                self._batch_keys.move_to_end(key_token)
+                return key
+        if not isinstance(key_token, str):
+            raise SealError("the batch's sealed key is not a JWE")
+        plain, header = self._decrypt(key_token, self._key, [ALG, ENC])
+        if header.get("cty") != KEY_TYPE:
+            raise SealError(f"the batch's sealed key is not a sealed key (cty {KEY_TYPE} expected)")
+        jwk = _json(plain)
+        if not isinstance(jwk, dict) or jwk.get("kty") != "oct" or not isinstance(jwk.get("k"), str):
+            raise SealError("the batch's sealed key is not a symmetric key (JWK kty oct)")
+        try:
+            key = OctKey.import_key(jwk)
+        except (JoseError, ValueError, TypeError):
+            raise SealError("the batch's sealed key cannot be read") from None
+        if len(key.raw_value) != 32:
+            raise SealError("the batch's sealed key is not an AES-256 key")
+        with self._guard:
+            self._batch_keys[key_token] = key
+            while len(self._batch_keys) > OPENED_KEYS:
+                self._batch_keys.popitem(last=False)
+        return key
+
+    @staticmethod
+    def _decrypt(token: str, key: ECKey | OctKey, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
+        try:
+            opened = jwe.decrypt_compact(token, key, algorithms=algorithms)
         except (JoseError, ValueError, TypeError) as exc:
             raise SealError(f"the sealed information cannot be opened with this key ({type(exc).__name__})") from None
-        if plain is None:
+        if opened.plaintext is None:
             raise SealError("the sealed information is empty")
-        try:
-            return jsoncodec.decode(plain)
-        except ValueError:
-            raise SealError("the sealed information is not JSON") from None
+        return opened.plaintext, dict(opened.protected)
+
+
+def _json(plain: bytes) -> Any:
+    try:
+        return jsoncodec.decode(plain)
+    except ValueError:
+        raise SealError("the sealed information is not JSON") from None

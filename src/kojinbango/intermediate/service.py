@@ -46,6 +46,8 @@ from kojinbango.intermediate.models import (
 log = logging.getLogger(__name__)
 
 FINAL = ("answered", "not_held", "refused", "failed")
+# by querier: its encryption key, and each answer's body with the information to seal into it
+_ToSeal = dict[str, tuple[ec.EllipticCurvePublicKey, list[tuple[dict[str, Any], Any]]]]
 
 # The statements of the exchange path, built once (building and compiling SQL per call cost more
 # than the signatures: measured with bench/exchange.py).
@@ -728,6 +730,7 @@ class IntermediateService:
         provisions: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         made: dict[tuple[str, str], int] = {}  # delivered twice in one batch: made once
+        to_seal: _ToSeal = {}
         for payload in payloads:
             exchange_id = str(payload["exchange_id"])
             category = str(payload["info"])
@@ -765,10 +768,14 @@ class IntermediateService:
                     as_of = max(as_of, confirmed)
                 body.update(layout=f"{category}/{version}", layout_version=version, as_of=iso(as_of))
                 try:
-                    body.update(self._information(str(payload["querier"]), data))
+                    recipient = self._recipient(str(payload["querier"]))
                 except BusinessError as exc:
                     out.append(exc)
                     continue
+                if recipient is None:  # a querier with no encryption certificate: in clear
+                    body["data"] = data
+                else:
+                    to_seal.setdefault(str(payload["querier"]), (recipient, []))[1].append((body, data))
             else:
                 body.update(as_of=iso(t), data=None)
             requested = parse_iso(str(payload["requested_at"])) or t
@@ -785,6 +792,7 @@ class IntermediateService:
             made[(tenant, exchange_id)] = len(bodies)
             out.append(len(bodies))
             bodies.append(body)
+        self._seal(to_seal)
         # one signature for the batch's answers (common.documents: batch form), each still a
         # document of its own that its querier can verify alone, now or later
         docs = sign_documents(self.creds, ANSWER_KIND, bodies)
@@ -817,19 +825,28 @@ class IntermediateService:
                         facts.copies[(tenant, category, num)] = (version, data, as_of)
         return facts
 
-    def _information(self, querier: str, data: Any) -> dict[str, Any]:
-        """The provided information as the answer carries it: sealed to the querier's encryption
-        certificate (only the querier opens it; the network keeps ciphertext), or in clear for a
-        querier that has none."""
+    def _recipient(self, querier: str) -> ec.EllipticCurvePublicKey | None:
+        """The querier's encryption key (from its encryption certificate), or None for a querier
+        that has none (its answers carry the information in clear)."""
         if querier not in self._recipients:
             try:
                 self._recipients[querier] = self._sealing_key(querier) if self._sealing_key else None
             except CertificateError as exc:  # never fall back to clear: the network retries later
                 raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
-        recipient = self._recipients[querier]
-        if recipient is None:
-            return {"data": data}
-        return {"sealed_data": self._sealer.seal(data, recipient, querier), "sealed_for": querier}
+        return self._recipients[querier]
+
+    def _seal(self, to_seal: _ToSeal) -> None:
+        """The provided information as the answers carry it, sealed to each querier (only the
+        querier opens it; the network keeps ciphertext): alone, or — several answers to one
+        querier — with one key agreement for them all (``Sealer.seal_batch``)."""
+        for querier, (recipient, items) in to_seal.items():
+            if len(items) == 1:
+                body, data = items[0]
+                body.update(sealed_data=self._sealer.seal(data, recipient, querier), sealed_for=querier)
+                continue
+            key, tokens = self._sealer.seal_batch([data for _, data in items], recipient, querier)
+            for (body, _), token in zip(items, tokens, strict=True):
+                body.update(sealed_data=token, sealed_for=querier, sealed_key=key)
 
     # --- 情報提供等記録 (TKM) ----------------------------------------------------------------------
     def records(
