@@ -9,6 +9,7 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -146,3 +147,66 @@ def test_a_replay_after_the_organisation_restarts_is_refused(small_nation_dir: P
                 .where(CodeBundle.request_id == "restart-replay-0001")
             )
         assert bundles == 1
+
+
+def test_expired_nonces_are_forgotten_as_they_expire_however_few(tmp_path: Path) -> None:
+    """The window in memory holds only what a replay could still use: each write forgets the nonces
+    that expired since (a long-running organisation's memory stays one window's worth)."""
+    store, _db = _store(tmp_path / "n.db")
+    now = int(time.time())
+    old = now - GroupCommitNonceStore.WINDOW_SECONDS - 10
+    for i in range(5):
+        assert store("nenkin", f"old-{i}", old) is True
+    assert store("nenkin", "in-window", now - 60) is True
+    assert store("nenkin", "new", now) is True
+    assert set(store._seen) == {("nenkin", "in-window"), ("nenkin", "new")}
+    assert store("nenkin", "new", now) is False and store("nenkin", "in-window", now - 60) is False
+
+
+def test_the_table_is_pruned_in_chunks_off_the_request_path(tmp_path: Path) -> None:
+    from sqlalchemy import event
+
+    from kojinbango.common.transport import PRUNER
+
+    store, db = _store(tmp_path / "n.db")
+    store.PRUNE_CHUNK = 3
+    now = int(time.time())
+    old = now - GroupCommitNonceStore.WINDOW_SECONDS - 10
+    deletes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for i in range(10):
+            assert store("nenkin", f"old-{i}", old) is True
+        assert store("nenkin", "a", now) is True and store("nenkin", "b", now - 30) is True
+        assert deletes == []  # a request's group commit never deletes
+        assert store.prune_database() == 10
+        assert len(deletes) == 4  # 3 + 3 + 3 + 1: small transactions
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert _rows(db) == 2
+    assert store.prune_database() == 0
+    assert store in PRUNER._stores  # the process's pruning thread calls it every minute
+
+
+@pytest.mark.postgres
+def test_pruning_in_chunks_on_postgresql(pg_database: Callable[[str], str]) -> None:
+    md = MetaData()
+    table = nonce_table(md)
+    db = Database(pg_database("nonces"))
+    md.create_all(db.engine)
+    try:
+        store = GroupCommitNonceStore(DbNonceStore(db, table))
+        store.PRUNE_CHUNK = 4
+        now = int(time.time())
+        for i in range(9):
+            assert store("nenkin", f"old-{i}", now - GroupCommitNonceStore.WINDOW_SECONDS - 5) is True
+        assert store("nenkin", "kept", now) is True
+        assert store.prune_database() == 9
+        assert _rows(db) == 1 and store("nenkin", "kept", now) is False
+    finally:
+        db.dispose()
