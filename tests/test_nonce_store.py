@@ -210,3 +210,18 @@ def test_pruning_in_chunks_on_postgresql(pg_database: Callable[[str], str]) -> N
         assert _rows(db) == 1 and store("nenkin", "kept", now) is False
     finally:
         db.dispose()
+
+
+def test_a_clients_memory_of_answer_nonces_forgets_them_as_they_expire() -> None:
+    """The nonces of answers a client checked: a replay within the window is refused, and the
+    expired ones are forgotten at the next answer however few they are."""
+    from kojinbango.common.signing import MemoryNonceStore
+
+    memory = MemoryNonceStore()
+    now = int(time.time())
+    for i in range(5):
+        assert memory("network", f"old-{i}", now - 2 * MAX_SKEW_SECONDS - 10) is True
+    assert memory("network", "recent", now - 30) is True
+    assert memory("network", "recent", now - 30) is False  # a replayed answer
+    assert memory("network", "new", now) is True
+    assert set(memory._seen) == {("network", "recent"), ("network", "new")}

@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -237,13 +238,19 @@ class MemoryNonceStore:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], int] = {}
+        # (created, key) in arrival order: expired nonces are forgotten from the front, a few at a
+        # time (rebuilding the dict once it was large cost every call the whole window)
+        self._expiry: deque[tuple[int, tuple[str, str]]] = deque()
 
     def __call__(self, signer: str, nonce: str, created: int) -> bool:
         key = (signer, nonce)
         if key in self._seen:
             return False
         cutoff = int(time.time()) - 2 * MAX_SKEW_SECONDS
-        if len(self._seen) > 100_000:
-            self._seen = {k: v for k, v in self._seen.items() if v >= cutoff}
+        while self._expiry and self._expiry[0][0] < cutoff:
+            old, gone = self._expiry.popleft()
+            if self._seen.get(gone) == old:
+                del self._seen[gone]
         self._seen[key] = created
+        self._expiry.append((created, key))
         return True
