@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -233,24 +233,53 @@ NonceStore = Callable[[str, str, int], bool]
 """``remember(signer, nonce, created) -> bool``: False when the nonce was already seen."""
 
 
+class NonceWindow:
+    """The (signer, nonce) pairs seen within the validity window, each with its ``created``.
+
+    Expired ones are forgotten from a queue in arrival order, a few at a time (``expire``): a
+    window rebuilt whole once it was large cost every call the whole window.  A nonce that arrived
+    out of order, with an older ``created``, goes when it reaches the front, at most a skew later.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+        self._expiry: deque[tuple[int, tuple[str, str]]] = deque()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._seen
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._seen)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, key: tuple[str, str], created: int) -> None:
+        self._seen[key] = created
+        self._expiry.append((created, key))
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._seen.pop(key, None)
+
+    def expire(self, now: float) -> None:
+        """Forget the nonces created before the window that ends at ``now``."""
+        cutoff = int(now) - 2 * MAX_SKEW_SECONDS
+        while self._expiry and self._expiry[0][0] < cutoff:
+            created, key = self._expiry.popleft()
+            if self._seen.get(key) == created:
+                del self._seen[key]
+
+
 class MemoryNonceStore:
     """In-process nonce memory for clients checking answers (servers keep theirs in their database)."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], int] = {}
-        # (created, key) in arrival order: expired nonces are forgotten from the front, a few at a
-        # time (rebuilding the dict once it was large cost every call the whole window)
-        self._expiry: deque[tuple[int, tuple[str, str]]] = deque()
+        self._seen = NonceWindow()
 
     def __call__(self, signer: str, nonce: str, created: int) -> bool:
         key = (signer, nonce)
         if key in self._seen:
             return False
-        cutoff = int(time.time()) - 2 * MAX_SKEW_SECONDS
-        while self._expiry and self._expiry[0][0] < cutoff:
-            old, gone = self._expiry.popleft()
-            if self._seen.get(gone) == old:
-                del self._seen[gone]
-        self._seen[key] = created
-        self._expiry.append((created, key))
+        self._seen.expire(time.time())
+        self._seen.add(key, created)
         return True

@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from kojinbango.common.signing import (
     MAX_SKEW_SECONDS,
     MemoryNonceStore,
     NonceStore,
+    NonceWindow,
     SignatureError,
     TrustStore,
     sign_request,
@@ -241,9 +241,7 @@ class GroupCommitNonceStore:
     def __init__(self, store: DbNonceStore):
         self.db = store.db
         self.table = store.table
-        self._seen: dict[tuple[str, str], int] = {}
-        # (created, key) in arrival order, for forgetting expired nonces without scanning ``_seen``
-        self._expiry: deque[tuple[int, tuple[str, str]]] = deque()
+        self._seen = NonceWindow()
         self._queue: list[tuple[tuple[str, str], int, concurrent.futures.Future[bool]]] = []
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
@@ -256,13 +254,8 @@ class GroupCommitNonceStore:
             for signer, nonce, created in conn.execute(
                 select(t.c.signer, t.c.nonce, t.c.created).where(t.c.created >= cutoff).order_by(t.c.created)
             ):
-                self._remember_key((signer, nonce), int(created))
+                self._seen.add((signer, nonce), int(created))
         PRUNER.register(self)
-
-    def _remember_key(self, key: tuple[str, str], created: int) -> None:
-        """Note ``key`` as seen (the caller holds ``_cond``, or is the constructor)."""
-        self._seen[key] = created
-        self._expiry.append((created, key))
 
     def submit(self, signer: str, nonce: str, created: int) -> concurrent.futures.Future[bool]:
         """A future that is True once the nonce is durably remembered, False if it was seen before."""
@@ -272,7 +265,7 @@ class GroupCommitNonceStore:
             if key in self._seen:
                 fut.set_result(False)
                 return fut
-            self._remember_key(key, created)
+            self._seen.add(key, created)
             self._queue.append((key, created, fut))
             if self._writer is None:
                 self._writer = threading.Thread(target=self._run, name="nonce-writer", daemon=True)
@@ -293,7 +286,7 @@ class GroupCommitNonceStore:
         with self._cond:
             if key in self._seen:
                 return False
-            self._remember_key(key, created)
+            self._seen.add(key, created)
         loop = asyncio.get_running_loop()
         batch = self._loop_batches.get(loop)
         if batch is None:
@@ -338,7 +331,7 @@ class GroupCommitNonceStore:
             log.exception("remembering request nonces failed")
             with self._cond:
                 for key, _created, _fut in batch:
-                    self._seen.pop(key, None)
+                    self._seen.discard(key)
             return [exc] * len(batch)
 
     def _lock(self) -> Any:
@@ -371,15 +364,9 @@ class GroupCommitNonceStore:
         return [True] * len(rows)
 
     def _prune_memory(self, now: float) -> None:
-        """Forget the nonces that expired since the last write: the oldest arrivals first, so each
-        write does only the work of the nonces that expired (a nonce that arrived out of order with
-        an older ``created`` goes when it reaches the front, at most a skew's width later)."""
-        cutoff = int(now) - self.WINDOW_SECONDS
+        """Forget the nonces that expired since the last write (only those: ``NonceWindow``)."""
         with self._cond:
-            while self._expiry and self._expiry[0][0] < cutoff:
-                created, key = self._expiry.popleft()
-                if self._seen.get(key) == created:
-                    del self._seen[key]
+            self._seen.expire(now)
 
     def prune_database(self, now: float | None = None) -> int:
         """Delete the nonces past the window from the table, ``PRUNE_CHUNK`` rows per transaction
