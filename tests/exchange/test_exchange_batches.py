@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from exchange_helpers import A, B, concurrent_pension_queries, concurrent_signed_posts
 from sqlalchemy import event, select
 
@@ -241,3 +242,21 @@ def test_a_municipalitys_first_queries_about_a_person_at_once_obtain_one_fugo(na
         aid = s.scalar(select(Addressee.id).where(Addressee.my_number == number))
         rows = list(s.scalars(select(FugoRequest).where(FugoRequest.addressee_id == aid)))
     assert len(rows) == 1 and rows[0].delivered_at is not None
+
+
+def test_checked_answers_nobody_waits_for_are_not_kept_forever(nation: Nation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer the sweep collects later has no staff request waiting for its check: the agency
+    keeps at most CHECKED_KEPT of them (a waiter whose entry went reads the stored answer)."""
+    from kojinbango.agency import service as agency_module
+
+    agency = nation.runtime("agency").services["agency"]
+    monkeypatch.setattr(agency_module, "CHECKED_KEPT", 5)
+
+    class NoDatabase:
+        def execute(self, *_: Any) -> None:
+            return None
+
+    states = [(agency.org_id, {"request_id": f"later-{i}", "status": "pending", "provider": "131016"}) for i in range(12)]
+    agency._on_results(NoDatabase(), states)
+    assert list(agency._checked)[-5:] == [f"later-{i}" for i in range(7, 12)]
+    assert len(agency._checked) == 5

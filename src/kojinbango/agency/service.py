@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import secrets
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ _UPDATE_ANSWER = (
     )
 )
 CHUNK = 1000
+CHECKED_KEPT = 10_000  # checked answers kept for their waiting staff requests
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,11 @@ class AgencyService:
         intermediate.result_hooks.append(self._on_results)
         key = topology.opening_key(org_id)  # answers are sealed to the agency (common.sealing)
         self.opener = Opener(key) if key is not None else None
-        # request id → (signature valid, as of, the information opened)
-        self._checked: dict[str, tuple[bool | None, dt.datetime | None, Any]] = {}
+        # request id → (signature valid, as of, the information opened), for the staff request that
+        # waits on it; bounded, since an answer collected later by the sweep has no one waiting (a
+        # waiter whose entry went falls back to reading the stored answer)
+        self._checked: OrderedDict[str, tuple[bool | None, dt.datetime | None, Any]] = OrderedDict()
+        self._checked_lock = threading.Lock()
         self._fugo_lock = threading.Lock()
         self._asks: PerLoop[tuple[str, str, str, str, str], tuple[_Ask, dict[str, Any]] | None] = PerLoop(
             lambda _key: Coalescer(self._aquery_many, MAX_BATCH, self.settings.batches_in_flight)
@@ -297,7 +302,8 @@ class AgencyService:
         return _Ask(request_id, person_key(pid), provider_org, affair, info, asked_at, row)
 
     def _finish(self, ask: _Ask, state: dict[str, Any]) -> dict[str, Any]:
-        checked = self._checked.pop(ask.request_id, None)
+        with self._checked_lock:
+            checked = self._checked.pop(ask.request_id, None)
         if checked is None:  # nothing new was written since the row was made
             return self._answer(ask.request_id)
         return answer_view(
@@ -352,7 +358,11 @@ class AgencyService:
                  "p_reason": str(state.get("reason") or "")[:400], "p_document": doc, "p_valid": valid,
                  "p_as_of": as_of, "p_answered_at": now() if final else None}
             )  # fmt: skip
-            self._checked[state["request_id"]] = (valid, as_of, data)
+            with self._checked_lock:
+                self._checked[state["request_id"]] = (valid, as_of, data)
+                self._checked.move_to_end(state["request_id"])
+                while len(self._checked) > CHECKED_KEPT:
+                    self._checked.popitem(last=False)
         if changes:
             s.execute(_UPDATE_ANSWER, changes)
 
