@@ -215,9 +215,16 @@ def interleaved(
     return [s.summary() for s in samples]
 
 
-def open_loop(send: Send, rate: float, n: int, pids: dict[str, int] | None = None) -> dict[str, Any]:
+def open_loop(
+    send: Send,
+    rate: float,
+    n: int,
+    pids: dict[str, int] | None = None,
+    record: list[tuple[float, float]] | None = None,
+) -> dict[str, Any]:
     """Requests started on a fixed schedule (``rate`` per second), whatever the answers do; each
-    latency counts from when its request was due.  ``pids``: as for ``closed_loop``."""
+    latency counts from when its request was due.  ``pids``: as for ``closed_loop``.  ``record``:
+    gets (seconds from the start when it was due, latency ms) of every completed request."""
 
     async def main() -> dict[str, Any]:
         latencies: list[float] = []
@@ -231,12 +238,15 @@ def open_loop(send: Send, rate: float, n: int, pids: dict[str, int] | None = Non
                 errors += 1
                 return
             latencies.append((time.perf_counter() - due) * 1000)
+            if record is not None and i >= 0:
+                record.append((due - start, latencies[-1]))
 
         async with _session(0) as session:
             # open the connections first, unmeasured (else the schedule starts with dozens opening)
             await asyncio.gather(*(one(session, -1, time.perf_counter()) for _ in range(32)))
             latencies.clear()
             cpu0 = _cpu_seconds(pids)
+            nonlocal start
             start = time.perf_counter() + 0.1
             tasks = []
             for i in range(n):
@@ -252,7 +262,27 @@ def open_loop(send: Send, rate: float, n: int, pids: dict[str, int] | None = Non
         out["offered_per_s"] = round(rate, 1)
         return out
 
+    start = 0.0
     return asyncio.run(main())
+
+
+def sustained(send: Send, rate: float, seconds: float, pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """``open_loop`` held for ``seconds``, with the latency of each window of it (10 s, or a sixth
+    of a shorter run): what grows with time — a table, a cache, a window of nonces — shows as a
+    drift from window to window that a short run never reaches."""
+    record: list[tuple[float, float]] = []
+    out = open_loop(send, rate, max(1, int(rate * seconds)), pids, record)
+    width = 10.0 if seconds >= 60 else max(seconds / 6, 0.1)
+    windows: dict[int, list[float]] = {}
+    for at, ms in record:
+        windows.setdefault(int(at // width), []).append(ms)
+    out["seconds"] = seconds
+    out["window_s"] = round(width, 2)
+    out["windows"] = [
+        {"from_s": round(k * width, 1), **_summary(v, 0, width)} | {"max_ms": round(max(v), 2)}
+        for k, v in sorted(windows.items())
+    ]
+    return out
 
 
 def _session(limit: int) -> aiohttp.ClientSession:
@@ -357,12 +387,16 @@ def run(
     residents: int = 300,
     pg_url: str | None = None,
     rates: Sequence[float] = (),
+    sustain: float | None = None,
 ) -> dict[str, Any]:
     """``pg_url``: every organisation on its own PostgreSQL database on that server (else SQLite).
     ``rates``: offered loads (exchanges per second) at which to measure the latency as well, each
-    an open-loop run like the one at 80 % (``exchange_at_rates``)."""
+    an open-loop run like the one at 80 % (``exchange_at_rates``).  ``sustain``: then hold the last
+    of ``rates`` (or 80 % of the measured rate) for that many seconds (``sustained``)."""
     if queries < 1 or not 1 <= concurrency <= 10_000:
         raise ValueError("--queries must be at least 1 and --concurrency from 1 to 10000")
+    if sustain is not None and not 0 < sustain <= 3600:
+        raise ValueError(f"--sustain must be above 0 and at most 3600 seconds (got {sustain:g})")
     bad = [r for r in rates if not 0 < r <= 100_000]
     if bad:
         raise ValueError(f"--rate must be above 0 and at most 100000 exchanges per second (got {bad[0]:g})")
@@ -447,6 +481,11 @@ def run(
         ours, plain = interleaved([(exchange, pids), (bare, hops)], queries, concurrency)
         at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
         at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
+        held = (
+            sustained(exchange, rates[-1] if rates else at80["offered_per_s"], sustain, pids)
+            if sustain is not None
+            else None
+        )
         ratio = ours["queries_per_s"] / plain["queries_per_s"] if plain["queries_per_s"] else None
         at400 = next((r for r in at_rates if r["offered_per_s"] == 400.0), None)
         return {
@@ -457,6 +496,7 @@ def run(
             "exchange": ours,
             "exchange_at_80_percent": at80,
             **({"exchange_at_rates": at_rates} if rates else {}),
+            **({"sustained": held} if held is not None else {}),
             "bare_hops": plain,
             "queries_per_s": ours["queries_per_s"],
             "p50_ms": ours["p50_ms"],

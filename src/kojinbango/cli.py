@@ -380,7 +380,9 @@ def _bench_portal(args: argparse.Namespace) -> int:
 
 def _bench_exchange(args: argparse.Namespace) -> int:
     module = _load_bench("exchange")
-    _print_json(module.run(args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or ()))
+    _print_json(
+        module.run(args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or (), sustain=args.sustain)
+    )
     return 0
 
 
@@ -449,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         action="append",
         help="exchange: also measure the latency at this offered load (exchanges/s; repeatable)",
+    )
+    sp.add_argument(
+        "--sustain",
+        type=float,
+        help="exchange: then hold the last --rate (or 80%% of the measured rate) for this many seconds,"
+        " with the latency per window (JSON: sustained)",
     )
     sp.add_argument("--seconds", type=float, default=10.0, help="portal: measured window per phase")
     sp.add_argument("--workers", type=int, default=0, help="portal: worker processes (default: CPU count)")

@@ -23,7 +23,7 @@ def _bench() -> Any:
 
 
 def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> None:
-    out = _bench().run(40, 4, residents=150, rates=[120.0, 400.0])
+    out = _bench().run(40, 4, residents=150, rates=[120.0, 400.0], sustain=1.2)
     json.dumps(out)  # one JSON object
     ours, at80, bare = out["exchange"], out["exchange_at_80_percent"], out["bare_hops"]
     assert ours["completed"] == 40 and ours["errors"] == 0  # every exchange answered, signature valid
@@ -45,6 +45,12 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
         "p99_under_50_ms_at_400_per_s": at400["p99_ms"] < 50,  # 80 % of the 500/s target
     }
     assert at400["offered_per_s"] == 400.0 and at400["completed"] == 200
+    # --sustain: the last rate held, with the latency of each window of the run
+    held = out["sustained"]
+    assert held["offered_per_s"] == 400.0 and held["completed"] == 480 and held["errors"] == 0
+    assert held["window_s"] == 0.2 and sum(w["completed"] for w in held["windows"]) == 480
+    assert [w["from_s"] for w in held["windows"]] == sorted(w["from_s"] for w in held["windows"])
+    assert all(0 < w["p50_ms"] <= w["p99_ms"] <= w["max_ms"] for w in held["windows"])
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
@@ -57,6 +63,8 @@ def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(capsys: pyte
     assert "--rate must be above 0" in capsys.readouterr().err
     assert main(["bench", "exchange", "--concurrency", "0"]) == 2
     assert "--concurrency from 1 to 10000" in capsys.readouterr().err
+    assert main(["bench", "exchange", "--sustain", "0"]) == 2
+    assert "--sustain must be above 0" in capsys.readouterr().err
 
 
 def test_the_two_closed_loops_alternate_so_a_drifting_host_weighs_on_both_alike() -> None:
