@@ -248,14 +248,19 @@ def open_loop(
             cpu0 = _cpu_seconds(pids)
             nonlocal start
             start = time.perf_counter() + 0.1
-            tasks = []
+            # only the requests still running are held: a long run (``sustained``) that kept every
+            # finished task would slow its own driver down as the heap grew
+            running: set[asyncio.Task[None]] = set()
             for i in range(n):
                 due = start + i / rate
                 pause = due - time.perf_counter()
                 if pause > 0:
                     await asyncio.sleep(pause)
-                tasks.append(asyncio.create_task(one(session, i, due)))
-            await asyncio.gather(*tasks)
+                task = asyncio.create_task(one(session, i, due))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            while running:
+                await asyncio.gather(*list(running))
             elapsed = time.perf_counter() - start
             cpu1 = _cpu_seconds(pids)
         out = _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies))
