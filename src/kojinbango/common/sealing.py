@@ -18,10 +18,8 @@ answer; it is now once per batch and querier, and a querier opens each batch's k
 
 from __future__ import annotations
 
-import base64
+import functools
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,10 +68,8 @@ class Sealer:
         """``items`` for one recipient with one key agreement: (the batch's key sealed to
         ``recipient``, each item sealed under that key).  Open each with ``Opener.open(token,
         key_token)``."""
-        raw = secrets.token_bytes(32)  # the batch's key: random, used for this batch only
-        jwk = {"kty": "oct", "k": _b64(raw)}
-        key_token = self.seal_bytes(jsoncodec.encode(jwk), recipient, kid, KEY_TYPE)
-        key = OctKey.import_key(raw)
+        key = OctKey.import_key(secrets.token_bytes(32))  # the batch's key: random, this batch only
+        key_token = self.seal_bytes(jsoncodec.encode(key.as_dict(private=True)), recipient, kid, KEY_TYPE)
         tokens = [
             jwe.encrypt_compact({"alg": BATCH_ALG, "enc": ENC, "cty": "json"}, jsoncodec.encode(item), key)
             for item in items
@@ -89,18 +85,14 @@ class Sealer:
         return jwe.encrypt_compact({"alg": ALG, "enc": ENC, "kid": kid, "cty": cty}, plain, key)
 
 
-def _b64(raw: bytes) -> str:
-    """base64url without padding (RFC 7515 §2), as JWK members are written."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
 
 class Opener:
     """Opens what was sealed for one private key."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey):
         self._key = _jwk(key)
-        self._batch_keys: OrderedDict[str, OctKey] = OrderedDict()  # key token → its key, most recent last
-        self._guard = threading.Lock()
+        # each batch's key opened once (a batch's answers arrive together); a failure is not kept
+        self._batch_key = functools.lru_cache(maxsize=OPENED_KEYS)(self._open_batch_key)
 
     def open(self, token: str, key_token: str | None = None) -> Any:
         """What ``token`` seals: alone (ECDH-ES), or — with ``key_token``, its batch's sealed key —
@@ -108,17 +100,12 @@ class Opener:
         key: ECKey | OctKey = self._key
         algorithms = [ALG, ENC]
         if key_token is not None:
+            if not isinstance(key_token, str):
+                raise SealError("the batch's sealed key is not a JWE")
             key, algorithms = self._batch_key(key_token), [BATCH_ALG, ENC]
         return _json(self._decrypt(token, key, algorithms)[0])
 
-    def _batch_key(self, key_token: str) -> OctKey:
-        with self._guard:
-            key = self._batch_keys.get(key_token)
-            if key is not None:
-                self._batch_keys.move_to_end(key_token)
-                return key
-        if not isinstance(key_token, str):
-            raise SealError("the batch's sealed key is not a JWE")
+    def _open_batch_key(self, key_token: str) -> OctKey:
         plain, header = self._decrypt(key_token, self._key, [ALG, ENC])
         if header.get("cty") != KEY_TYPE:
             raise SealError(f"the batch's sealed key is not a sealed key (cty {KEY_TYPE} expected)")
@@ -131,10 +118,6 @@ class Opener:
             raise SealError("the batch's sealed key cannot be read") from None
         if len(key.raw_value) != 32:
             raise SealError("the batch's sealed key is not an AES-256 key")
-        with self._guard:
-            self._batch_keys[key_token] = key
-            while len(self._batch_keys) > OPENED_KEYS:
-                self._batch_keys.popitem(last=False)
         return key
 
     @staticmethod
