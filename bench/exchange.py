@@ -239,14 +239,13 @@ def open_loop(
                 return
             latencies.append((time.perf_counter() - due) * 1000)
             if record is not None and i >= 0:
-                record.append((due - start, latencies[-1]))
+                record.append((i / rate, latencies[-1]))  # when it was due, from the start
 
         async with _session(0) as session:
             # open the connections first, unmeasured (else the schedule starts with dozens opening)
             await asyncio.gather(*(one(session, -1, time.perf_counter()) for _ in range(32)))
             latencies.clear()
             cpu0 = _cpu_seconds(pids)
-            nonlocal start
             start = time.perf_counter() + 0.1
             # only the requests still running are held: a long run (``sustained``) that kept every
             # finished task would slow its own driver down as the heap grew
@@ -267,7 +266,6 @@ def open_loop(
         out["offered_per_s"] = round(rate, 1)
         return out
 
-    start = 0.0
     return asyncio.run(main())
 
 
