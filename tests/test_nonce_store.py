@@ -190,7 +190,7 @@ def test_the_table_is_pruned_in_chunks_off_the_request_path(tmp_path: Path) -> N
         event.remove(db.engine, "before_cursor_execute", count)
     assert _rows(db) == 2
     assert store.prune_database() == 0
-    assert store in PRUNER._stores  # the process's pruning thread calls it every minute
+    assert store in PRUNER  # the process's pruning thread calls it every minute
 
 
 @pytest.mark.postgres

@@ -67,11 +67,11 @@ def test_tables_changed_by_a_tenth_are_analyzed_and_lookups_use_the_whole_index(
 def test_a_database_on_a_server_without_autovacuum_is_kept_analyzed(pg_database: Callable[[str], str]) -> None:
     db = Database(pg_database("statsreg"), MIGRATIONS)
     try:
-        registered = id(db.engine) in STATISTICS._engines
+        registered = db.engine in STATISTICS
         assert registered == (not autovacuum_is_on(db.engine))
     finally:
         db.dispose()
-    assert id(db.engine) not in STATISTICS._engines
+    assert db.engine not in STATISTICS
 
 
 def test_autovacuum_off_is_said_once_per_server(

@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -118,6 +118,7 @@ class _Checkpointer:
 CHECKPOINTER = _Checkpointer()
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # PostgreSQL plans from the statistics ANALYZE gathers, which autovacuum keeps up to date. Without
 # them it takes every equality for very selective: for "tenant = :t AND exchange_id IN (…)" it reads
@@ -147,39 +148,68 @@ def autovacuum_is_on(engine: Engine) -> bool:
         return conn.execute(text("SELECT current_setting('autovacuum')")).scalar_one() == "on"
 
 
-class _StatisticsKeeper:
-    """One daemon thread per process that keeps the planner's statistics of registered PostgreSQL
-    databases whose server runs no autovacuum (``analyze_stale`` every ``STATISTICS_SECONDS``)."""
+class ProcessChore(Generic[T]):
+    """One daemon thread per process that does ``action`` for every registered item, then sleeps
+    ``seconds``, and again (``wait_first``: sleeps first).  Items are held weakly (one that is gone
+    is forgotten); an item whose action fails is logged with ``failure`` and tried again on the
+    next pass."""
 
-    def __init__(self) -> None:
-        self._engines: dict[int, Engine] = {}
+    def __init__(
+        self,
+        name: str,
+        seconds: float,
+        action: Callable[[T], object],
+        failure: Callable[[T, Exception], str],
+        wait_first: bool = False,
+    ):
+        self.name = name
+        self.seconds = seconds
+        self.wait_first = wait_first
+        self._action = action
+        self._failure = failure
+        self._items: weakref.WeakValueDictionary[int, T] = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def register(self, engine: Engine) -> None:
+    def register(self, item: T) -> None:
         with self._guard:
-            self._engines[id(engine)] = engine
+            self._items[id(item)] = item
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="pg-statistics", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
 
-    def unregister(self, engine: Engine) -> None:
+    def unregister(self, item: T) -> None:
         with self._guard:
-            self._engines.pop(id(engine), None)
+            if self._items.get(id(item)) is item:
+                del self._items[id(item)]
+
+    def __contains__(self, item: object) -> bool:
+        return self._items.get(id(item)) is item
 
     def _run(self) -> None:
+        if self.wait_first:
+            time.sleep(self.seconds)
         while True:
             with self._guard:
-                engines = list(self._engines.values())
-            for engine in engines:
+                items = list(self._items.values())
+            for item in items:
                 try:
-                    analyze_stale(engine)
-                except Exception as exc:  # the server is away, or the tables are not ours to analyze
-                    log.warning("analyzing stale tables of database %s failed: %s", engine.url.database, exc)
-            time.sleep(STATISTICS_SECONDS)
+                    self._action(item)
+                except Exception as exc:
+                    log.warning("%s", self._failure(item, exc))
+            del items  # not kept alive through the sleep
+            time.sleep(self.seconds)
 
 
-STATISTICS = _StatisticsKeeper()
+# One thread per process keeps the planner's statistics of the registered PostgreSQL databases
+# whose server runs no autovacuum.
+STATISTICS: ProcessChore[Engine] = ProcessChore(
+    "pg-statistics",
+    STATISTICS_SECONDS,
+    analyze_stale,
+    # the server is away, or the tables are not ours to analyze
+    lambda engine, exc: f"analyzing stale tables of database {engine.url.database} failed: {exc}",
+)
 
 _WARNED_SERVERS: set[tuple[str | None, int | None]] = set()
 _WARNED_GUARD = threading.Lock()

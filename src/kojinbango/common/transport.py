@@ -17,7 +17,6 @@ import logging
 import ssl
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kojinbango.common import jsoncodec
-from kojinbango.common.db import DbNonceStore
+from kojinbango.common.db import DbNonceStore, ProcessChore
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import (
@@ -384,37 +383,15 @@ class GroupCommitNonceStore:
                 return total
 
 
-class _NoncePruner:
-    """One thread per process that calls ``prune_database`` on every live nonce store each
-    ``seconds`` (stores are held weakly: a store that is gone is forgotten)."""
-
-    def __init__(self, seconds: float = 60.0):
-        self.seconds = seconds
-        self._stores: weakref.WeakSet[GroupCommitNonceStore] = weakref.WeakSet()
-        self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def register(self, store: GroupCommitNonceStore) -> None:
-        with self._guard:
-            self._stores.add(store)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="nonce-prune", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.seconds)
-            with self._guard:
-                stores = list(self._stores)
-            for store in stores:
-                try:
-                    store.prune_database()
-                except Exception:  # a locked or vanished database: the next pass tries again
-                    log.warning("pruning expired request nonces failed", exc_info=True)
-            del stores
-
-
-PRUNER = _NoncePruner()
+# One thread per process deletes the nonces past the window from every live store's table.
+PRUNER: ProcessChore[GroupCommitNonceStore] = ProcessChore(
+    "nonce-prune",
+    60.0,
+    GroupCommitNonceStore.prune_database,
+    # a locked or vanished database: the next pass tries again
+    lambda _store, exc: f"pruning expired request nonces failed: {type(exc).__name__}: {exc}",
+    wait_first=True,
+)
 
 
 def _settle(fut: concurrent.futures.Future[bool], outcome: bool | BaseException) -> None:
