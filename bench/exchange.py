@@ -16,7 +16,8 @@ Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requ
 warm-up, in alternating stretches (``ROUNDS``: exchange then bare, bare then exchange, …) so that a
 change in the host's speed during the run weighs on both alike; then the exchanges again as an
 open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
-``--rate`` (e.g. 400/s: 80 % of a 500/s target).  Prints one
+``--rate`` (e.g. 400/s: 80 % of a 500/s target); and the bare chain the same way (at 80 % of its
+own rate and at each ``--rate``), the latency its stack alone has on this machine.  Prints one
 JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent per request) and
 ``cpu_ratio`` (bare over exchange), which move less with the host's load, and ``targets``.
 """
@@ -484,6 +485,10 @@ def run(
         ours, plain = interleaved([(exchange, pids), (bare, hops)], queries, concurrency)
         at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
         at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
+        # the same open loops on the bare chain: the latency its stack alone has at 80 % of its own
+        # rate and at each given rate on this machine — the floor the exchange's latency is read against
+        bare80 = open_loop(bare, max(1.0, 0.8 * plain["queries_per_s"]), max(200, queries // 2), hops)
+        bare_rates = [open_loop(bare, rate, max(200, queries // 2), hops) for rate in rates]
         held = (
             sustained(exchange, rates[-1] if rates else at80["offered_per_s"], sustain, pids)
             if sustain is not None
@@ -501,6 +506,8 @@ def run(
             **({"exchange_at_rates": at_rates} if rates else {}),
             **({"sustained": held} if held is not None else {}),
             "bare_hops": plain,
+            "bare_hops_at_80_percent": bare80,
+            **({"bare_hops_at_rates": bare_rates} if rates else {}),
             "queries_per_s": ours["queries_per_s"],
             "p50_ms": ours["p50_ms"],
             "p99_ms": ours["p99_ms"],

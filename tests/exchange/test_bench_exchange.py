@@ -34,6 +34,13 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     assert 0 < at_rate["p50_ms"] <= at_rate["p99_ms"]
     assert set(at_rate["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
     assert bare["completed"] == 40 and bare["errors"] == 0
+    # the bare chain's latency under the same open loops: at 80 % of its own rate, and at each rate
+    bare80 = out["bare_hops_at_80_percent"]
+    assert bare80["offered_per_s"] == round(max(1.0, 0.8 * bare["queries_per_s"]), 1)
+    assert bare80["completed"] == 200 and bare80["errors"] == 0 and 0 < bare80["p50_ms"] <= bare80["p99_ms"]
+    assert [r["offered_per_s"] for r in out["bare_hops_at_rates"]] == [120.0, 400.0]
+    assert all(r["completed"] == 200 and r["errors"] == 0 for r in out["bare_hops_at_rates"])
+    assert set(bare80["cpu_ms_per_query_by_process"]) == {"driver", "hop0", "hop1", "hop2"}
     for key in ("queries_per_s", "p50_ms", "p99_ms", "ratio"):
         assert out[key] is not None and out[key] > 0
     assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
