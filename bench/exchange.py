@@ -120,29 +120,44 @@ Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 ROUNDS = 4  # the closed-loop measurements, exchange and bare, alternate in this many stretches
 
 
+STEAL = "(steal)"  # in a ``_cpu_seconds`` reading: the machine's steal time, not a process
+
+
 def _cpu_seconds(pids: dict[str, int] | None) -> dict[str, float]:
     """CPU time (user + system) each of the processes ``pids`` (by name) and this one (``driver``)
-    have used so far; nothing without ``pids`` or off Linux."""
+    have used so far, and the time the host took the machine's CPUs away (``STEAL``: a virtual
+    machine's neighbours); nothing without ``pids`` or off Linux."""
     if pids is None or not os.path.exists("/proc/self/stat"):
         return {}
+    tick = os.sysconf("SC_CLK_TCK")
     out = {"driver": time.process_time()}
     for name, pid in pids.items():
         with open(f"/proc/{pid}/stat") as f:  # fields after the command name; 14th/15th: utime, stime
             fields = f.read().rsplit(")", 1)[1].split()
-        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    with open("/proc/stat") as f:  # "cpu user nice system idle iowait irq softirq steal …", all CPUs
+        out[STEAL] = int(f.readline().split()[8]) / tick
     return out
 
 
-def _cpu_per_query(before: dict[str, float], after: dict[str, float], completed: int) -> dict[str, Any]:
+def _cpu_per_query(
+    before: dict[str, float], after: dict[str, float], completed: int, elapsed: float
+) -> dict[str, Any]:
     """``cpu_ms_per_query`` (all processes) and ``cpu_ms_per_query_by_process`` between two
-    ``_cpu_seconds`` readings; nothing when there were none or no request completed."""
+    ``_cpu_seconds`` readings ``elapsed`` seconds apart, and ``host_steal_percent`` (of all the
+    machine's CPU time then: a latency that moves with it is the host's, not the services');
+    nothing when there were none or no request completed."""
     if not before or not completed:
         return {}
-    per = {k: (after[k] - before[k]) * 1000 / completed for k in before}
-    return {
+    per = {k: (after[k] - before[k]) * 1000 / completed for k in before if k != STEAL}
+    out: dict[str, Any] = {
         "cpu_ms_per_query": round(sum(per.values()), 3),
         "cpu_ms_per_query_by_process": {k: round(v, 3) for k, v in per.items()},
     }
+    if STEAL in before and elapsed > 0:
+        steal = after[STEAL] - before[STEAL]
+        out["host_steal_percent"] = round(100 * steal / (elapsed * (os.cpu_count() or 1)), 1)
+    return out
 
 
 class _Sample:
@@ -162,7 +177,7 @@ class _Sample:
     def summary(self) -> dict[str, Any]:
         zero = dict.fromkeys(self.cpu, 0.0)
         return _summary(self.latencies, self.errors, self.elapsed) | _cpu_per_query(
-            zero, self.cpu, len(self.latencies)
+            zero, self.cpu, len(self.latencies), self.elapsed
         )
 
 
@@ -222,10 +237,13 @@ def open_loop(
     n: int,
     pids: dict[str, int] | None = None,
     record: list[tuple[float, float]] | None = None,
+    readings: tuple[float, list[dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Requests started on a fixed schedule (``rate`` per second), whatever the answers do; each
     latency counts from when its request was due.  ``pids``: as for ``closed_loop``.  ``record``:
-    gets (seconds from the start when it was due, latency ms) of every completed request."""
+    gets (seconds from the start when it was due, latency ms) of every completed request.
+    ``readings``: (every, into) — a ``_cpu_seconds`` reading is added to ``into`` at the start and
+    every ``every`` seconds from it, and one at the end."""
 
     async def main() -> dict[str, Any]:
         latencies: list[float] = []
@@ -248,6 +266,7 @@ def open_loop(
             latencies.clear()
             cpu0 = _cpu_seconds(pids)
             start = time.perf_counter() + 0.1
+            sampler = asyncio.create_task(_read_every(start, readings, pids)) if readings else None
             # only the requests still running are held: a long run (``sustained``) that kept every
             # finished task would slow its own driver down as the heap grew
             running: set[asyncio.Task[None]] = set()
@@ -263,27 +282,48 @@ def open_loop(
                 await asyncio.gather(*list(running))
             elapsed = time.perf_counter() - start
             cpu1 = _cpu_seconds(pids)
-        out = _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies))
+            if sampler is not None and readings is not None:
+                sampler.cancel()
+                readings[1].append(cpu1)
+        out = _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies), elapsed)
         out["offered_per_s"] = round(rate, 1)
         return out
 
     return asyncio.run(main())
 
 
+async def _read_every(
+    start: float, readings: tuple[float, list[dict[str, float]]], pids: dict[str, int] | None
+) -> None:
+    every, into = readings
+    k = 0
+    while True:
+        pause = start + k * every - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        into.append(_cpu_seconds(pids))
+        k += 1
+
+
 def sustained(send: Send, rate: float, seconds: float, pids: dict[str, int] | None = None) -> dict[str, Any]:
     """``open_loop`` held for ``seconds``, with the latency of each window of it (10 s, or a sixth
     of a shorter run): what grows with time — a table, a cache, a window of nonces — shows as a
-    drift from window to window that a short run never reaches."""
+    drift from window to window that a short run never reaches.  With ``pids``, each window also
+    has the CPU per request and the host's steal time in it: a drift with CPU per request flat and
+    steal moving is the host's."""
     record: list[tuple[float, float]] = []
-    out = open_loop(send, rate, max(1, int(rate * seconds)), pids, record)
     width = 10.0 if seconds >= 60 else max(seconds / 6, 0.1)
+    marks: list[dict[str, float]] = []
+    out = open_loop(send, rate, max(1, int(rate * seconds)), pids, record, (width, marks))
     windows: dict[int, list[float]] = {}
     for at, ms in record:
         windows.setdefault(int(at // width), []).append(ms)
     out["seconds"] = seconds
     out["window_s"] = round(width, 2)
     out["windows"] = [
-        {"from_s": round(k * width, 1), **_summary(v, 0, width)} | {"max_ms": round(max(v), 2)}
+        {"from_s": round(k * width, 1), **_summary(v, 0, width)}
+        | {"max_ms": round(max(v), 2)}
+        | (_cpu_per_query(marks[k], marks[k + 1], len(v), width) if k + 1 < len(marks) else {})
         for k, v in sorted(windows.items())
     ]
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     assert held["window_s"] == 0.2 and sum(w["completed"] for w in held["windows"]) == 480
     assert [w["from_s"] for w in held["windows"]] == sorted(w["from_s"] for w in held["windows"])
     assert all(0 < w["p50_ms"] <= w["p99_ms"] <= w["max_ms"] for w in held["windows"])
+    # each window's CPU per request and the host's steal time in it (a drift's cause: the services
+    # or the host)
+    assert all(w["cpu_ms_per_query"] > 0 and w["host_steal_percent"] >= 0 for w in held["windows"])
+    assert set(held["windows"][0]["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
+    assert ours["host_steal_percent"] >= 0 and bare["host_steal_percent"] >= 0
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
@@ -89,3 +95,14 @@ def test_the_two_closed_loops_alternate_so_a_drifting_host_weighs_on_both_alike(
     # stretches of 3, 3, 2 and 2 requests: A B, B A, A B, B A
     expected = ["exchange"] * 3 + ["bare"] * 6 + ["exchange"] * 5 + ["bare"] * 4 + ["exchange"] * 2
     assert sent == expected
+
+
+def test_cpu_per_request_leaves_the_hosts_steal_time_out_and_reports_it_as_a_share() -> None:
+    bench = _bench()
+    before = {"driver": 1.0, "network": 2.0, bench.STEAL: 10.0}
+    after = {"driver": 1.5, "network": 3.5, bench.STEAL: 10.0 + 0.2 * (os.cpu_count() or 1)}
+    out = bench._cpu_per_query(before, after, 100, 2.0)
+    assert out["cpu_ms_per_query_by_process"] == {"driver": 5.0, "network": 15.0}
+    assert out["cpu_ms_per_query"] == 20.0
+    assert out["host_steal_percent"] == 10.0  # 0.2 s per CPU in 2 s
+    assert bench._cpu_per_query({}, {}, 100, 2.0) == {}
