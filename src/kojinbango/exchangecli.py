@@ -217,6 +217,39 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """A querier's encryption key replaced: a new key pair and certificate from the deployment CA, the
+    old key kept among its retired keys (what was sealed to it still opens), the topology saved."""
+    from kojinbango.common.linkage import public_id
+    from kojinbango.common.pki import CertificateError, load_key, rotate_encryption_certificate
+    from kojinbango.common.sealing import key_id
+
+    topology = _topology(args.data_dir)
+    org = topology.org(_querier(topology, args.org))
+    if not org.encryption_key or not org.encryption_certificate:
+        raise ExchangeCliError(f"{args.org} has no encryption key on this machine to replace")
+    topology.opening_keys(org.id)  # every key it has now is here (else: which one is missing)
+    pki = topology.root / "pki"
+    try:
+        stem = rotate_encryption_certificate(pki, org.id, org.name)
+    except CertificateError as exc:
+        raise ExchangeCliError(str(exc)) from None
+    org.retired_encryption_keys = [org.encryption_key, *org.retired_encryption_keys]
+    org.encryption_certificate, org.encryption_key = f"pki/{stem}.pem", f"pki/{stem}.key"
+    topology.save()
+    _print({
+        "organisation": public_id(topology, org.id),
+        "key_id": key_id(org.id, load_key(pki / f"{stem}.key")),
+        "encryption_certificate": org.encryption_certificate,
+        "encryption_key": org.encryption_key,
+        "retired_encryption_keys": org.retired_encryption_keys,
+        "restart": "services read the keys when they start: restart the organisation's own service (it then "
+        "opens answers sealed to the new key and to every retired one) and the intermediate servers "
+        "(they then seal to the new key; until then they seal to the old one, which still opens)",
+    })  # fmt: skip
+    return 0
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     """The operator's view: the querier's, the provider's and the network's record of each exchange."""
     from kojinbango import linkage_audit
@@ -381,6 +414,13 @@ def add_parsers(sub: Any) -> None:
     sp.add_argument("--querier", required=True)
     sp.add_argument("--id", required=True, help="処理通番")
     sp.set_defaults(func=_wrap(cmd_result))
+
+    sp = esub.add_parser(
+        "rotate-key", help="replace a querier's encryption key (answers sealed to the old one still open)"
+    )
+    data_dir(sp)
+    sp.add_argument("--org", required=True, help="地方公共団体コード or agency id (nenkin)")
+    sp.set_defaults(func=_wrap(cmd_rotate_key))
 
     sp = esub.add_parser("records", help="the querier's, provider's and network's records side by side")
     data_dir(sp)

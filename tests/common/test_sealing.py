@@ -21,7 +21,7 @@ from kojinbango.common.pki import (
     issue_org_certificate,
     verify_encryption_certificate,
 )
-from kojinbango.common.sealing import Opener, Sealer, SealError, _jwk
+from kojinbango.common.sealing import Opener, Sealer, SealError, _jwk, key_id
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())
@@ -156,8 +156,43 @@ def test_a_missing_encryption_key_is_named_not_a_traceback(small_nation_dir: Pat
     d = tmp_path / "nation"
     shutil.copytree(small_nation_dir, d)
     topo = Topology.load(d / "topology.json")
-    assert topo.opening_key("m131041") is not None and topo.sealing_key("m131041") is not None
+    assert len(topo.opening_keys("m131041")) == 1 and topo.sealing_key("m131041") is not None
     (d / "pki" / "m131041.enc.key").unlink()
     with pytest.raises(TopologyError, match="m131041's encryption key .* is not on this machine"):
-        topo.opening_key("m131041")
-    assert topo.opening_key("jlis") is None and topo.sealing_key("jlis") is None  # not a querier
+        topo.opening_keys("m131041")
+    assert topo.opening_keys("jlis") == [] and topo.sealing_key("jlis") is None  # not a querier
+
+
+def test_an_opener_with_retired_keys_opens_what_was_sealed_to_any_of_them() -> None:
+    """After a key rotation the querier holds its new key and the ones it replaced: seals made for
+    any of them open (the seal names its key; one that names none — made before seals named keys —
+    is tried with each); a seal for a key it never held does not."""
+    old, new, stranger = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    sealer = Sealer()
+    items = [{"tax_amount": 250_000}, {"tax_amount": 0}]
+    sealed = {
+        "old, named": sealer.seal(items[0], old.public_key(), key_id("m131041", old)),
+        "old, unnamed": sealer.seal(items[0], old.public_key(), "m131041"),
+        "new, named": sealer.seal(items[0], new.public_key(), key_id("m131041", new)),
+    }
+    both = Opener(new, old)
+    assert all(both.open(token) == items[0] for token in sealed.values())
+    key_token, tokens = sealer.seal_batch(items, old.public_key(), key_id("m131041", old))
+    assert [Opener(new, old).open(t, key_token) for t in tokens] == items  # a batch sealed before
+    with pytest.raises(SealError):  # without the retired key, what was sealed to it stays shut
+        Opener(new).open(sealed["old, named"])
+    with pytest.raises(SealError):
+        Opener(new).open(tokens[0], key_token)
+    with pytest.raises(SealError):
+        both.open(sealer.seal(items[0], stranger.public_key(), key_id("m131041", stranger)))
+    with pytest.raises(SealError):  # a seal naming one of its keys is opened with that key only
+        both.open(sealer.seal(items[0], stranger.public_key(), key_id("m131041", old)))
+
+
+def test_a_key_id_names_the_organisation_and_the_keys_thumbprint() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    kid = key_id("nenkin", key)
+    org, thumbprint = kid.split(":")
+    assert org == "nenkin" and kid == key_id("nenkin", key.public_key())
+    assert len(thumbprint) == 43  # base64url of a SHA-256 digest (RFC 7638)
+    assert key_id("nenkin", ec.generate_private_key(ec.SECP256R1())) != kid

@@ -47,7 +47,7 @@ def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_thre
     # (common.sealing: batch form); each stored answer still opens alone, with the querier's key
     sealed = [doc["payload"] for doc in stored if "sealed_key" in doc["payload"]]
     assert sealed and all(p["sealed_for"] == "nenkin" and "data" not in p for p in sealed)
-    fresh = Opener(nation.topology.opening_key("nenkin"))  # no batch key remembered
+    fresh = Opener(*nation.topology.opening_keys("nenkin"))  # no batch key remembered
     given = {a["exchange_id"]: a["data"] for a in answers}
     for payload in sealed:
         assert answer_data(payload, fresh) == given[payload["exchange_id"]]

@@ -123,10 +123,10 @@ def test_the_provided_information_is_sealed_to_the_querier(linkage_dir: Path, tm
     assert "data" not in payload and payload["sealed_for"] == "m131041" and payload["held"] is True
     network_files = b"".join(p.read_bytes() for p in d.iterdir() if p.name.startswith("network.db"))
     assert payload["sealed_data"].encode() in network_files and b"tax_amount" not in network_files
-    key = topology.opening_key("nenkin")
-    assert key is not None
+    keys = topology.opening_keys("nenkin")
+    assert keys
     with pytest.raises(SealError):
-        Opener(key).open(payload["sealed_data"])
+        Opener(*keys).open(payload["sealed_data"])
 
 
 def test_an_older_deployment_gets_encryption_certificates_and_answers_before_them_still_read(

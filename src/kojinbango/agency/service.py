@@ -99,8 +99,8 @@ class AgencyService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         intermediate.result_hooks.append(self._on_results)
-        key = topology.opening_key(org_id)  # answers are sealed to the agency (common.sealing)
-        self.opener = Opener(key) if key is not None else None
+        keys = topology.opening_keys(org_id)  # answers are sealed to the agency (common.sealing)
+        self.opener = Opener(*keys) if keys else None
         # request id → (signature valid, as of, the information opened), for the staff request that
         # waits on it; bounded, since an answer collected later by the sweep has no one waiting (a
         # waiter whose entry went falls back to reading the stored answer)

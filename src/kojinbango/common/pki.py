@@ -101,6 +101,21 @@ def issue_encryption_certificate(
     return _issue(directory, f"{org_id}.enc", org_id, org_name, _KEY_AGREEMENT)
 
 
+def rotate_encryption_certificate(directory: Path, org_id: str, org_name: str) -> str:
+    """A new encryption key pair and certificate for ``org_id``, beside its earlier ones (which stay:
+    what was sealed to them is opened with them); returns their stem (``{stem}.key``/``.pem``).
+
+    Only where the deployment CA's key is: a new CA would not be trusted by anyone."""
+    if not (directory / "ca.key").exists() or not (directory / "ca.pem").exists():
+        raise CertificateError(
+            f"the deployment CA's key is not in {directory}: rotate the key where the CA is, then copy"
+            " the new files and the topology to the organisation's machine"
+        )
+    stem = f"{org_id}.enc.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
+    _issue(directory, stem, org_id, org_name, _KEY_AGREEMENT)
+    return stem
+
+
 _SIGNING = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
 _KEY_AGREEMENT = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
 

@@ -14,10 +14,16 @@ own, wrapped; A256GCM).  Each answer carries the sealed key beside its own seal,
 alone, later, with the querier's private key and any JOSE library (open the key, then the answer).
 The key agreement — an ephemeral key generated, ECDH, the KDF — was most of a seal's cost, once per
 answer; it is now once per batch and querier, and a querier opens each batch's key once.
+
+A querier's encryption key can be replaced (``kojinbango exchange rotate-key``): the seals name the
+key they were made for (``kid``: ``key_id``, the organisation and the key's RFC 7638 thumbprint), and
+an ``Opener`` holds the current key and the retired ones, so answers sealed before the rotation —
+stored as evidence, or sealed by a provider that has not yet read the new certificate — still open.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import secrets
 from collections.abc import Sequence
@@ -50,6 +56,12 @@ def _jwk(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> ECKey:
     else:
         pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return ECKey.import_key(pem)
+
+
+def key_id(org_id: str, key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:
+    """The ``kid`` of seals made for ``key``: ``{org_id}:{RFC 7638 thumbprint of its public key}``."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+    return f"{org_id}:{_jwk(public).thumbprint()}"
 
 
 class Sealer:
@@ -87,26 +99,50 @@ class Sealer:
 
 
 class Opener:
-    """Opens what was sealed for one private key."""
+    """Opens what was sealed for a private key: the current one, or one of the ``retired`` keys it
+    replaced (newest first)."""
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey):
-        self._key = _jwk(key)
+    def __init__(self, key: ec.EllipticCurvePrivateKey, *retired: ec.EllipticCurvePrivateKey):
+        self._keys = [_jwk(k) for k in (key, *retired)]
+        self._by_thumbprint = {k.thumbprint(): k for k in self._keys}
         # each batch's key opened once (a batch's answers arrive together); a failure is not kept
         self._batch_key = functools.lru_cache(maxsize=OPENED_KEYS)(self._open_batch_key)
+
+    def _candidates(self, token: str) -> list[ECKey]:
+        """The key a seal names (its ``kid``: ``key_id``), or — a seal that names none of them, such
+        as one made before keys were named — each key in turn, the current one first."""
+        if len(self._keys) == 1:  # one key (none retired yet): nothing to choose
+            return self._keys
+        try:  # the protected header: the first part, base64url JSON (RFC 7516 §7.1)
+            head = token.split(".", 1)[0]
+            header = jsoncodec.decode(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+            kid = header.get("kid") if isinstance(header, dict) else None
+        except (ValueError, TypeError, AttributeError):
+            raise SealError("the sealed information is not a compact JWE") from None
+        named = self._by_thumbprint.get(kid.rsplit(":", 1)[-1]) if isinstance(kid, str) else None
+        return [named] if named is not None else self._keys
+
+    def _decrypt_any(self, token: str, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
+        failure: SealError | None = None
+        for key in self._candidates(token):
+            try:
+                return self._decrypt(token, key, algorithms)
+            except SealError as exc:
+                failure = failure or exc
+        assert failure is not None  # there is always a current key
+        raise failure
 
     def open(self, token: str, key_token: str | None = None) -> Any:
         """What ``token`` seals: alone (ECDH-ES), or — with ``key_token``, its batch's sealed key —
         under that key (A256KW).  Only these two forms: no algorithm chosen by the token."""
-        key: ECKey | OctKey = self._key
-        algorithms = [ALG, ENC]
-        if key_token is not None:
-            if not isinstance(key_token, str):
-                raise SealError("the batch's sealed key is not a JWE")
-            key, algorithms = self._batch_key(key_token), [BATCH_ALG, ENC]
-        return _json(self._decrypt(token, key, algorithms)[0])
+        if key_token is None:
+            return _json(self._decrypt_any(token, [ALG, ENC])[0])
+        if not isinstance(key_token, str):
+            raise SealError("the batch's sealed key is not a JWE")
+        return _json(self._decrypt(token, self._batch_key(key_token), [BATCH_ALG, ENC])[0])
 
     def _open_batch_key(self, key_token: str) -> OctKey:
-        plain, header = self._decrypt(key_token, self._key, [ALG, ENC])
+        plain, header = self._decrypt_any(key_token, [ALG, ENC])
         if header.get("cty") != KEY_TYPE:
             raise SealError(f"the batch's sealed key is not a sealed key (cty {KEY_TYPE} expected)")
         jwk = _json(plain)

@@ -41,6 +41,9 @@ class OrgEntry:
     # 情報照会者 only: the key pair answers are sealed to (key agreement; common.sealing)
     encryption_certificate: str | None = None
     encryption_key: str | None = None
+    # the keys it replaced (newest first; ``kojinbango exchange rotate-key``): kept to open what was
+    # sealed to them
+    retired_encryption_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -118,19 +121,24 @@ class Topology:
         ca = load_certificate(self.resolve(self.ca_certificate))
         return verify_encryption_certificate(load_certificate(self.resolve(org.encryption_certificate)), ca, org_id)
 
-    def opening_key(self, org_id: str) -> ec.EllipticCurvePrivateKey | None:
-        """``org_id``'s own key for opening the answers sealed to it (None: it has no encryption
-        certificate, or this machine does not hold the key)."""
+    def opening_keys(self, org_id: str) -> list[ec.EllipticCurvePrivateKey]:
+        """``org_id``'s own keys for opening the answers sealed to it: the current one, then those it
+        replaced, newest first (none: it has no encryption certificate)."""
         org = self.org(org_id)
         if not org.encryption_key:
-            return None
-        path = self.resolve(org.encryption_key)
-        if not path.exists():
-            raise TopologyError(
-                f"{org_id}'s encryption key {org.encryption_key} is not on this machine: copy it here"
-                " (answers to it are sealed to that key), or remove encryption_key from the topology"
-            )
-        return load_key(path)
+            return []
+        keys = []
+        for name, relative in [("encryption_key", org.encryption_key)] + [
+            ("retired_encryption_keys", r) for r in org.retired_encryption_keys
+        ]:
+            path = self.resolve(relative)
+            if not path.exists():
+                raise TopologyError(
+                    f"{org_id}'s encryption key {relative} is not on this machine: copy it here"
+                    f" (answers to it are sealed to that key), or remove it from {name} in the topology"
+                )
+            keys.append(load_key(path))
+        return keys
 
     def credentials(self, org_id: str) -> OrgCredentials:
         org = self.org(org_id)

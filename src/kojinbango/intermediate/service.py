@@ -30,7 +30,7 @@ from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
 from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
 from kojinbango.common.pki import CertificateError, OrgCredentials
-from kojinbango.common.sealing import Sealer
+from kojinbango.common.sealing import Sealer, key_id
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.common.worker import BackgroundLoop, Every
 from kojinbango.intermediate.models import (
@@ -180,6 +180,7 @@ class IntermediateService:
         # the querier's encryption key, by organisation: the provided information is sealed to it
         self._sealing_key = sealing_key
         self._recipients: dict[str, ec.EllipticCurvePublicKey | None] = {}
+        self._key_ids: dict[str, str] = {}  # querier → the kid of seals to its key (sealing.key_id)
         self._sealer = Sealer()
         self.creds = creds
         self.tenants = set(tenants)
@@ -830,9 +831,12 @@ class IntermediateService:
         that has none (its answers carry the information in clear)."""
         if querier not in self._recipients:
             try:
-                self._recipients[querier] = self._sealing_key(querier) if self._sealing_key else None
+                key = self._sealing_key(querier) if self._sealing_key else None
             except CertificateError as exc:  # never fall back to clear: the network retries later
                 raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
+            if key is not None:
+                self._key_ids[querier] = key_id(querier, key)
+            self._recipients[querier] = key
         return self._recipients[querier]
 
     def _seal(self, to_seal: _ToSeal) -> None:
@@ -840,11 +844,12 @@ class IntermediateService:
         querier opens it; the network keeps ciphertext): alone, or — several answers to one
         querier — with one key agreement for them all (``Sealer.seal_batch``)."""
         for querier, (recipient, items) in to_seal.items():
+            kid = self._key_ids[querier]
             if len(items) == 1:
                 body, data = items[0]
-                body.update(sealed_data=self._sealer.seal(data, recipient, querier), sealed_for=querier)
+                body.update(sealed_data=self._sealer.seal(data, recipient, kid), sealed_for=querier)
                 continue
-            key, tokens = self._sealer.seal_batch([data for _, data in items], recipient, querier)
+            key, tokens = self._sealer.seal_batch([data for _, data in items], recipient, kid)
             for (body, _), token in zip(items, tokens, strict=True):
                 body.update(sealed_data=token, sealed_for=querier, sealed_key=key)
 

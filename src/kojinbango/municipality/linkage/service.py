@@ -79,8 +79,8 @@ class LinkageService:
         self.addressee = addressee
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
-        key = topology.opening_key(org_id)  # answers are sealed to this municipality (common.sealing)
-        self.opener = Opener(key) if key is not None else None
+        keys = topology.opening_keys(org_id)  # answers are sealed to this municipality (common.sealing)
+        self.opener = Opener(*keys) if keys else None
         self._lock = threading.Lock()
         self._fugo_lock = threading.Lock()
         self._loop = BackgroundLoop(
