@@ -196,3 +196,37 @@ def test_a_key_id_names_the_organisation_and_the_keys_thumbprint() -> None:
     assert org == "nenkin" and kid == key_id("nenkin", key.public_key())
     assert len(thumbprint) == 43  # base64url of a SHA-256 digest (RFC 7638)
     assert key_id("nenkin", ec.generate_private_key(ec.SECP256R1())) != kid
+
+
+def test_an_opener_reads_its_keys_again_when_a_seal_opens_with_none_of_them(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider restarted after a rotation seals to the new key before the querier's service has
+    restarted: the querier's opener reads its keys again (its topology) and opens it — at most every
+    RELOAD_SECONDS, and a failing read is logged, not raised."""
+    from kojinbango.common import sealing
+
+    old, new, stranger = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    reads: list[int] = []
+    now_keys = [new, old]
+    opener = Opener(old, reload=lambda: reads.append(1) or now_keys)
+    sealer = Sealer()
+    assert opener.open(sealer.seal({"a": 1}, new.public_key(), key_id("m131041", new))) == {"a": 1}
+    assert len(reads) == 1
+    assert opener.open(sealer.seal({"a": 2}, old.public_key(), key_id("m131041", old))) == {"a": 2}
+    key_token, tokens = sealer.seal_batch([{"b": 1}], new.public_key(), key_id("m131041", new))
+    assert opener.open(tokens[0], key_token) == {"b": 1} and len(reads) == 1  # no read needed
+    with pytest.raises(SealError):  # within RELOAD_SECONDS: not read again
+        opener.open(sealer.seal({"a": 3}, stranger.public_key(), key_id("m131041", stranger)))
+    assert len(reads) == 1
+    monkeypatch.setattr(sealing, "RELOAD_SECONDS", 0.0)
+    with pytest.raises(SealError):  # read again, the same keys: no second try
+        opener.open(sealer.seal({"a": 3}, stranger.public_key(), key_id("m131041", stranger)))
+    assert len(reads) == 2
+
+    def broken() -> list[ec.EllipticCurvePrivateKey]:
+        raise OSError("topology.json: being written")
+
+    with pytest.raises(SealError):
+        Opener(old, reload=broken).open(sealer.seal({"a": 4}, new.public_key(), key_id("m131041", new)))
+    assert "could not be read again: topology.json: being written" in caplog.text

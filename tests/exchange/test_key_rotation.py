@@ -108,3 +108,30 @@ def test_rotation_refuses_what_it_cannot_do_and_changes_nothing(
     assert code == 2 and "m131041's encryption key pki/m131041.enc.key is not on this machine" in err
     assert (d / "topology.json").read_text() == topology
     assert sorted(p.name for p in (d / "pki").glob("m131041.enc.*")) == ["m131041.enc.pem"]
+
+
+def test_a_provider_restarted_before_the_querier_seals_to_the_new_key_and_the_querier_opens_it(
+    linkage_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Restarts in either order: here the joint intermediate server has read the new certificate (as
+    a restart does) while the agency's service still holds only the key it started with."""
+    from exchange_helpers import args_of
+
+    from kojinbango.common.topology import Topology
+    from kojinbango.nation import running
+
+    d = tmp_path / "nation"
+    shutil.copytree(linkage_dir, d)
+    a = args_of(next(s["command"] for s in scenarios(d) if "--querier nenkin" in s["command"]
+                     and "地方税関係情報" in s["command"]))  # fmt: skip
+    with running(d) as nation:
+        agency = nation.runtimes["nenkin"].services["agency"]
+        code, rotated, err = run(capsys, "exchange", "rotate-key", "--data-dir", str(d), "--org", "nenkin")
+        assert code == 0, err
+        provider_side = nation.runtimes["intermediate"].services["intermediate"]
+        provider_side._sealing_key = Topology.load(d / "topology.json").sealing_key  # its restart
+        provider_side._recipients.clear()
+        answer = agency.query(a["my-number"], a["provider"], a["affair"], a["info"], "照会 担当")
+        assert answer["status"] == "answered" and answer["signature_valid"] is True and answer["data"]
+        assert _kid(d, answer["exchange_id"]) == rotated["key_id"]  # sealed to the new key...
+        assert len(agency.opener._keys) == 2  # ...which the agency read from its topology to open it

@@ -100,7 +100,7 @@ class AgencyService:
         self.jlis = topology.of_kind("jlis")[0].id
         intermediate.result_hooks.append(self._on_results)
         keys = topology.opening_keys(org_id)  # answers are sealed to the agency (common.sealing)
-        self.opener = Opener(*keys) if keys else None
+        self.opener = Opener(*keys, reload=lambda: topology.opening_keys_now(org_id)) if keys else None
         # request id → (signature valid, as of, the information opened), for the staff request that
         # waits on it; bounded, since an answer collected later by the sweep has no one waiting (a
         # waiter whose entry went falls back to reading the stored answer)

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import secrets
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +45,8 @@ ENC = "A256GCM"
 BATCH_ALG = "A256KW"  # an answer sealed under its batch's key
 KEY_TYPE = "jwk+json"  # the batch's key, sealed to the querier as an encrypted JWK
 OPENED_KEYS = 4096  # batch keys a querier keeps opened (a batch's answers arrive together)
+log = logging.getLogger(__name__)
+RELOAD_SECONDS = 5.0  # an Opener that fails looks for new keys at most this often
 
 
 class SealError(Exception):
@@ -100,13 +105,47 @@ class Sealer:
 
 class Opener:
     """Opens what was sealed for a private key: the current one, or one of the ``retired`` keys it
-    replaced (newest first)."""
+    replaced (newest first).
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, *retired: ec.EllipticCurvePrivateKey):
-        self._keys = [_jwk(k) for k in (key, *retired)]
-        self._by_thumbprint = {k.thumbprint(): k for k in self._keys}
+    ``reload``: the organisation's keys as they are now (its topology read again).  A seal that none
+    of the keys opens is tried again with them, once they differ — a provider that restarted after a
+    rotation seals to the new key before this service has restarted — at most every
+    ``RELOAD_SECONDS``."""
+
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        *retired: ec.EllipticCurvePrivateKey,
+        reload: Callable[[], Sequence[ec.EllipticCurvePrivateKey]] | None = None,
+    ):
+        self._set_keys([_jwk(k) for k in (key, *retired)])
+        self._reload = reload
+        self._reloaded_at = float("-inf")
+        self._reload_lock = threading.Lock()
         # each batch's key opened once (a batch's answers arrive together); a failure is not kept
         self._batch_key = functools.lru_cache(maxsize=OPENED_KEYS)(self._open_batch_key)
+
+    def _set_keys(self, keys: list[ECKey]) -> None:
+        self._keys = keys
+        self._by_thumbprint = {k.thumbprint(): k for k in keys}
+
+    def _reloaded(self) -> bool:
+        """Whether the keys are new since the last look (a look at most every ``RELOAD_SECONDS``)."""
+        if self._reload is None:
+            return False
+        with self._reload_lock:
+            if time.monotonic() - self._reloaded_at < RELOAD_SECONDS:
+                return False
+            self._reloaded_at = time.monotonic()
+            try:
+                keys = [_jwk(k) for k in self._reload()]
+            except Exception as exc:  # a topology being edited, a key file not copied yet: next time
+                log.warning("the organisation's encryption keys could not be read again: %s", exc)
+                return False
+            if not keys or [k.thumbprint() for k in keys] == [k.thumbprint() for k in self._keys]:
+                return False
+            self._set_keys(keys)
+            return True
 
     def _candidates(self, token: str) -> list[ECKey]:
         """The key a seal names (its ``kid``: ``key_id``), or — a seal that names none of them, such
@@ -124,11 +163,14 @@ class Opener:
 
     def _decrypt_any(self, token: str, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
         failure: SealError | None = None
-        for key in self._candidates(token):
-            try:
-                return self._decrypt(token, key, algorithms)
-            except SealError as exc:
-                failure = failure or exc
+        for attempt in range(2):
+            for key in self._candidates(token):
+                try:
+                    return self._decrypt(token, key, algorithms)
+                except SealError as exc:
+                    failure = failure or exc
+            if attempt or not self._reloaded():
+                break
         assert failure is not None  # there is always a current key
         raise failure
 

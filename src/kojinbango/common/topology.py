@@ -140,6 +140,11 @@ class Topology:
             keys.append(load_key(path))
         return keys
 
+    def opening_keys_now(self, org_id: str) -> list[ec.EllipticCurvePrivateKey]:
+        """``opening_keys`` as the topology file says now: after a key rotation, before this
+        service restarted (``sealing.Opener``'s ``reload``)."""
+        return Topology.load(self.path).opening_keys(org_id)
+
     def credentials(self, org_id: str) -> OrgCredentials:
         org = self.org(org_id)
         if not org.key:

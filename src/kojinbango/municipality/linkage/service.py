@@ -80,7 +80,7 @@ class LinkageService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         keys = topology.opening_keys(org_id)  # answers are sealed to this municipality (common.sealing)
-        self.opener = Opener(*keys) if keys else None
+        self.opener = Opener(*keys, reload=lambda: topology.opening_keys_now(org_id)) if keys else None
         self._lock = threading.Lock()
         self._fugo_lock = threading.Lock()
         self._loop = BackgroundLoop(
