@@ -243,9 +243,9 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
         "encryption_certificate": org.encryption_certificate,
         "encryption_key": org.encryption_key,
         "retired_encryption_keys": org.retired_encryption_keys,
-        "restart": "services read the keys when they start: restart the intermediate servers (they then seal "
-        "to the new key; until then to the old one, which still opens) and the organisation's own service "
-        "(which, until then, reads its keys again when a seal opens with none of them)",
+        "taken_up": "no restart needed: intermediate servers read the certificate again within a minute "
+        "(until then they seal to the old key, which still opens); the organisation's own service reads its "
+        "keys again when an answer is sealed to the new one",
     })  # fmt: skip
     return 0
 

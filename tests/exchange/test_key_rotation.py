@@ -110,14 +110,19 @@ def test_rotation_refuses_what_it_cannot_do_and_changes_nothing(
     assert sorted(p.name for p in (d / "pki").glob("m131041.enc.*")) == ["m131041.enc.pem"]
 
 
-def test_a_provider_restarted_before_the_querier_seals_to_the_new_key_and_the_querier_opens_it(
-    linkage_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_rotated_key_is_taken_up_by_running_services_without_a_restart(
+    linkage_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Restarts in either order: here the joint intermediate server has read the new certificate (as
-    a restart does) while the agency's service still holds only the key it started with."""
+    """The intermediate server reads a querier's certificate again every RECIPIENT_SECONDS and then
+    seals to the new key; the querier's service, given a seal none of its keys opens, reads its keys
+    again. Neither restarts. A topology that cannot be read leaves the key in use as it was."""
     from exchange_helpers import args_of
 
-    from kojinbango.common.topology import Topology
+    from kojinbango.intermediate import service as intermediate_service
     from kojinbango.nation import running
 
     d = tmp_path / "nation"
@@ -126,12 +131,21 @@ def test_a_provider_restarted_before_the_querier_seals_to_the_new_key_and_the_qu
                      and "地方税関係情報" in s["command"]))  # fmt: skip
     with running(d) as nation:
         agency = nation.runtimes["nenkin"].services["agency"]
+
+        def ask() -> dict[str, Any]:
+            answer = agency.query(a["my-number"], a["provider"], a["affair"], a["info"], "照会 担当")
+            assert answer["status"] == "answered" and answer["signature_valid"] is True and answer["data"]
+            return answer
+
+        old_kid = _kid(d, ask()["exchange_id"])
         code, rotated, err = run(capsys, "exchange", "rotate-key", "--data-dir", str(d), "--org", "nenkin")
         assert code == 0, err
-        provider_side = nation.runtimes["intermediate"].services["intermediate"]
-        provider_side._sealing_key = Topology.load(d / "topology.json").sealing_key  # its restart
-        provider_side._recipients.clear()
-        answer = agency.query(a["my-number"], a["provider"], a["affair"], a["info"], "照会 担当")
-        assert answer["status"] == "answered" and answer["signature_valid"] is True and answer["data"]
-        assert _kid(d, answer["exchange_id"]) == rotated["key_id"]  # sealed to the new key...
+        assert _kid(d, ask()["exchange_id"]) == old_kid  # read within the minute: still the old key
+        monkeypatch.setattr(intermediate_service, "RECIPIENT_SECONDS", 0.0)  # the minute has passed
+        assert _kid(d, ask()["exchange_id"]) == rotated["key_id"]  # sealed to the new key...
         assert len(agency.opener._keys) == 2  # ...which the agency read from its topology to open it
+        good = (d / "topology.json").read_text()
+        (d / "topology.json").write_text("{")  # being edited
+        assert _kid(d, ask()["exchange_id"]) == rotated["key_id"]  # the key it had
+        assert "nenkin's encryption certificate could not be read again" in caplog.text
+        (d / "topology.json").write_text(good)

@@ -64,7 +64,7 @@ def create(
     network = topology.of_kind("network")[0].id
     intermediate = IntermediateService(
         db, creds, [org_id], network, client.call, {o: public_id(topology, o) for o in topology.organisations},
-        settings.retention_years, acall=client.acall, sealing_key=topology.sealing_key,
+        settings.retention_years, acall=client.acall, sealing_key=topology.sealing_key_now,
         batches_in_flight=settings.batches_in_flight,
     )  # fmt: skip
     service = AgencyService(db, org_id, client, topology, trust, intermediate)

@@ -140,6 +140,11 @@ class Topology:
             keys.append(load_key(path))
         return keys
 
+    def sealing_key_now(self, org_id: str) -> ec.EllipticCurvePublicKey | None:
+        """``sealing_key`` as the topology file says now: a querier's rotated key is sealed to
+        without restarting the intermediate server (it reads this every minute)."""
+        return Topology.load(self.path).sealing_key(org_id)
+
     def opening_keys_now(self, org_id: str) -> list[ec.EllipticCurvePrivateKey]:
         """``opening_keys`` as the topology file says now: after a key rotation, before this
         service restarted (``sealing.Opener``'s ``reload``)."""

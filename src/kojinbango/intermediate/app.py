@@ -40,7 +40,7 @@ def create(
         {o: public_id(topology, o) for o in topology.organisations},
         settings.retention_years,
         acall=client.acall,
-        sealing_key=topology.sealing_key,
+        sealing_key=topology.sealing_key_now,
         batches_in_flight=settings.batches_in_flight,
     )
     app = org_app(

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
 from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
 from kojinbango.common.pki import CertificateError, OrgCredentials
 from kojinbango.common.sealing import Sealer, key_id
+from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.common.worker import BackgroundLoop, Every
 from kojinbango.intermediate.models import (
@@ -44,6 +46,9 @@ from kojinbango.intermediate.models import (
 )
 
 log = logging.getLogger(__name__)
+# A querier's encryption certificate is read again this often (``exchange rotate-key``: the new key
+# is sealed to within this long, without a restart).
+RECIPIENT_SECONDS = 60.0
 
 FINAL = ("answered", "not_held", "refused", "failed")
 # by querier: its encryption key, and each answer's body with the information to seal into it
@@ -179,7 +184,7 @@ class IntermediateService:
         self.db = db
         # the querier's encryption key, by organisation: the provided information is sealed to it
         self._sealing_key = sealing_key
-        self._recipients: dict[str, ec.EllipticCurvePublicKey | None] = {}
+        self._recipients: dict[str, tuple[ec.EllipticCurvePublicKey | None, float]] = {}  # (key, read at)
         self._key_ids: dict[str, str] = {}  # querier → the kid of seals to its key (sealing.key_id)
         self._sealer = Sealer()
         self.creds = creds
@@ -827,17 +832,25 @@ class IntermediateService:
         return facts
 
     def _recipient(self, querier: str) -> ec.EllipticCurvePublicKey | None:
-        """The querier's encryption key (from its encryption certificate), or None for a querier
+        """The querier's encryption key (from its encryption certificate, read again every
+        ``RECIPIENT_SECONDS``: a rotated key is taken up without a restart), or None for a querier
         that has none (its answers carry the information in clear)."""
-        if querier not in self._recipients:
-            try:
-                key = self._sealing_key(querier) if self._sealing_key else None
-            except CertificateError as exc:  # never fall back to clear: the network retries later
-                raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
-            if key is not None:
-                self._key_ids[querier] = key_id(querier, key)
-            self._recipients[querier] = key
-        return self._recipients[querier]
+        held = self._recipients.get(querier)
+        if held is not None and time.monotonic() - held[1] < RECIPIENT_SECONDS:
+            return held[0]
+        try:
+            key = self._sealing_key(querier) if self._sealing_key else None
+        except (CertificateError, TopologyError) as exc:
+            if held is not None and held[0] is not None:  # keep to the key it had; read again later
+                log.warning("%s's encryption certificate could not be read again: %s", querier, exc)
+                self._recipients[querier] = (held[0], time.monotonic())
+                return held[0]
+            # never fall back to clear: the network retries later
+            raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
+        if key is not None:
+            self._key_ids[querier] = key_id(querier, key)
+        self._recipients[querier] = (key, time.monotonic())
+        return key
 
     def _seal(self, to_seal: _ToSeal) -> None:
         """The provided information as the answers carry it, sealed to each querier (only the
