@@ -523,12 +523,13 @@ def run(
         pids = dict(zip(SERVED, (p.pid for p in procs[: len(SERVED)]), strict=True))
         hops = {f"hop{i}": p.pid for i, p in enumerate(stubs)}
         ours, plain = interleaved([(exchange, pids), (bare, hops)], queries, concurrency)
-        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), max(200, queries // 2), pids)
-        at_rates = [open_loop(exchange, rate, max(200, queries // 2), pids) for rate in rates]
+        n_open = max(200, queries // 2)  # requests in each open-loop run
+        at80 = open_loop(exchange, max(1.0, 0.8 * ours["queries_per_s"]), n_open, pids)
+        at_rates = [open_loop(exchange, rate, n_open, pids) for rate in rates]
         # the same open loops on the bare chain: the latency its stack alone has at 80 % of its own
         # rate and at each given rate on this machine — the floor the exchange's latency is read against
-        bare80 = open_loop(bare, max(1.0, 0.8 * plain["queries_per_s"]), max(200, queries // 2), hops)
-        bare_rates = [open_loop(bare, rate, max(200, queries // 2), hops) for rate in rates]
+        bare80 = open_loop(bare, max(1.0, 0.8 * plain["queries_per_s"]), n_open, hops)
+        bare_rates = [open_loop(bare, rate, n_open, hops) for rate in rates]
         held = (
             sustained(exchange, rates[-1] if rates else at80["offered_per_s"], sustain, pids)
             if sustain is not None

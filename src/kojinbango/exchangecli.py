@@ -221,7 +221,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     """A querier's encryption key replaced: a new key pair and certificate from the deployment CA, the
     old key kept among its retired keys (what was sealed to it still opens), the topology saved."""
     from kojinbango.common.linkage import public_id
-    from kojinbango.common.pki import CertificateError, load_key, rotate_encryption_certificate
+    from kojinbango.common.pki import CertificateError, rotate_encryption_certificate
     from kojinbango.common.sealing import key_id
 
     topology = _topology(args.data_dir)
@@ -231,7 +231,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     topology.opening_keys(org.id)  # every key it has now is here (else: which one is missing)
     pki = topology.root / "pki"
     try:
-        stem = rotate_encryption_certificate(pki, org.id, org.name)
+        stem, key = rotate_encryption_certificate(pki, org.id, org.name)
     except CertificateError as exc:
         raise ExchangeCliError(str(exc)) from None
     org.retired_encryption_keys = [org.encryption_key, *org.retired_encryption_keys]
@@ -239,7 +239,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     topology.save()
     _print({
         "organisation": public_id(topology, org.id),
-        "key_id": key_id(org.id, load_key(pki / f"{stem}.key")),
+        "key_id": key_id(org.id, key),
         "encryption_certificate": org.encryption_certificate,
         "encryption_key": org.encryption_key,
         "retired_encryption_keys": org.retired_encryption_keys,

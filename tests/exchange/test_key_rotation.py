@@ -4,7 +4,6 @@ the old ones no longer open, while their signatures still verify."""
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import sqlite3
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from exchange_helpers import cli_args, scenarios
+from joserfc.util import json_b64decode
 
 from kojinbango.cli import main
 
@@ -28,16 +28,13 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
 
 def _kid(d: Path, exchange_id: str) -> str:
     """The key id the stored answer's seal names (its protected header)."""
-    from kojinbango.common import jsoncodec
-
     with sqlite3.connect(d / "nenkin.db") as conn:
         (doc,) = conn.execute(
             "SELECT document FROM agency_answers WHERE exchange_id = ?", (exchange_id,)
         ).fetchone()
     payload = json.loads(doc)["payload"]
     token = payload.get("sealed_key") or payload["sealed_data"]
-    head = token.split(".")[0]
-    return str(jsoncodec.decode(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"])
+    return str(json_b64decode(token.split(".")[0].encode())["kid"])
 
 
 def test_a_rotated_key_opens_new_answers_and_the_retired_one_the_old(

@@ -101,9 +101,12 @@ def issue_encryption_certificate(
     return _issue(directory, f"{org_id}.enc", org_id, org_name, _KEY_AGREEMENT)
 
 
-def rotate_encryption_certificate(directory: Path, org_id: str, org_name: str) -> str:
+def rotate_encryption_certificate(
+    directory: Path, org_id: str, org_name: str
+) -> tuple[str, ec.EllipticCurvePrivateKey]:
     """A new encryption key pair and certificate for ``org_id``, beside its earlier ones (which stay:
-    what was sealed to them is opened with them); returns their stem (``{stem}.key``/``.pem``).
+    what was sealed to them is opened with them); returns their stem (``{stem}.key``/``.pem``) and
+    the new key.
 
     Only where the deployment CA's key is: a new CA would not be trusted by anyone."""
     if not (directory / "ca.key").exists() or not (directory / "ca.pem").exists():
@@ -112,8 +115,8 @@ def rotate_encryption_certificate(directory: Path, org_id: str, org_name: str) -
             " the new files and the topology to the organisation's machine"
         )
     stem = f"{org_id}.enc.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
-    _issue(directory, stem, org_id, org_name, _KEY_AGREEMENT)
-    return stem
+    key, _cert = _issue(directory, stem, org_id, org_name, _KEY_AGREEMENT)
+    return stem, key
 
 
 _SIGNING = x509.KeyUsage(True, False, False, False, False, False, False, False, False)

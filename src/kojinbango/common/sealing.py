@@ -23,7 +23,6 @@ stored as evidence, or sealed by a provider that has not yet read the new certif
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 import secrets
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
+from joserfc.util import json_b64decode
 
 from kojinbango.common import jsoncodec
 
@@ -102,7 +102,6 @@ class Sealer:
         return jwe.encrypt_compact({"alg": ALG, "enc": ENC, "kid": kid, "cty": cty}, plain, key)
 
 
-
 class Opener:
     """Opens what was sealed for a private key: the current one, or one of the ``retired`` keys it
     replaced (newest first).
@@ -142,7 +141,7 @@ class Opener:
             except Exception as exc:  # a topology being edited, a key file not copied yet: next time
                 log.warning("the organisation's encryption keys could not be read again: %s", exc)
                 return False
-            if not keys or [k.thumbprint() for k in keys] == [k.thumbprint() for k in self._keys]:
+            if not keys or [k.thumbprint() for k in keys] == list(self._by_thumbprint):
                 return False
             self._set_keys(keys)
             return True
@@ -153,8 +152,7 @@ class Opener:
         if len(self._keys) == 1:  # one key (none retired yet): nothing to choose
             return self._keys
         try:  # the protected header: the first part, base64url JSON (RFC 7516 §7.1)
-            head = token.split(".", 1)[0]
-            header = jsoncodec.decode(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+            header = json_b64decode(token.split(".", 1)[0].encode())
             kid = header.get("kid") if isinstance(header, dict) else None
         except (ValueError, TypeError, AttributeError):
             raise SealError("the sealed information is not a compact JWE") from None
@@ -162,15 +160,22 @@ class Opener:
         return [named] if named is not None else self._keys
 
     def _decrypt_any(self, token: str, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
+        """``token`` opened with the first of its candidate keys that opens it — and, should none,
+        with the keys as they are now, if they changed (``reload``)."""
+        try:
+            return self._decrypt_with_candidates(token, algorithms)
+        except SealError:
+            if not self._reloaded():
+                raise
+        return self._decrypt_with_candidates(token, algorithms)
+
+    def _decrypt_with_candidates(self, token: str, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
         failure: SealError | None = None
-        for attempt in range(2):
-            for key in self._candidates(token):
-                try:
-                    return self._decrypt(token, key, algorithms)
-                except SealError as exc:
-                    failure = failure or exc
-            if attempt or not self._reloaded():
-                break
+        for key in self._candidates(token):
+            try:
+                return self._decrypt(token, key, algorithms)
+            except SealError as exc:
+                failure = failure or exc
         assert failure is not None  # there is always a current key
         raise failure
 

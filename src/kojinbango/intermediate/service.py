@@ -184,8 +184,8 @@ class IntermediateService:
         self.db = db
         # the querier's encryption key, by organisation: the provided information is sealed to it
         self._sealing_key = sealing_key
-        self._recipients: dict[str, tuple[ec.EllipticCurvePublicKey | None, float]] = {}  # (key, read at)
-        self._key_ids: dict[str, str] = {}  # querier → the kid of seals to its key (sealing.key_id)
+        # querier → (its key, the kid of seals to it: sealing.key_id, when the certificate was read)
+        self._recipients: dict[str, tuple[ec.EllipticCurvePublicKey | None, str, float]] = {}
         self._sealer = Sealer()
         self.creds = creds
         self.tenants = set(tenants)
@@ -836,20 +836,18 @@ class IntermediateService:
         ``RECIPIENT_SECONDS``: a rotated key is taken up without a restart), or None for a querier
         that has none (its answers carry the information in clear)."""
         held = self._recipients.get(querier)
-        if held is not None and time.monotonic() - held[1] < RECIPIENT_SECONDS:
+        if held is not None and time.monotonic() - held[2] < RECIPIENT_SECONDS:
             return held[0]
         try:
             key = self._sealing_key(querier) if self._sealing_key else None
         except (CertificateError, TopologyError) as exc:
             if held is not None and held[0] is not None:  # keep to the key it had; read again later
                 log.warning("%s's encryption certificate could not be read again: %s", querier, exc)
-                self._recipients[querier] = (held[0], time.monotonic())
+                self._recipients[querier] = (*held[:2], time.monotonic())
                 return held[0]
             # never fall back to clear: the network retries later
             raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
-        if key is not None:
-            self._key_ids[querier] = key_id(querier, key)
-        self._recipients[querier] = (key, time.monotonic())
+        self._recipients[querier] = (key, key_id(querier, key) if key else "", time.monotonic())
         return key
 
     def _seal(self, to_seal: _ToSeal) -> None:
@@ -857,7 +855,7 @@ class IntermediateService:
         querier opens it; the network keeps ciphertext): alone, or — several answers to one
         querier — with one key agreement for them all (``Sealer.seal_batch``)."""
         for querier, (recipient, items) in to_seal.items():
-            kid = self._key_ids[querier]
+            kid = self._recipients[querier][1]
             if len(items) == 1:
                 body, data = items[0]
                 body.update(sealed_data=self._sealer.seal(data, recipient, kid), sealed_for=querier)
