@@ -17,7 +17,8 @@ warm-up, in alternating stretches (``ROUNDS``: exchange then bare, bare then exc
 change in the host's speed during the run weighs on both alike; then the exchanges again as an
 open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
 ``--rate`` (e.g. 400/s: 80 % of a 500/s target); and the bare chain the same way (at 80 % of its
-own rate and at each ``--rate``), the latency its stack alone has on this machine.  Prints one
+own rate and at each ``--rate``), the latency its stack alone has on this machine; and each one
+request at a time (``exchange_alone``, ``bare_hops_alone``: the round trip with no load).  Prints one
 JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent per request) and
 ``cpu_ratio`` (bare over exchange), which move less with the host's load, and ``targets``.
 """
@@ -530,6 +531,11 @@ def run(
         # rate and at each given rate on this machine — the floor the exchange's latency is read against
         bare80 = open_loop(bare, max(1.0, 0.8 * plain["queries_per_s"]), n_open, hops)
         bare_rates = [open_loop(bare, rate, n_open, hops) for rate in rates]
+        # one request at a time on otherwise idle services: the round trip with no queue anywhere and
+        # nothing to batch with — what a batch's round trip starts from before the load stretches it
+        n_alone = max(20, min(300, queries // 10))
+        alone = closed_loop(exchange, n_alone, 1, pids)
+        bare_alone = closed_loop(bare, n_alone, 1, hops)
         held = (
             sustained(exchange, rates[-1] if rates else at80["offered_per_s"], sustain, pids)
             if sustain is not None
@@ -546,9 +552,11 @@ def run(
             "exchange_at_80_percent": at80,
             **({"exchange_at_rates": at_rates} if rates else {}),
             **({"sustained": held} if held is not None else {}),
+            "exchange_alone": alone,
             "bare_hops": plain,
             "bare_hops_at_80_percent": bare80,
             **({"bare_hops_at_rates": bare_rates} if rates else {}),
+            "bare_hops_alone": bare_alone,
             "queries_per_s": ours["queries_per_s"],
             "p50_ms": ours["p50_ms"],
             "p99_ms": ours["p99_ms"],

@@ -64,6 +64,13 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     assert all(w["cpu_ms_per_query"] > 0 and w["host_steal_percent"] >= 0 for w in held["windows"])
     assert set(held["windows"][0]["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
     assert ours["host_steal_percent"] >= 0 and bare["host_steal_percent"] >= 0
+    # one request at a time, no load: the round trip a batch starts from, for both chains
+    alone, bare_alone = out["exchange_alone"], out["bare_hops_alone"]
+    assert alone["completed"] == bare_alone["completed"] == 20
+    assert alone["errors"] == bare_alone["errors"] == 0
+    assert 0 < alone["p50_ms"] <= alone["p99_ms"] and 0 < bare_alone["p50_ms"] <= bare_alone["p99_ms"]
+    assert set(alone["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
+    assert 0 < bare_alone["cpu_ms_per_query"] < alone["cpu_ms_per_query"]
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)

@@ -78,8 +78,9 @@ class LinkageSettings:
     retry_give_up_hours: float = 72.0
     worker_threads: int = int(os.environ.get("KOJINBANGO_LINKAGE_THREADS", "8"))
     # the exchange path's hops batch what arrives while this many batches are on their way
-    # (common.batching); 1 sends strictly one batch at a time
-    batches_in_flight: int = int(os.environ.get("KOJINBANGO_BATCHES_IN_FLIGHT", "2"))
+    # (common.batching); 1 sends strictly one batch at a time, which measured less CPU per exchange
+    # and a lower p99 than 2 at every load on a two-core machine (docs/flows/3-3-linkage.md)
+    batches_in_flight: int = int(os.environ.get("KOJINBANGO_BATCHES_IN_FLIGHT", "1"))
 
     @classmethod
     def of(cls, topology: Topology) -> LinkageSettings:

@@ -179,7 +179,7 @@ class IntermediateService:
         retention_years: int = 7,
         acall: ACall | None = None,
         sealing_key: Callable[[str], ec.EllipticCurvePublicKey | None] | None = None,
-        batches_in_flight: int = 2,
+        batches_in_flight: int = 1,
     ):
         self.db = db
         # the querier's encryption key, by organisation: the provided information is sealed to it
