@@ -30,7 +30,6 @@ from kojinbango.common.linkage import (
     wait_final,
     writing,
 )
-from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
@@ -99,8 +98,7 @@ class AgencyService:
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
         intermediate.result_hooks.append(self._on_results)
-        keys = topology.opening_keys(org_id)  # answers are sealed to the agency (common.sealing)
-        self.opener = Opener(*keys, reload=lambda: topology.opening_keys_now(org_id)) if keys else None
+        self.opener = topology.opener(org_id)  # answers are sealed to the agency (common.sealing)
         # request id → (signature valid, as of, the information opened), for the staff request that
         # waits on it; bounded, since an answer collected later by the sweep has no one waiting (a
         # waiter whose entry went falls back to reading the stored answer)

@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kojinbango.common.pki import OrgCredentials, load_certificate, load_key, verify_encryption_certificate
+from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import TrustStore
 
 KINDS = ("jlis", "prefecture", "municipality", "portal", "relying_party", "network", "intermediate", "agency")
@@ -149,6 +150,13 @@ class Topology:
         """``opening_keys`` as the topology file says now: after a key rotation, before this
         service restarted (``sealing.Opener``'s ``reload``)."""
         return Topology.load(self.path).opening_keys(org_id)
+
+    def opener(self, org_id: str) -> Opener | None:
+        """What opens the answers sealed to ``org_id``: its keys, read again from the topology file
+        when a seal none of them opens arrives (a rotation while the service runs); None for an
+        organisation with no encryption certificate."""
+        keys = self.opening_keys(org_id)
+        return Opener(*keys, reload=lambda: self.opening_keys_now(org_id)) if keys else None
 
     def credentials(self, org_id: str) -> OrgCredentials:
         org = self.org(org_id)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
@@ -53,6 +53,16 @@ RECIPIENT_SECONDS = 60.0
 FINAL = ("answered", "not_held", "refused", "failed")
 # by querier: its encryption key, and each answer's body with the information to seal into it
 _ToSeal = dict[str, tuple[ec.EllipticCurvePublicKey, list[tuple[dict[str, Any], Any]]]]
+
+
+class _Recipient(NamedTuple):
+    """A querier's encryption key as its certificate was read (None: it has none), the ``kid`` of
+    seals to it (``sealing.key_id``) and when it was read (``time.monotonic``)."""
+
+    key: ec.EllipticCurvePublicKey | None
+    kid: str
+    read_at: float
+
 
 # The statements of the exchange path, built once (building and compiling SQL per call cost more
 # than the signatures: measured with bench/exchange.py).
@@ -184,8 +194,8 @@ class IntermediateService:
         self.db = db
         # the querier's encryption key, by organisation: the provided information is sealed to it
         self._sealing_key = sealing_key
-        # querier → (its key, the kid of seals to it: sealing.key_id, when the certificate was read)
-        self._recipients: dict[str, tuple[ec.EllipticCurvePublicKey | None, str, float]] = {}
+        # querier → its key as its certificate was last read (``_recipient``)
+        self._recipients: dict[str, _Recipient] = {}
         self._sealer = Sealer()
         self.creds = creds
         self.tenants = set(tenants)
@@ -836,18 +846,18 @@ class IntermediateService:
         ``RECIPIENT_SECONDS``: a rotated key is taken up without a restart), or None for a querier
         that has none (its answers carry the information in clear)."""
         held = self._recipients.get(querier)
-        if held is not None and time.monotonic() - held[2] < RECIPIENT_SECONDS:
-            return held[0]
+        if held is not None and time.monotonic() - held.read_at < RECIPIENT_SECONDS:
+            return held.key
         try:
             key = self._sealing_key(querier) if self._sealing_key else None
         except (CertificateError, TopologyError) as exc:
-            if held is not None and held[0] is not None:  # keep to the key it had; read again later
+            if held is not None and held.key is not None:  # keep to the key it had; read again later
                 log.warning("%s's encryption certificate could not be read again: %s", querier, exc)
-                self._recipients[querier] = (*held[:2], time.monotonic())
-                return held[0]
+                self._recipients[querier] = held._replace(read_at=time.monotonic())
+                return held.key
             # never fall back to clear: the network retries later
             raise Conflict(f"the querier's encryption certificate cannot be used: {exc}") from None
-        self._recipients[querier] = (key, key_id(querier, key) if key else "", time.monotonic())
+        self._recipients[querier] = _Recipient(key, key_id(querier, key) if key else "", time.monotonic())
         return key
 
     def _seal(self, to_seal: _ToSeal) -> None:
@@ -855,7 +865,7 @@ class IntermediateService:
         querier opens it; the network keeps ciphertext): alone, or — several answers to one
         querier — with one key agreement for them all (``Sealer.seal_batch``)."""
         for querier, (recipient, items) in to_seal.items():
-            kid = self._recipients[querier][1]
+            kid = self._recipients[querier].kid
             if len(items) == 1:
                 body, data = items[0]
                 body.update(sealed_data=self._sealer.seal(data, recipient, kid), sealed_for=querier)

@@ -39,7 +39,6 @@ from kojinbango.common.linkage import (
     wait_final,
     writing,
 )
-from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
@@ -79,8 +78,7 @@ class LinkageService:
         self.addressee = addressee
         self.settings = LinkageSettings.of(topology)
         self.jlis = topology.of_kind("jlis")[0].id
-        keys = topology.opening_keys(org_id)  # answers are sealed to this municipality (common.sealing)
-        self.opener = Opener(*keys, reload=lambda: topology.opening_keys_now(org_id)) if keys else None
+        self.opener = topology.opener(org_id)  # answers are sealed to this municipality (common.sealing)
         self._lock = threading.Lock()
         self._fugo_lock = threading.Lock()
         self._loop = BackgroundLoop(
