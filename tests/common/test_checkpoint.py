@@ -1,4 +1,5 @@
-"""SQLite checkpoints run on a background thread, not inside a service's write transactions."""
+"""SQLite checkpoints run on a background thread, not inside a service's write transactions, and that
+thread starts the WAL again when it has grown past its limit."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from kojinbango.common.db import BACKSTOP_PAGES, CHECKPOINT_SECONDS, CHECKPOINTER, Database
+from kojinbango.common import db as dbmod
+from kojinbango.common.db import BACKSTOP_PAGES, CHECKPOINT_SECONDS, CHECKPOINTER, Database, file_write_lock
+from kojinbango.common.linkage import write_lock
 
 
 def test_writes_reach_the_database_file_from_the_background_thread(tmp_path: Path) -> None:
@@ -58,3 +62,48 @@ def test_a_removed_file_is_never_created_again(tmp_path: Path) -> None:
         assert not path.exists() and str(path) not in CHECKPOINTER._files
     finally:
         db.dispose()
+
+
+def _wal_bytes_under_steady_writes(tmp_path: Path, name: str, seconds: float) -> int:
+    """The largest the WAL file grew while one thread wrote without a pause for ``seconds``."""
+    path = tmp_path / name
+    db = Database(f"sqlite:///{path}")
+    wal = Path(f"{path}-wal")
+    try:
+        with db.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
+        largest, deadline = 0, time.time() + seconds
+        while time.time() < deadline:
+            with db.write_lock, db.begin() as conn:  # as the services write (``linkage.writing``)
+                conn.execute(text("INSERT INTO t (body) VALUES (:b)"), {"b": os.urandom(3000)})
+            largest = max(largest, wal.stat().st_size)
+            time.sleep(0.001)  # a service does other work between its transactions
+        return largest
+    finally:
+        db.dispose()
+
+
+def test_the_checkpointer_restarts_a_wal_that_never_pauses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under a steady load no writer ever finds every frame copied, so none starts the WAL again, and
+    # it grew until a request's commit checkpointed on the event loop: the thread restarts it itself,
+    # holding the writers' lock while it copies the last frames.
+    monkeypatch.setattr(dbmod, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(dbmod, "RESTART_FRAMES", 200)
+    bounded = _wal_bytes_under_steady_writes(tmp_path, "restarted.db", 2.0)
+    monkeypatch.setattr(dbmod, "RESTART_FRAMES", 10**9)  # the same without the restarts: it only grows
+    unbounded = _wal_bytes_under_steady_writes(tmp_path, "grown.db", 2.0)
+    assert unbounded > 4 * bounded, (bounded, unbounded)
+
+
+def test_databases_on_one_file_share_its_write_lock(tmp_path: Path) -> None:
+    a = Database(f"sqlite:///{tmp_path / 'org.db'}")
+    b = Database(f"sqlite:///{tmp_path / 'org.db'}")
+    other = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    memory = Database("sqlite://")
+    try:
+        assert write_lock(a) is write_lock(b) is a.write_lock is file_write_lock(str(tmp_path / "org.db"))
+        assert write_lock(other) is not a.write_lock
+        assert write_lock(memory) is not a.write_lock and write_lock(memory) is not write_lock(other)
+    finally:
+        for db in (a, b, other, memory):
+            db.dispose()

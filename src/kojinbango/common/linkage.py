@@ -324,16 +324,10 @@ def verify_answer(
 
 
 # --- writing to SQLite from many threads ----------------------------------------------------------
-# SQLite has one writer at a time; threads that collide wait in its busy handler, which sleeps in
-# growing steps (up to 100 ms).  The linkage services take an in-process lock per database around
-# their write transactions instead, so writers queue without sleeping.  PostgreSQL needs no lock.
-_LOCKS: dict[int, threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
 def write_lock(db: Database) -> threading.RLock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(id(db.engine), threading.RLock())
+    """The in-process lock around ``db``'s write transactions (``Database.write_lock``: the SQLite
+    file's, which the checkpointer takes too)."""
+    return db.write_lock
 
 
 @contextmanager
