@@ -155,3 +155,20 @@ def test_a_logged_traceback_is_redacted_too(tmp_path: Path) -> None:
     text = log_file.read_text(encoding="utf-8")
     assert "an item of a batch failed" in text and "Traceback" in text
     assert "123456789018" not in text and "********9018" in text
+
+
+def test_a_service_settles_its_heap_before_it_serves() -> None:
+    import gc
+
+    from kojinbango.cli import FULL_PASS_EVERY, settle_heap
+
+    threshold = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        marker = [object()]  # a container alive before: frozen with the rest
+        settle_heap()
+        assert gc.get_freeze_count() > 0 and not any(o is marker for o in gc.get_objects())
+        assert gc.get_threshold() == (threshold[0], threshold[1], FULL_PASS_EVERY)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
