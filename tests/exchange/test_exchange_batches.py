@@ -260,3 +260,32 @@ def test_checked_answers_nobody_waits_for_are_not_kept_forever(nation: Nation, m
     agency._on_results(NoDatabase(), states)
     assert list(agency._checked)[-5:] == [f"later-{i}" for i in range(7, 12)]
     assert len(agency._checked) == 5
+
+
+def test_the_sweep_reads_open_queries_by_index_and_without_the_write_lock(nation: Nation) -> None:
+    """The intermediate server's sweep (every 2 s) looks for queries still unsent or pending. It held
+    the database's write lock while it read the whole table by status — 7–21 ms, growing with the
+    table, that the event loop's transactions waited for."""
+    import threading
+
+    im = nation.runtime("intermediate").services["intermediate"]
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "im_queries" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(im.db.engine, "before_cursor_execute", keep)
+    done = threading.Event()
+    try:
+        with im.db.write_lock:  # a writer in the middle of its transaction
+            worker = threading.Thread(target=lambda: (im.sweep(), done.set()), daemon=True)
+            worker.start()
+            assert done.wait(10), "the sweep waited for the write lock"
+    finally:
+        event.remove(im.db.engine, "before_cursor_execute", keep)
+    assert statements
+    with im.db.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "SCAN im_queries" not in plan, plan

@@ -74,6 +74,8 @@ def normalise_url(url: str) -> str:
 CHECKPOINT_SECONDS = 0.5
 RESTART_FRAMES = 65_536  # 256 MiB of 4-KiB pages: the WAL file's size under a steady load
 BACKSTOP_PAGES = 4 * RESTART_FRAMES
+CATCH_UP_PASSES = 4  # PASSIVE passes before a RESTART, until one takes under CATCH_UP_SECONDS
+CATCH_UP_SECONDS = 0.005
 
 # One write lock per SQLite file in this process.  SQLite has one writer at a time; threads that
 # collide wait in its busy handler, which sleeps in growing steps (up to 100 ms).  The linkage services
@@ -147,6 +149,14 @@ class _Checkpointer:
         wait for the lock is bounded: a writer that holds it while it waits for ``register`` (this
         thread holds the guard) would otherwise wait for ever; the next pass tries again.  Readers
         still on the WAL make SQLite report busy (this connection does not wait): next pass, too."""
+        # Catch up first, without the lock: each pass copies what arrived during the one before, so
+        # what is left to copy and sync under the lock is what arrives during the last, short one
+        # (straight after a pass that took 60–75 ms, the RESTART held the writers for 40–55 ms).
+        for _ in range(CATCH_UP_PASSES):
+            started = time.perf_counter()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            if time.perf_counter() - started < CATCH_UP_SECONDS:
+                break
         lock = file_write_lock(path)
         if not lock.acquire(timeout=0.05):
             return

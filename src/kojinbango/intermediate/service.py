@@ -912,7 +912,10 @@ class IntermediateService:
 
     # --- worker: resend unsent queries, collect pending answers --------------------------------
     def sweep(self) -> int:
-        with writing(self.db) as s:
+        # A read: without the write lock, which the event loop's transactions wait for (this one
+        # held it 7–21 ms every 2 s at 1,100 exchanges/s); by tenant and status, the index's order
+        # (by status alone it read the whole table, answers and all, and took longer as it grew).
+        with self.db.transaction() as s:
             rows = list(
                 s.execute(
                     select(
@@ -921,7 +924,10 @@ class IntermediateService:
                         OutgoingQuery.exchange_id,
                         OutgoingQuery.request_id,
                     )
-                    .where(OutgoingQuery.status.in_(("unsent", "pending")))
+                    .where(
+                        OutgoingQuery.tenant.in_(sorted(self.tenants)),
+                        OutgoingQuery.status.in_(("unsent", "pending")),
+                    )
                     .limit(200)
                 )
             )
