@@ -23,6 +23,7 @@ from kojinbango.common.linkage import (
     answer_view,
     await_final,
     iso,
+    new_request_id,
     now,
     query_provider,
     stored_answer_view,
@@ -289,7 +290,7 @@ class AgencyService:
         return self._ask(pid, provider_org, affair, info, staff)
 
     def _ask(self, pid: int, provider_org: str, affair: str, info: str, staff: str) -> _Ask:
-        request_id = "RQ" + secrets.token_hex(12)
+        request_id = new_request_id()
         asked_at = now()
 
         row = BusinessRow(  # written with the intermediate server's query row

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -321,6 +322,14 @@ def verify_answer(
         except (LayoutError, SealError):
             valid, data = False, None
     return valid, parse_iso(payload.get("as_of")), data
+
+
+def new_request_id() -> str:
+    """A querier's id for a new query: ``RQ``, the time in milliseconds (12 hex digits), 48 random
+    bits. Time-ordered, so that the unique indexes on it at the querier and at the network take each
+    new one at their end — random ids put every insert on a page of its own (and each such page into
+    the WAL); the random half keeps two ids of one millisecond apart."""
+    return f"RQ{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
 
 
 # --- writing to SQLite from many threads ----------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -960,6 +959,3 @@ def _rows(result: Any) -> int:
     """Rows a DELETE or UPDATE touched."""
     return int(getattr(result, "rowcount", 0) or 0)
 
-
-def new_request_id() -> str:
-    return "RQ" + secrets.token_hex(12)

@@ -32,6 +32,7 @@ from kojinbango.common.linkage import (
     await_final,
     check_answer,
     iso,
+    new_request_id,
     now,
     query_provider,
     stored_answer_view,
@@ -304,7 +305,7 @@ class LinkageService:
         aid, integrated, has_fugo = self._person(my_number)
         if not has_fugo and self.ensure_fugo([aid])["unknown"]:
             raise BusinessError("J-LIS does not know this 個人番号; no 符号 can be obtained")
-        request_id = "RQ" + secrets.token_hex(12)
+        request_id = new_request_id()
         with writing(self.db) as s:
             s.add(
                 LinkageAnswer(
