@@ -87,8 +87,12 @@ def test_the_checkpointer_restarts_a_wal_that_never_pauses(tmp_path: Path, monke
     # Under a steady load no writer ever finds every frame copied, so none starts the WAL again, and
     # it grew until a request's commit checkpointed on the event loop: the thread restarts it itself,
     # holding the writers' lock while it copies the last frames.
+    pass_was = dbmod.CHECKPOINT_SECONDS
     monkeypatch.setattr(dbmod, "CHECKPOINT_SECONDS", 0.05)
     monkeypatch.setattr(dbmod, "RESTART_FRAMES", 200)
+    # the process's one checkpointer thread (an earlier test started it) may be in a sleep of the
+    # usual length: its passes come every 0.05 s only once that ends
+    time.sleep(pass_was)
     bounded = _wal_bytes_under_steady_writes(tmp_path, "restarted.db", 2.0)
     monkeypatch.setattr(dbmod, "RESTART_FRAMES", 10**9)  # the same without the restarts: it only grows
     unbounded = _wal_bytes_under_steady_writes(tmp_path, "grown.db", 2.0)
