@@ -347,9 +347,9 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         path = sqlite_path(self.url) if self.is_sqlite else None
-        # the lock its writers take (``common.linkage.writing``): the file's, shared by every
-        # Database of the process on that file and by the checkpointer
-        self.write_lock = file_write_lock(path or f"engine:{id(self.engine)}")
+        # the lock its writers take (``common.linkage.writing``): a file's is shared by every
+        # Database of the process on that file and by the checkpointer; any other database's is its own
+        self.write_lock = file_write_lock(path) if path else threading.RLock()
         self._unregister: Callable[[], Any] = lambda: None
         if path:
             CHECKPOINTER.register(path)
