@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 
 from kojinbango import demo
 from kojinbango.domain.identifiers import is_valid_my_number
+from kojinbango.domain.jst import today_jst
 from kojinbango.jlis.models import IdentityRecord, IssuedNumber
 from kojinbango.municipality.register.models import (
     CodeStock,
@@ -66,7 +66,7 @@ def _snapshot(nation) -> dict:
 
 
 def test_birth_flow_1_2(nation_dir: Path) -> None:
-    today = dt.date.today()
+    today = today_jst()
     with running(nation_dir) as nation:
         born = demo.births(nation, 3, today)
         assert len(born) == 4
@@ -92,7 +92,7 @@ def test_birth_flow_1_2(nation_dir: Path) -> None:
 
 
 def test_move_between_municipalities(nation_dir: Path) -> None:
-    today = dt.date.today()
+    today = today_jst()
     with running(nation_dir) as nation:
         moved = demo.move(nation, 5, today)
         src, dst = nation.register(moved["from"]), nation.register(moved["to"])
@@ -124,7 +124,7 @@ def test_move_between_municipalities(nation_dir: Path) -> None:
 def test_transfer_certificate_must_be_genuine(nation_dir: Path) -> None:
     from kojinbango.common.errors import BusinessError
 
-    today = dt.date.today()
+    today = today_jst()
     with running(nation_dir) as nation:
         a, b = (nation.register(rt.org_id) for rt in nation.municipalities())
         with a.db.transaction() as s:

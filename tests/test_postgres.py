@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from kojinbango import demo
 from kojinbango.common.signing import sign_request
 from kojinbango.common.topology import Topology
+from kojinbango.domain.jst import today_jst
 from kojinbango.nation import create_deployment, init_nation, intro, running
 
 pytestmark = pytest.mark.postgres
@@ -28,7 +28,7 @@ def test_nation_on_postgresql(pg_database, tmp_path: Path) -> None:
         org.database_url = pg_database(org.id)
     topo.save()
     init_nation(d, 300, seed=5)
-    today = dt.date.today()
+    today = today_jst()
     with running(d) as nation:
         assert {rt.db.engine.dialect.name for rt in nation.runtimes.values()} == {"postgresql"}
         intro(nation)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
+from kojinbango.domain.jst import today_jst
 from kojinbango.jlis.models import IdentityChange, IdentityRecord, IssuedNumber
 from kojinbango.municipality.register.models import Notice, Resident, ResidentEvent
 from kojinbango.municipality.register.service import PersonInput
@@ -191,7 +192,7 @@ def test_move_abroad_revokes_the_card_through_the_real_push(nation: Nation, tmp_
 
 def _adult_alone_or_head(nation: Nation) -> tuple[str, Resident]:
     rt = nation.municipalities()[0]
-    today = dt.date.today()
+    today = today_jst()
     with rt.db.transaction() as s:
         for r in s.scalars(
             select(Resident)
@@ -276,7 +277,7 @@ def test_event_dates_are_checked(nation: Nation) -> None:
     with pytest.raises(BusinessError, match="生年月日"):
         reg.record_death(r.id, r.birth_date - dt.timedelta(days=1))
     with pytest.raises(BusinessError, match="future"):
-        reg.record_death(r.id, dt.date.today() + dt.timedelta(days=30))
+        reg.record_death(r.id, today_jst() + dt.timedelta(days=30))
     with pytest.raises(BusinessError, match="future"):
         reg.move_within(
             r.household_id, "1000005", "東京都千代田区丸の内一丁目1番1号", "", dt.date(2099, 1, 1)
@@ -503,3 +504,23 @@ def test_death_date_is_accepted_exactly_between_birth_and_today(d: dt.date) -> N
             assert c.ok and c.values["died_on"] == d
         else:
             assert set(c.errors) == {"died_on"}
+
+
+def test_a_birth_today_is_accepted_in_the_early_hours_of_japan_time(
+    nation: Nation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """00:00–09:00 JST the UTC date is still yesterday: a baby born today (JST) is not 'future'."""
+    from kojinbango.domain import jst
+
+    monkeypatch.setattr(jst, "_clock", lambda: dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.UTC))
+    org, r = _resident(nation)
+    reg = nation.register(org)
+    born = dt.date(2026, 11, 28)
+    rid = reg.register_birth(r.household_id, PersonInput("山田", "陽葵", "ヤマダ", "ヒマリ", born, 2, "子"))
+    with reg.db.transaction() as s:
+        baby = s.get(Resident, rid)
+        assert baby is not None and baby.birth_date == born
+    with pytest.raises(BusinessError, match="future"):
+        reg.register_birth(
+            r.household_id, PersonInput("山田", "蓮", "ヤマダ", "レン", born + dt.timedelta(days=1), 1, "子")
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import gc
 import json
 import os
@@ -13,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from kojinbango.domain.jst import today_jst
 
 DEFAULT_DATA_DIR = Path("demo-data")
 
@@ -108,7 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _setup_logs(data_dir)
     if not (data_dir / NATION_FILE).exists():
         init_nation(data_dir, args.residents, args.seed)
-    today = dt.date.today()
+    today = today_jst()
     from kojinbango.holder import demo_cards, load_topology
 
     load_topology(data_dir)  # an older data directory gets the portal and the bank

@@ -24,6 +24,7 @@ from kojinbango.card.relying import login_message
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.common.transport import INTERNAL_PREFIXES, RemoteError, SignedClient, Unreachable, http_client
 from kojinbango.domain.cards import PinFormatError
+from kojinbango.domain.jst import today_jst
 
 IDENTITY_DOCUMENT = "運転免許証"
 STAFF = "窓口（デモ）"
@@ -297,7 +298,7 @@ def _reader(card: Path) -> CardReader:
 
 def _check_expiry(reader: CardReader, today: dt.date | None = None) -> None:
     expires = dt.date.fromisoformat(reader.info()["face"]["expires_on"])
-    if expires < (today or dt.date.today()):
+    if expires < (today or today_jst()):
         raise HolderError("card_expired", f"the card expired on {expires.isoformat()}; apply for a new one")
 
 
@@ -447,7 +448,7 @@ def demo_cards(topology: Topology, urls: dict[str, str]) -> list[dict[str, Any]]
         plan = [(m.id, k) for k, m in enumerate(topology.of_kind("municipality"))] + [
             (topology.of_kind("municipality")[0].id, 2)
         ]
-        today = dt.date.today()
+        today = today_jst()
         for org_id, k in plan:
             db = Database(topology.database_url(org_id))
             try:

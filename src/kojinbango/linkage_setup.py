@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from kojinbango.agency.service import AgencyService
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.addressee.models import Addressee, RecordLink
 from kojinbango.municipality.addressee.service import AddresseeService
 from kojinbango.municipality.business import synthetic
@@ -254,7 +255,7 @@ def scenarios(nation: Nation, family: dict[str, Any] | None) -> list[dict[str, A
 
 def prepare(nation: Nation, seed: int = 1, today: dt.date | None = None) -> dict[str, Any]:
     """Everything above, idempotent: a second run adds nothing twice."""
-    today = today or dt.date.today()
+    today = today or today_jst()
     summary: dict[str, Any] = {"business": business_data(nation, seed, today)}
     family = moved_family(nation, today)
     summary["moved_family"] = {k: v for k, v in (family or {}).items() if k != "numbers"}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kojinbango.common.errors import BusinessError
+from kojinbango.domain.jst import today_jst
 
 
 def _print_json(obj: Any) -> None:
@@ -108,7 +109,6 @@ def cmd_link_export(args: argparse.Namespace) -> int:
 
 
 def cmd_link_generate(args: argparse.Namespace) -> int:
-    import datetime as dt
 
     from kojinbango.common.db import Database
     from kojinbango.municipality.business import synthetic
@@ -130,7 +130,7 @@ def cmd_link_generate(args: argparse.Namespace) -> int:
     with _municipality_db(args.data_dir, args.municipality) as (business, _):
         people, nums = synthetic.register_people(business.db)
         numbers.update(nums)
-        data = generate_business_data(people, outsiders, args.seed, dt.date.today())
+        data = generate_business_data(people, outsiders, args.seed, today_jst())
         files = synthetic.write_csvs(data, args.out)
         loaded = synthetic.load(business, data, numbers) if args.load else {}
     _print_json({"files": files, "records": len(data.rows), "loaded": loaded})

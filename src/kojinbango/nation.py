@@ -26,6 +26,7 @@ from kojinbango.common.app import OrgRuntime
 from kojinbango.common.pki import create_ca, issue_encryption_certificate, issue_org_certificate
 from kojinbango.common.topology import OrgEntry, Topology
 from kojinbango.common.transport import SERVER_KEEP_ALIVE_SECONDS
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.register.notices import NoticePrinter
 from kojinbango.municipality.register.service import RegisterService
 from kojinbango.synth import generate_population, municipality_names
@@ -351,7 +352,7 @@ def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None
         raise FileExistsError(
             f"{data_dir} holds an unfinished nation (an earlier init stopped midway); remove it and run init again"
         )
-    as_of = as_of or dt.date.today()
+    as_of = as_of or today_jst()
     topology = create_deployment(data_dir)
     marker.touch()
     counts: dict[str, int] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client
 from kojinbango.municipality.register.models import Resident
 from kojinbango.nation import Nation, running
@@ -38,7 +38,7 @@ class Residents:
         self.used: set[int] = set()  # households: a move or a stale notice touches the whole household
 
     def take(self, org_id: str, min_age: int = 20, max_age: int = 80) -> Resident:
-        today = dt.date.today()
+        today = today_jst()
         latest = today.replace(year=today.year - min_age)
         earliest = today.replace(year=today.year - max_age)
         with self.nation.runtimes[org_id].db.transaction() as s:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.register.models import Resident
 from kojinbango.nation import running
 
@@ -115,7 +116,7 @@ def test_issue_login_lock_suspend_and_move(nation_dir: Path, tmp_path: Path) -> 
     assert rc == 0 and out["opened"] and out["address"]
     with running(nation_dir) as nation:  # 転居 of the second holder's household
         reg = nation.register("m131016")
-        reg.move_within(hh2, "1000005", "東京都千代田区丸の内一丁目9番1号", "", dt.date.today())
+        reg.move_within(hh2, "1000005", "東京都千代田区丸の内一丁目9番1号", "", today_jst())
         reg.push()
     rc, out = kb("bank", "open-account", "--data-dir", d, "--card", str(card2), "--pin", "XYZ789")
     assert rc == 1 and out["reason"] == "revoked"

@@ -19,6 +19,7 @@ from kojinbango.card.photo import synthetic_photo
 from kojinbango.card.profile import POLICY_AUTH, four_info
 from kojinbango.card.reader import CardReader
 from kojinbango.card.relying import login_message
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client, HolderError, issue_card, open_bank_account, portal_login, suspend_card
 from kojinbango.jlis.cards.models import Card, CardApplication, JpkiCertificate
 from kojinbango.municipality.cards.models import CardInSafe, CounterRecord
@@ -128,7 +129,7 @@ def test_move_revokes_the_signing_certificate_only(
         and opened["birth_date"] == r.birth_date.isoformat()
     )
     reg = card_nation.register(FIRST)
-    reg.move_within(r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", dt.date.today())
+    reg.move_within(r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", today_jst())
     reg.push()
     refused = _refusal(open_bank_account, client, card, "ABC123")
     assert refused.reason == "revoked"
@@ -140,11 +141,11 @@ def test_name_change_revokes_signing_and_death_revokes_both(
 ) -> None:
     card, r = _issue(client, residents, tmp_path, SECOND, "f")
     reg = card_nation.register(SECOND)
-    reg.change_name(r.id, "新姓", r.given_name, "シンセイ", r.given_kana, dt.date.today())
+    reg.change_name(r.id, "新姓", r.given_name, "シンセイ", r.given_kana, today_jst())
     reg.push()
     assert _refusal(open_bank_account, client, card, "ABC123").reason == "revoked"
     assert portal_login(client, card, "1234")["name"].startswith("新姓")  # the portal asks J-LIS today's name
-    reg.record_death(r.id, dt.date.today())
+    reg.record_death(r.id, today_jst())
     reg.push()
     assert _refusal(portal_login, client, card, "1234").reason == "revoked"
     with card_nation.runtime("jlis").db.transaction() as s:
@@ -155,7 +156,7 @@ def test_name_change_revokes_signing_and_death_revokes_both(
 def test_stale_application_is_caught(card_nation: Nation, client: Client, residents, tmp_path: Path) -> None:
     r = residents.take(FIRST)
     reg = card_nation.register(FIRST)
-    reg.move_within(r.household_id, "1000005", "東京都千代田区丸の内二丁目1番1号", "", dt.date.today())
+    reg.move_within(r.household_id, "1000005", "東京都千代田区丸の内二丁目1番1号", "", today_jst())
     reg.push()
     err = _refusal(issue_card, client, r.resident_code, "1234", "ABC123", tmp_path / "g.json")
     assert "stale application" in err.message and r.resident_code not in err.message
@@ -171,7 +172,7 @@ def test_change_after_application_stops_manufacture(card_nation: Nation, client:
         {"lg_code": "131016", "application_id": found["application_id"], "photo": photo},
     )
     reg = card_nation.register(FIRST)
-    reg.change_name(r.id, "変更", r.given_name, "ヘンコウ", r.given_kana, dt.date.today())
+    reg.change_name(r.id, "変更", r.given_name, "ヘンコウ", r.given_kana, today_jst())
     reg.push()
     made = client.post("jlis", "/staff/cards/manufacture")
     assert made["stale"] >= 1

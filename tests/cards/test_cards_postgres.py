@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client, HolderError, issue_card, open_bank_account, portal_login, suspend_card
 from kojinbango.municipality.register.models import Resident
 from kojinbango.nation import create_deployment, init_nation, intro, running
@@ -41,7 +42,7 @@ def test_cards_on_postgresql(pg_database, tmp_path: Path) -> None:
             assert open_bank_account(client, card, "ABC123")["opened"]
             reg = nation.register(org)
             reg.move_within(
-                r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", dt.date.today()
+                r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", today_jst()
             )
             reg.push()
             with pytest.raises(HolderError, match="revoked"):

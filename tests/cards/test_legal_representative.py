@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from kojinbango.card.photo import synthetic_photo
 from kojinbango.domain.guardians import is_parent, parents_of, pin_needs_legal_representative
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client, counter, issue_card, portal_login
 from kojinbango.municipality.cards.models import CounterRecord
 from kojinbango.municipality.cards.service import LegalRepresentative
@@ -38,7 +39,7 @@ def test_who_is_a_parent_by_relationship() -> None:
 
 def _child_with_parents(nation: Nation, org_id: str, used: set[int]) -> tuple[Resident, Resident, Resident]:
     """(a child of 1–13 whose 続柄 is 子, their 世帯主 parent, a household member who is not a parent)."""
-    today = dt.date.today()
+    today = today_jst()
     with nation.runtimes[org_id].db.transaction() as s:
         for child in s.scalars(
             select(Resident)

@@ -3,7 +3,6 @@ municipality to the second, with business data, 符号 and 副本 everywhere (``
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from kojinbango import demo, linkage_setup
+from kojinbango.domain.jst import today_jst
 from kojinbango.nation import Nation, running
 
 
 def prepare_dir(small_nation_dir: Path, target: Path) -> Path:
     shutil.copytree(small_nation_dir, target)
     with running(target) as nation:
-        demo.move(nation, 5, dt.date.today())
+        demo.move(nation, 5, today_jst())
         linkage_setup.prepare(nation, 5)
     return target
 

@@ -18,6 +18,7 @@ from kojinbango.common.db import Database
 from kojinbango.common.linkage import answer_data
 from kojinbango.common.sealing import Opener
 from kojinbango.common.signing import sign_request
+from kojinbango.domain.jst import today_jst
 from kojinbango.intermediate.models import FugoLink
 from kojinbango.nation import Nation
 
@@ -223,7 +224,6 @@ def test_first_queries_about_a_new_person_at_once_obtain_one_fugo(nation: Nation
 def test_a_municipalitys_first_queries_about_a_person_at_once_obtain_one_fugo(nation: Nation) -> None:
     """The same at a municipality: its staff's queries about someone it has no 符号 for yet, all at
     once, make one 符号 request (each would otherwise insert its own and all but one fail)."""
-    import datetime as dt
 
     from kojinbango.demo import births
     from kojinbango.municipality.addressee.models import Addressee
@@ -231,7 +231,7 @@ def test_a_municipalitys_first_queries_about_a_person_at_once_obtain_one_fugo(na
     from kojinbango.municipality.register.models import Resident
 
     # a baby born today at B: a number, and no 符号 yet
-    born = next(b for b in births(nation, 3, dt.date.today()) if b["municipality"] == B)
+    born = next(b for b in births(nation, 3, today_jst()) if b["municipality"] == B)
     with nation.runtimes[B].db.transaction() as s:
         number = s.scalar(select(Resident.my_number).where(Resident.id == born["resident_id"]))
     assert number

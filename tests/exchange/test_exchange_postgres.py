@@ -3,13 +3,13 @@ the network's log verifies."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 from exchange_helpers import ask, concurrent_pension_queries, scenarios
 
 from kojinbango import demo, linkage_audit, linkage_setup
+from kojinbango.domain.jst import today_jst
 from kojinbango.nation import create_deployment, init_nation, intro, running
 
 pytestmark = pytest.mark.postgres
@@ -25,7 +25,7 @@ def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ig
     with running(d) as nation:
         assert nation.runtime("network").db.engine.dialect.name == "postgresql"
         intro(nation)
-        demo.move(nation, 9, dt.date.today())
+        demo.move(nation, 9, today_jst())
         linkage_setup.prepare(nation, 9)
         answers = [ask(nation, s["command"]) for s in scenarios(d)]
         assert [a["status"] for a in answers] == ["answered", "answered", "refused"]

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from kojinbango import linkage_audit
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
+from kojinbango.domain.jst import today_jst
 from kojinbango.intermediate.models import FugoLink, ProvisionRecord
 from kojinbango.linkage_setup import fiscal_year
 from kojinbango.municipality.addressee.models import Addressee
@@ -33,7 +34,7 @@ def test_child_allowance_office_gets_the_income_from_the_former_municipality(ans
     assert first["signature_valid"] is True and first["held"] is True
     assert first["layout"] == "地方税関係情報/1"
     years = {a["fiscal_year"] for a in first["data"]["assessments"]}
-    assert fiscal_year(dt.date.today()) in years
+    assert fiscal_year(today_jst()) in years
     assert first["as_of"] <= first["provided_at"]
 
 

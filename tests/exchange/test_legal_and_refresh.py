@@ -11,6 +11,7 @@ from exchange_helpers import A, args_of, scenarios
 from sqlalchemy import select
 
 from kojinbango.common.linkage import parse_iso
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.register.models import Resident
 from kojinbango.nation import Nation
@@ -86,7 +87,7 @@ def test_on_change_refresh_and_the_nightly_batch(nation: Nation, nation_dir: Pat
         household, postal = r.household_id, r.postal_code
     before = im.copy_of(A, integrated, "住民票関係情報")
     register = nation.register(A)
-    register.move_within(household, postal, "東京都千代田区永田町一丁目7番1号", "", dt.date.today())
+    register.move_within(household, postal, "東京都千代田区永田町一丁目7番1号", "", today_jst())
     linkage.tick()  # what the worker does every few seconds: 住民票関係情報 is refreshed on change
     after = im.copy_of(A, integrated, "住民票関係情報")
     assert after["data"]["address"].startswith("東京都千代田区永田町一丁目7番1号")

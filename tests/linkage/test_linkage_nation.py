@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
 from kojinbango.common.errors import BusinessError, Conflict
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.addressee.models import Addressee, LinkDecision, RecordLink
 from kojinbango.municipality.business import synthetic
 from kojinbango.municipality.business.models import BankAccount, BusinessRecord, FormNumber
@@ -30,7 +31,7 @@ from kojinbango.synth import identity_groups  # noqa: F401  (documents where the
 from kojinbango.synth.business import generate_business_data
 
 MUNI = "m131016"
-TODAY = dt.date.today()
+TODAY = today_jst()
 
 
 def _prepare(nation: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.addressee.models import Addressee, RecordLink
 from kojinbango.municipality.business.models import (
     BankAccount,
@@ -83,7 +84,7 @@ GOOD = {
     "account_type": "1",
     "account_number": "1234567",
     "holder_kana": "ヤマダ タロウ",
-    "income_year": str(dt.date.today().year - 1),
+    "income_year": str(today_jst().year - 1),
     "declared_income": "4,200,000",
 }
 

@@ -18,6 +18,7 @@ from kojinbango.card.reader import CardReader
 from kojinbango.card.relying import login_message
 from kojinbango.common.pki import load_certificate
 from kojinbango.documents.pades import verify_pdf
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client, issue_card
 from kojinbango.municipality.forms.models import IssuedDocument
 from kojinbango.municipality.register.models import Resident
@@ -40,9 +41,8 @@ def nation(small_nation_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def holders(nation: Nation, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Resident, Path]]:
     d = tmp_path_factory.mktemp("kiosk-cards")
-    import datetime as dt
 
-    adult = dt.date.today().replace(year=dt.date.today().year - 16)
+    adult = today_jst().replace(year=today_jst().year - 16)
     with nation.runtimes[ORG].db.transaction() as s:
         people = list(
             s.scalars(

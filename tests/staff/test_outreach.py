@@ -20,13 +20,13 @@ from sqlalchemy import select
 from kojinbango.card.reader import CardReader
 from kojinbango.card.relying import login_message
 from kojinbango.demo import births
+from kojinbango.domain.jst import today_jst
 from kojinbango.holder import Client, issue_card
 from kojinbango.intermediate.notices import IntermediateNotice
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser
 from kojinbango.municipality.outreach.service import Conditions, age_on
 from kojinbango.municipality.register.models import Resident
-from kojinbango.municipality.register.service import today_jst
 from kojinbango.municipality.staff.client import create_staff, staff_client
 from kojinbango.nation import Nation, running
 from kojinbango.network.notices import NetworkNotice

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from browser import ARGS, CHROMIUM, SHOTS
+from kojinbango.domain.jst import today_jst
 from kojinbango.domain.wareki import era_of, to_wareki
 from kojinbango.municipality.register.models import CsOutbox, Household, Resident, ResidentEvent
 from kojinbango.municipality.staff.models import AccessLog
@@ -147,7 +148,7 @@ def test_move_form_checks_confirms_and_commits(nation: Nation, http, pick: Pick)
     r = members[0]
     url = f"/staff/residents/{r.id}/events/move"
     assert "転居届" in http.get(url).text
-    future = (dt.date.today() + dt.timedelta(days=40)).isoformat()
+    future = (today_jst() + dt.timedelta(days=40)).isoformat()
     bad = http.post(url, data={"postal_code": "12-34", "address": "", "moved_on": future})
     assert bad.status_code == 422
     assert 'id="error-postal_code"' in bad.text and "7桁" in bad.text
@@ -198,7 +199,7 @@ def test_birth_form_refuses_bad_input_and_registers(nation: Nation, http, pick: 
     url = f"/staff/residents/{head.id}/events/birth"
     page = http.get(url).text
     assert f'value="{head.family_name}"' in page  # the household's 氏 offered
-    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    tomorrow = (today_jst() + dt.timedelta(days=2)).isoformat()
     bad = {
         "family_name": head.family_name,
         "given_name": "",
@@ -518,7 +519,7 @@ def test_register_work_in_the_browser(nation: Nation, browser, pick: Pick) -> No
 
     # 出生: a future birth date and a フリガナ in romaji are refused, next to the fields
     page.click("#event-birth")
-    future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    future = (today_jst() + dt.timedelta(days=3)).isoformat()
     page.fill("#given_name", "結菜")
     page.fill("#given_kana", "Yuna")
     page.fill("#birth_date", future)

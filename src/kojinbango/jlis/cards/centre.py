@@ -31,6 +31,7 @@ from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.domain.cards import card_expiry, certificate_expiry, may_hold_signing_certificate
 from kojinbango.domain.identifiers import validate_resident_code
+from kojinbango.domain.jst import JST, today_jst
 from kojinbango.jlis.cards.jpki import CertStatus, JpkiCa
 from kojinbango.jlis.cards.models import (
     Card,
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("交付時来庁方式", "申請時来庁方式")
 CHANNELS = ("online", "post", "counter")
-JST = dt.timezone(dt.timedelta(hours=9))
 CRL_NUMBER = "crl_number"
 FOUR_KEYS = ("name", "address", "birth_date", "sex")
 ACTIVE_CARD = ("manufactured", "delivered", "mailed", "issued", "suspended")
@@ -53,10 +53,6 @@ ACTIVE_CARD = ("manufactured", "delivered", "mailed", "issued", "suspended")
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def today_jst() -> dt.date:
-    return dt.datetime.now(JST).date()
 
 
 def four_of_record(rec: IdentityRecord | dict[str, Any]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select, update
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError
 from kojinbango.domain.address import address_key
+from kojinbango.domain.jst import today_jst
 from kojinbango.domain.text import kana_search_key, name_key, to_katakana
 from kojinbango.domain.wareki import DateParseError, parse_date
 from kojinbango.municipality.business.models import BusinessRecord
@@ -223,7 +224,7 @@ class BusinessService:
             data = path.read_bytes()
         except OSError as exc:
             raise BusinessError(f"cannot read {path}: {exc.strerror}") from None
-        rows, result = self.read_csv(data, today or dt.date.today())
+        rows, result = self.read_csv(data, today or today_jst())
         result.system = system
         if strict and result.errors:
             return result

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from kojinbango.common.db import Database
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.business.models import BankAccount, ChildAllowance, FormNumber, TaxAssessment
 from kojinbango.municipality.business.service import CSV_HEADER, BusinessService, RecordInput
 from kojinbango.municipality.register.models import Resident, ResidentEvent
@@ -170,4 +171,4 @@ def read_truth(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def today() -> dt.date:
-    return dt.date.today()
+    return today_jst()

@@ -29,6 +29,7 @@ from kojinbango.domain.guardians import (
     pin_needs_legal_representative,
 )
 from kojinbango.domain.identifiers import validate_resident_code
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.cards.models import CardInSafe, CounterRecord, DeskApplication
 from kojinbango.municipality.register.models import Notice, Resident, ResidentEvent
 from kojinbango.municipality.register.service import full_address, now
@@ -210,7 +211,7 @@ class CardDesk:
                 raise BusinessError(
                     "the PINs are set at application in 申請時来庁方式: give auth_pin (and sign_pin)"
                 )
-            with_sign = sign_pin is not None and may_hold_signing_certificate(birth, now().date())
+            with_sign = sign_pin is not None and may_hold_signing_certificate(birth, today_jst())
             try:
                 verifiers = pin_verifiers(auth_pin, sign_pin if with_sign else None)
             except PinFormatError as exc:
@@ -331,7 +332,7 @@ class CardDesk:
             with_sign = (
                 chip.has_signing
                 and sign_pin is not None
-                and may_hold_signing_certificate(birth, now().date())
+                and may_hold_signing_certificate(birth, today_jst())
             )
         else:  # an interrupted hand-over: J-LIS may already hold certificates for exactly these keys
             with_sign = resumed_with_sign
@@ -401,7 +402,7 @@ class CardDesk:
     ) -> dict[str, Any] | None:
         """For a holder under 15 the PINs are set by the 法定代理人 (DOMAIN.md §6.2): a parent in
         the household, identified at the counter.  Returns what the counter record keeps of them."""
-        today = now().date()
+        today = today_jst()
         if not pin_needs_legal_representative(holder.birth_date, today):
             return None
         if given is None:
@@ -440,7 +441,7 @@ class CardDesk:
 
     def legal_representatives(self, resident_id: int) -> dict[str, Any]:
         """Whether this holder's PINs need the 法定代理人, and who in the household may act as one."""
-        today = now().date()
+        today = today_jst()
         with self.db.transaction() as s:
             holder = s.get(Resident, resident_id)
             if holder is None:

@@ -35,6 +35,7 @@ from kojinbango.common.layouts import CATEGORIES
 from kojinbango.common.linkage import writing
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.domain.identifiers import mask_my_number
+from kojinbango.domain.jst import today_jst
 from kojinbango.domain.text import name_key
 from kojinbango.domain.wareki import to_wareki
 from kojinbango.municipality.business.applications import (
@@ -47,7 +48,6 @@ from kojinbango.municipality.register.models import Household, Resident
 from kojinbango.municipality.register.service import SEXES
 from kojinbango.municipality.staff.service import StaffService
 
-JST = dt.timedelta(hours=9)
 LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
 STATUS_LABELS = {"good": "有効", "suspended": "一時停止中", "revoked": "失効"}
 
@@ -127,7 +127,7 @@ def install(
         return JSONResponse({"url": f"/staff/counter/residents/{r.id}"})
 
     def _person_page(request: Request, resident_id: int, status: int = 200, **extra: Any) -> Response:
-        today = _today()
+        today = today_jst()
         with db.transaction() as s:
             r = s.get(Resident, resident_id)
             if r is None:
@@ -247,7 +247,7 @@ def install(
                 403,
                 claim_error="児童手当の受付は福祉の職員が行います (welfare staff only)",
             )
-        today = _today()
+        today = today_jst()
         try:
             claim = ClaimInput.parse(form, today)
             with writing(db) as s:  # the claim and its access-log entry: one transaction
@@ -265,10 +265,6 @@ def install(
         return _person_page(request, resident_id, claim_result=result)
 
     app.include_router(router)
-
-
-def _today() -> dt.date:
-    return (dt.datetime.now(dt.UTC) + JST).date()
 
 
 def _date(text: str) -> dt.date | None:

@@ -28,12 +28,12 @@ from kojinbango.documents.certificates import (
     render_letter,
 )
 from kojinbango.documents.pades import DocumentSigner
+from kojinbango.domain.jst import jst_text, today_jst
 from kojinbango.domain.wareki import to_wareki
 from kojinbango.municipality.forms.models import IssuedDocument
 from kojinbango.municipality.register.models import Household, Resident
 from kojinbango.municipality.register.service import SEXES, full_address
 
-JST = dt.timedelta(hours=9)
 REQUESTERS = {
     "self": "本人",
     "household": "同一世帯の方",
@@ -49,10 +49,6 @@ class Issued:
     document_number: str
     resident_ids: tuple[int, ...]
     with_my_number: bool
-
-
-def today_jst() -> dt.date:
-    return (dt.datetime.now(dt.UTC) + JST).date()
 
 
 class FormsService:
@@ -248,7 +244,7 @@ class FormsService:
             return {
                 "document_number": doc.document_number,
                 "kind": doc.kind,
-                "issued_at": (doc.issued_at + JST).strftime("%Y-%m-%d %H:%M"),
+                "issued_at": jst_text(doc.issued_at),
             }
 
 

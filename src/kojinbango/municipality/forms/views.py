@@ -20,6 +20,7 @@ from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.documents.certificates import ITEM_LABELS
 from kojinbango.documents.pades import verify_pdf
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.forms.service import KINDS, REQUESTERS, FormsService
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.staff.service import StaffService
@@ -113,7 +114,7 @@ def install(app: FastAPI, forms: FormsService, staff: StaffService, ca: x509.Cer
     @router.post("/staff/forms/residents/{resident_id}/card-ready")
     def card_ready(request: Request, resident_id: int) -> Response:
         terminal = request.state.staff
-        deadline = dt.date.today() + dt.timedelta(days=90)
+        deadline = today_jst() + dt.timedelta(days=90)
         issued = forms.card_ready_notice(resident_id, deadline, terminal.login)
         staff.record(
             terminal,

@@ -45,6 +45,7 @@ from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
 from kojinbango.common.worker import BackgroundLoop
 from kojinbango.domain.identifiers import validate_my_number
+from kojinbango.domain.jst import JST
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.addressee.service import AddresseeService
 from kojinbango.municipality.linkage.copies import EXTRACTORS, fingerprint
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1000
 QUERIES_PATH = "/api/tenant/queries"
 RESULT_PATH = "/api/tenant/queries/result"
-JST = dt.timezone(dt.timedelta(hours=9))
 
 
 def _digest(data: dict[str, Any]) -> str:

@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.documents.certificates import Letter, render_letters
+from kojinbango.domain.jst import in_jst, jst_text, today_jst
 from kojinbango.municipality.cards.models import CounterRecord
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser, PushNotice
 from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.register.service import full_address
 
 log = logging.getLogger(__name__)
-JST = dt.timedelta(hours=9)
 SAMPLE = 10
 
 
@@ -194,7 +194,7 @@ class OutreachService:
     # --- targets ---------------------------------------------------------------------------
     def targets(self, c: Conditions, today: dt.date | None = None) -> list[int]:
         """The residents (internal ids) the conditions select, in id order."""
-        day = today or (dt.datetime.now(dt.UTC) + JST).date()
+        day = today or today_jst()
         with self.db.transaction() as s:
             rows = s.execute(
                 select(
@@ -401,7 +401,7 @@ class OutreachService:
             )
         if not people:
             raise BusinessError("no one receives this notice by post")
-        day = (notice.sent_at or now()) + JST
+        day = in_jst(notice.sent_at or now())
         letters = [
             Letter(
                 municipality=self.municipality,
@@ -440,7 +440,7 @@ class OutreachService:
                 "title": n.title,
                 "body": n.body,
                 "sender": self.municipality,
-                "sent_at": ((n.sent_at or at) + JST).strftime("%Y-%m-%d %H:%M"),
+                "sent_at": jst_text(n.sent_at or at),
                 "read": d.read_at is not None,
             }
             for d, n in rows

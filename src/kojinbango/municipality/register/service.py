@@ -29,6 +29,7 @@ from kojinbango.common.signing import SignatureError, TrustStore
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.address import address_key
 from kojinbango.domain.identifiers import make_atena_number, validate_my_number
+from kojinbango.domain.jst import today_jst
 from kojinbango.domain.keys import person_keys
 from kojinbango.domain.relationships import validate_relationship
 from kojinbango.domain.text import kana_search_key, name_key, to_katakana
@@ -68,11 +69,6 @@ def _active_members(s: Session, h: Household) -> list[Resident]:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def today_jst() -> dt.date:
-    """The day it is at the counter (stored times are UTC; 届出 are dated in Japan time)."""
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)).date()
 
 
 def check_not_future(label: str, day: dt.date) -> None:
@@ -463,7 +459,7 @@ class RegisterService:
                 s.scalars(select(Resident).where(Resident.id.in_(ids), Resident.my_number.is_(None)))
             )
             ts = now()
-            today = ts.date()
+            today = today_jst(ts)
             events, notices, outbox = [], [], []
             for r in residents:
                 before = snapshot(r)
@@ -507,7 +503,7 @@ class RegisterService:
         self, household_id: int, person: PersonInput, notified_on: dt.date | None = None
     ) -> int:
         """出生届 (flow 1-2): a new 住民票 with a code from the stock, then its number, notice and push."""
-        today = now().date()
+        today = today_jst()
         person = person.validate(today)
         self.ensure_code_stock(1)
         with self.db.transaction() as s:
@@ -639,7 +635,7 @@ class RegisterService:
                 s.scalar(select(func.max(Notice.my_number_version)).where(Notice.resident_id == r.id)) or 0
             ) + 1
             r.my_number, r.updated_at = number, now()
-            day = requested_on or now().date()
+            day = requested_on or today_jst()
             self._event(s, r, "個人番号の変更請求", day, before, day)
             s.add(
                 Notice(

@@ -27,6 +27,7 @@ from kojinbango.common.errors import BusinessError
 from kojinbango.common.signing import SignatureError
 from kojinbango.domain.address import address_key
 from kojinbango.domain.identifiers import mask_my_number, mask_resident_code
+from kojinbango.domain.jst import jst_text, today_jst
 from kojinbango.domain.text import kana_search_key, name_key
 from kojinbango.domain.wareki import DateParseError, parse_date_range, to_wareki
 from kojinbango.municipality.register import event_forms
@@ -37,11 +38,9 @@ from kojinbango.municipality.register.service import (
     TRANSFER_CERTIFICATE,
     PersonInput,
     RegisterService,
-    today_jst,
 )
 
 PAGE = 100
-JST_OFFSET = dt.timedelta(hours=9)
 STATUSES = {"active": "住民", "moved_out": "転出", "dead": "死亡"}
 PERSON_EVENTS = ("birth", "move", "death", "name", "move-out", "abroad")  # reached from a 住民票
 OTHER_EVENTS = ("move-in", "move-in-abroad")  # reached from the search page
@@ -78,7 +77,7 @@ def _describe(e: ResidentEvent) -> str:
 
 def _jst(moment: dt.datetime) -> str:
     """Stored times are naive UTC; staff read them in Japan time."""
-    return (moment + JST_OFFSET).strftime("%Y-%m-%d %H:%M")
+    return jst_text(moment)
 
 
 def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> None:

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.transport import INTERNAL_PREFIXES
+from kojinbango.domain.jst import jst_text
 from kojinbango.municipality.staff.service import (
     PURPOSES,
     ROLES,
@@ -35,7 +36,6 @@ from kojinbango.municipality.staff.service import (
 )
 
 COOKIE = "kojinbango_staff"
-JST = 9
 
 # (path prefix, roles allowed) — the first match wins, so longer prefixes come first.
 ROLE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -103,7 +103,7 @@ def install(
         municipality=municipality,
         roles=ROLES,
         purposes=PURPOSES,
-        jst=lambda t: f"{t:%Y-%m-%d} {(t.hour + JST) % 24:02d}:{t:%M:%S}" if t else "",
+        jst=lambda t: jst_text(t, "%Y-%m-%d %H:%M:%S") if t else "",
         idle_seconds=int(service.idle.total_seconds()),
     )
 

@@ -1,0 +1,38 @@
+"""Japan time (日本標準時, UTC+9) for dates a resident or a counter sees.
+
+Stored times are naive UTC; a 届出, a card's validity, an age or a deadline is dated in Japan
+time.  Between 00:00 and 09:00 JST the UTC date is still yesterday, so "today" must never be
+taken from the UTC clock (``now().date()``) or the machine's local zone (``date.today()``).
+This module is the one place that reads the clock for a date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+
+
+def _clock() -> dt.datetime:
+    """The wall clock, aware UTC (one name, so a test can move it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def today_jst(at: dt.datetime | None = None) -> dt.date:
+    """The day it is in Japan at ``at`` (aware, or naive UTC as stored), by default now."""
+    moment = _clock() if at is None else at
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(JST).date()
+
+
+def in_jst(moment: dt.datetime) -> dt.datetime:
+    """A stored naive-UTC (or aware) time as an aware Japan time, for display."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(JST)
+
+
+def jst_text(moment: dt.datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time written in Japan time (date and hour both shifted, never one alone)."""
+    return in_jst(moment).strftime(fmt)
