@@ -168,3 +168,22 @@ def test_reprint_on_demand_is_marked(nation_dir: Path) -> None:
                 )
             )
         assert [p.reprint for p in prints] == [False, True]
+
+
+def test_a_notice_printed_in_the_early_hours_of_japan_time_bears_that_day(
+    nation_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 通知日 on a notice is the day in Japan: printed at 00:30 JST it is already the next day."""
+    import datetime as dt
+
+    from kojinbango.municipality.register import notices
+
+    monkeypatch.setattr(notices, "now", lambda: dt.datetime(2026, 11, 27, 15, 30))  # stored UTC
+    printed: list = []
+    monkeypatch.setattr(notices, "render_notices", lambda data, path: printed.extend(data))
+    with running(nation_dir) as nation:
+        rt = nation.municipalities()[0]
+        with rt.db.transaction() as s:
+            rid = s.scalar(select(Resident.id).where(Resident.status == "active").limit(1))
+        nation.printer(rt.org_id).print_for_resident(rid)
+    assert [d.issued_on for d in printed] == [dt.date(2026, 11, 28)]

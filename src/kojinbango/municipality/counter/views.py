@@ -102,7 +102,7 @@ def install(
                 "valid": status == "good",
                 "status": status,
                 "label": STATUS_LABELS.get(status, status),
-                "not_after": cert.not_valid_after_utc.date().isoformat(),
+                "not_after": today_jst(cert.not_valid_after_utc).isoformat(),
             }
         )
 

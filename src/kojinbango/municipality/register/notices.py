@@ -18,6 +18,7 @@ from sqlalchemy import exists, func, insert, select, update
 
 from kojinbango.common.errors import NotFound
 from kojinbango.documents.notice import NoticeData, render_notice_runs, render_notices
+from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.register.models import Notice, NoticePrint, PrintRun, Resident
 from kojinbango.municipality.register.service import SEXES, RegisterService, full_address, now
 
@@ -66,7 +67,7 @@ class NoticePrinter:
                     select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_([n.id for n, _ in rows]))
                 )
             )
-            return [self._notice_data(n, r, n.id in printed_before, run.started_at.date()) for n, r in rows]
+            return [self._notice_data(n, r, n.id in printed_before, today_jst(run.started_at)) for n, r in rows]
 
     def _render_runs(self, runs: Sequence[PrintRun]) -> None:
         """Render runs in parallel worker processes; each file appears complete or not at all."""
@@ -171,7 +172,7 @@ class NoticePrinter:
             s.add(run)
             s.flush()
             run.file_name = f"single-{run.id:06d}.pdf"
-            data = self._notice_data(notice, r, reprint, run.started_at.date())
+            data = self._notice_data(notice, r, reprint, today_jst(run.started_at))
             path = self.directory / run.file_name
             self.directory.mkdir(parents=True, exist_ok=True)
             render_notices([data], path)
