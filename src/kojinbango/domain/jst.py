@@ -36,3 +36,13 @@ def in_jst(moment: dt.datetime) -> dt.datetime:
 def jst_text(moment: dt.datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored time written in Japan time (date and hour both shifted, never one alone)."""
     return in_jst(moment).strftime(fmt)
+
+
+def jst_text_of(value: dt.datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``jst_text`` for a time that may come as ISO 8601 text (``…Z`` or naive UTC), as the
+    network's records carry it; nothing for nothing."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return jst_text(value, fmt)
