@@ -23,6 +23,7 @@ from kojinbango.common.linkage import LinkageSettings, check_answer, iso, now, p
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.domain.identifiers import IdentifierError, validate_resident_code
+from kojinbango.domain.jst import today_jst
 from kojinbango.network.fugo import FugoCipher, FugoError
 from kojinbango.network.legal import Decision, LegalTable
 from kojinbango.network.log import Appender, MerkleLog
@@ -166,8 +167,8 @@ class NetworkCore:
 
     # --- exchanges -------------------------------------------------------------------------
     def _exchange_id(self) -> str:
-        """処理通番: EXyyyymmdd-nnnnnnnn, numbered per day (continues after a restart)."""
-        day = now().strftime("%Y%m%d")
+        """処理通番: EXyyyymmdd-nnnnnnnn, numbered per day in Japan (continues after a restart)."""
+        day = today_jst().strftime("%Y%m%d")
         with self._serial_lock:
             if self._serial is None or self._serial[0] != day:
                 with self.db.transaction() as s:
