@@ -30,7 +30,7 @@ def test_today_is_the_utc_date_nine_hours_on(moment: dt.datetime) -> None:
 
 
 def test_iso_text_from_the_network_is_shown_in_japan_time() -> None:
-    assert jst.jst_text_of("2026-11-27T15:30:00Z") == "2026-11-28 00:30"
-    assert jst.jst_text_of("2026-11-27T15:30:00") == "2026-11-28 00:30"  # naive is UTC, as stored
-    assert jst.jst_text_of(dt.datetime(2026, 11, 27, 1, 0)) == "2026-11-27 10:00"
-    assert jst.jst_text_of(None) == "" and jst.jst_text_of("") == ""
+    assert jst.jst_text("2026-11-27T15:30:00Z") == "2026-11-28 00:30"
+    assert jst.jst_text("2026-11-27T15:30:00") == "2026-11-28 00:30"  # naive is UTC, as stored
+    assert jst.jst_text(dt.datetime(2026, 11, 27, 1, 0)) == "2026-11-27 10:00"
+    assert jst.jst_text(None) == "" and jst.jst_text("") == ""

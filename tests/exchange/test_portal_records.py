@@ -16,7 +16,7 @@ from sqlalchemy import select
 from kojinbango import linkage_audit
 from kojinbango.cli import main
 from kojinbango.common.merkle import Tree
-from kojinbango.domain.jst import jst_text_of
+from kojinbango.domain.jst import jst_text
 from kojinbango.exchangecli import portal_login, portal_records
 from kojinbango.holder import Client, issue_card
 from kojinbango.municipality.register.models import Resident
@@ -83,7 +83,7 @@ def test_the_resident_sees_every_exchange_with_a_valid_proof(
     assert "✗" not in page.text and "日本年金機構" in page.text
     # times as the resident reads them: Japan time, not the record's UTC text
     asked = mine[ids[0]]["requested_at"]
-    assert jst_text_of(asked) in page.text and asked not in page.text
+    assert jst_text(asked) in page.text and asked not in page.text
     # the verdict in the reader's language
     assert "すべての記録がネットワークのログにあることを確認しました" in page.text
     assert "every record is proven to be in the network" in english.text

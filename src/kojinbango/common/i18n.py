@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 
-from kojinbango.domain.jst import jst_text_of
+from kojinbango.domain.jst import jst_text
 
 COOKIE = "lang"
 DEFAULT = "ja"
@@ -128,7 +128,7 @@ def templates(app: FastAPI, directory: Path) -> Jinja2Templates:
     t.env.add_extension("jinja2.ext.i18n")
     t.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     t.env.filters["label"] = _label
-    t.env.filters["jst"] = jst_text_of  # stored times are UTC; people read them in Japan time
+    t.env.filters["jst"] = jst_text  # stored times are UTC; people read them in Japan time
     install_toggle(app)
     return t
 

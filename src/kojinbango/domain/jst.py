@@ -20,10 +20,7 @@ def _clock() -> dt.datetime:
 
 def today_jst(at: dt.datetime | None = None) -> dt.date:
     """The day it is in Japan at ``at`` (aware, or naive UTC as stored), by default now."""
-    moment = _clock() if at is None else at
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(JST).date()
+    return in_jst(_clock() if at is None else at).date()
 
 
 def in_jst(moment: dt.datetime) -> dt.datetime:
@@ -33,16 +30,12 @@ def in_jst(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(JST)
 
 
-def jst_text(moment: dt.datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A stored time written in Japan time (date and hour both shifted, never one alone)."""
-    return in_jst(moment).strftime(fmt)
-
-
-def jst_text_of(value: dt.datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """``jst_text`` for a time that may come as ISO 8601 text (``…Z`` or naive UTC), as the
-    network's records carry it; nothing for nothing."""
+def jst_text(value: dt.datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time written in Japan time (date and hour both shifted, never one alone); it may
+    come as ISO 8601 text (``…Z`` or naive UTC), as the network's records carry it.  Nothing for
+    nothing.  The pages' ``jst`` filter (``common.i18n``)."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return jst_text(value, fmt)
+    return in_jst(value).strftime(fmt)

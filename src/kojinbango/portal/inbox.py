@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from kojinbango.common import i18n
 from kojinbango.common.db import Database
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
-from kojinbango.domain.jst import jst_text_of
+from kojinbango.domain.jst import jst_text
 from kojinbango.portal.models import PortalSession
 from kojinbango.portal.records import certificate_serial
 from kojinbango.portal.records_models import SessionCertificate
@@ -99,7 +99,7 @@ class InboxService:
     def notices(self, token: str) -> list[dict[str, Any]]:
         if self.network is not None:
             got = self._from_network("/api/portal/notices", token)["notices"]
-            return [{**n, "sent_at": jst_text_of(n["sent_at"])} for n in got]
+            return [{**n, "sent_at": jst_text(n["sent_at"])} for n in got]
         serial = self._serial(token)
         out = []
         for org_id, _name, answer in self._ask_all("/api/portal/inbox", {"serial": serial}):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.documents.certificates import Letter, render_letters
-from kojinbango.domain.jst import in_jst, jst_text, today_jst
+from kojinbango.domain.jst import jst_text, today_jst
 from kojinbango.municipality.cards.models import CounterRecord
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser, PushNotice
 from kojinbango.municipality.register.models import Resident
@@ -401,7 +401,7 @@ class OutreachService:
             )
         if not people:
             raise BusinessError("no one receives this notice by post")
-        day = in_jst(notice.sent_at or now())
+        day = today_jst(notice.sent_at or now())
         letters = [
             Letter(
                 municipality=self.municipality,
@@ -411,7 +411,7 @@ class OutreachService:
                 addressee=f"{p.family_name}　{p.given_name}",
                 title=notice.title,
                 paragraphs=[para for para in notice.body.splitlines() if para.strip()],
-                issued_on=day.date(),
+                issued_on=day,
                 document_number=f"N{notice.id}-{p.id}",
             )
             for p in people

@@ -27,7 +27,7 @@ from kojinbango.common.errors import BusinessError
 from kojinbango.common.signing import SignatureError
 from kojinbango.domain.address import address_key
 from kojinbango.domain.identifiers import mask_my_number, mask_resident_code
-from kojinbango.domain.jst import jst_text, today_jst
+from kojinbango.domain.jst import today_jst
 from kojinbango.domain.text import kana_search_key, name_key
 from kojinbango.domain.wareki import DateParseError, parse_date_range, to_wareki
 from kojinbango.municipality.register import event_forms
@@ -75,11 +75,6 @@ def _describe(e: ResidentEvent) -> str:
     return "、".join(changes)
 
 
-def _jst(moment: dt.datetime) -> str:
-    """Stored times are naive UTC; staff read them in Japan time."""
-    return jst_text(moment)
-
-
 def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> None:
     templates = i18n.templates(app, Path(__file__).parent / "templates")
     env = templates.env
@@ -91,7 +86,6 @@ def install(app: FastAPI, service: RegisterService, printer: NoticePrinter) -> N
         sexes=SEXES,
         statuses=STATUSES,
         describe=_describe,
-        jst=_jst,
     )
     router = APIRouter(prefix="/staff")
 

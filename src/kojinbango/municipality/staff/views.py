@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 from kojinbango.common import i18n
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.transport import INTERNAL_PREFIXES
-from kojinbango.domain.jst import jst_text
 from kojinbango.municipality.staff.service import (
     PURPOSES,
     ROLES,
@@ -103,7 +102,6 @@ def install(
         municipality=municipality,
         roles=ROLES,
         purposes=PURPOSES,
-        jst=lambda t: jst_text(t, "%Y-%m-%d %H:%M:%S") if t else "",
         idle_seconds=int(service.idle.total_seconds()),
     )
 
