@@ -26,7 +26,6 @@ JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import json
 import os
@@ -361,6 +360,7 @@ def build_nation(d: Path, residents: int, databases: Callable[[str], str] | None
 
     from kojinbango import demo, linkage_setup
     from kojinbango.common.topology import Topology
+    from kojinbango.domain.jst import today_jst
     from kojinbango.municipality.addressee.models import Addressee
     from kojinbango.municipality.linkage.models import CopyState
     from kojinbango.nation import create_deployment, init_nation, intro, running
@@ -373,7 +373,7 @@ def build_nation(d: Path, residents: int, databases: Callable[[str], str] | None
     init_nation(d, residents, seed=11)
     with running(d) as nation:
         intro(nation)
-        demo.move(nation, 11, dt.date.today())
+        demo.move(nation, 11, today_jst())
         linkage_setup.prepare(nation, 11)
         a = nation.municipalities()[0]
         with a.db.transaction() as s:

@@ -176,9 +176,10 @@ def test_a_notice_printed_in_the_early_hours_of_japan_time_bears_that_day(
     """The 通知日 on a notice is the day in Japan: printed at 00:30 JST it is already the next day."""
     import datetime as dt
 
+    from kojinbango.domain import clock
     from kojinbango.municipality.register import notices
 
-    monkeypatch.setattr(notices, "now", lambda: dt.datetime(2026, 11, 27, 15, 30))  # stored UTC
+    monkeypatch.setattr(clock, "source", lambda: dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.UTC))
     printed: list = []
     monkeypatch.setattr(notices, "render_notices", lambda data, path: printed.extend(data))
     with running(nation_dir) as nation:

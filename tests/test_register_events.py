@@ -510,9 +510,9 @@ def test_a_birth_today_is_accepted_in_the_early_hours_of_japan_time(
     nation: Nation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """00:00–09:00 JST the UTC date is still yesterday: a baby born today (JST) is not 'future'."""
-    from kojinbango.domain import jst
+    from kojinbango.domain import clock
 
-    monkeypatch.setattr(jst, "_clock", lambda: dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.UTC))
+    monkeypatch.setattr(clock, "source", lambda: dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.UTC))
     org, r = _resident(nation)
     reg = nation.register(org)
     born = dt.date(2026, 11, 28)
@@ -520,6 +520,9 @@ def test_a_birth_today_is_accepted_in_the_early_hours_of_japan_time(
     with reg.db.transaction() as s:
         baby = s.get(Resident, rid)
         assert baby is not None and baby.birth_date == born
+        # the register stamps its event with the same (moved) clock: stored naive UTC
+        stamped = s.scalars(select(ResidentEvent.processed_at).where(ResidentEvent.resident_id == rid)).all()
+        assert stamped and set(stamped) == {dt.datetime(2026, 11, 27, 15, 30)}
     with pytest.raises(BusinessError, match="future"):
         reg.register_birth(
             r.household_id, PersonInput("山田", "蓮", "ヤマダ", "レン", born + dt.timedelta(days=1), 1, "子")

@@ -24,6 +24,7 @@ from kojinbango.card.relying import login_message
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.common.transport import INTERNAL_PREFIXES, RemoteError, SignedClient, Unreachable, http_client
 from kojinbango.domain.cards import PinFormatError
+from kojinbango.domain.clock import now_aware
 from kojinbango.domain.jst import today_jst
 
 IDENTITY_DOCUMENT = "運転免許証"
@@ -349,7 +350,7 @@ def open_bank_account(
         "challenge_id": ch["challenge_id"],
         "challenge": ch["challenge"],
         "account_type": account_type,
-        "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "applied_at": now_aware().isoformat(timespec="seconds"),
     }
     try:
         sig, cert = reader.sign_with_signing_key(sign_pin, application_bytes(application))

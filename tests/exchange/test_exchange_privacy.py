@@ -168,7 +168,7 @@ def test_the_network_erases_an_answer_a_week_after_it_was_collected(linkage_dir:
     copy stay."""
     import datetime as dt
 
-    from kojinbango.common.linkage import now
+    from kojinbango.domain.clock import utc_now as now
 
     d = tmp_path / "nation"
     shutil.copytree(linkage_dir, d)

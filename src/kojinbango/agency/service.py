@@ -24,7 +24,6 @@ from kojinbango.common.linkage import (
     await_final,
     iso,
     new_request_id,
-    now,
     query_provider,
     stored_answer_view,
     verify_answer,
@@ -34,6 +33,7 @@ from kojinbango.common.linkage import (
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import validate_my_number
 from kojinbango.intermediate.service import BusinessRow, IntermediateService, Query
 

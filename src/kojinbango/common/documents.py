@@ -19,7 +19,6 @@ alone:
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import threading
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kojinbango.common import merkle
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import SignatureError, TrustStore
+from kojinbango.domain.clock import now_aware
 
 BATCH_HEAD_KIND = "document_batch"
 SALT_BYTES = 16
@@ -50,7 +50,7 @@ def _b64(raw: bytes) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return now_aware().isoformat(timespec="seconds")
 
 
 def _sign(creds: OrgCredentials, data: bytes) -> str:

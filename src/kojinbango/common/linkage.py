@@ -48,10 +48,6 @@ DEFAULT_REFRESH = {
 }
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.isoformat(timespec="milliseconds") + "Z"
 

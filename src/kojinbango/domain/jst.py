@@ -3,24 +3,21 @@
 Stored times are naive UTC; a 届出, a card's validity, an age or a deadline is dated in Japan
 time.  Between 00:00 and 09:00 JST the UTC date is still yesterday, so "today" must never be
 taken from the UTC clock (``now().date()``) or the machine's local zone (``date.today()``).
-This module is the one place that reads the clock for a date.
+Every date here comes from the one clock, ``domain.clock``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from kojinbango.domain import clock
+
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
-
-
-def _clock() -> dt.datetime:
-    """The wall clock, aware UTC (one name, so a test can move it)."""
-    return dt.datetime.now(dt.UTC)
 
 
 def today_jst(at: dt.datetime | None = None) -> dt.date:
     """The day it is in Japan at ``at`` (aware, or naive UTC as stored), by default now."""
-    return in_jst(_clock() if at is None else at).date()
+    return in_jst(clock.now_aware() if at is None else at).date()
 
 
 def in_jst(moment: dt.datetime) -> dt.datetime:

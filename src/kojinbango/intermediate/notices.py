@@ -29,9 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kojinbango.common.db import NAMING, Database
 from kojinbango.common.errors import Unauthorised
-from kojinbango.common.linkage import iso, now, parse_iso, writing
+from kojinbango.common.linkage import iso, parse_iso, writing
 from kojinbango.common.transport import RemoteError, Unreachable, caller
 from kojinbango.common.worker import BackgroundLoop, refused_for_good
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.intermediate.models import FugoLink
 
 log = logging.getLogger(__name__)

@@ -28,12 +28,13 @@ from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_documents
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
-from kojinbango.common.linkage import ANSWER_KIND, iso, now, parse_iso, writing, writing_core
+from kojinbango.common.linkage import ANSWER_KIND, iso, parse_iso, writing, writing_core
 from kojinbango.common.pki import CertificateError, OrgCredentials
 from kojinbango.common.sealing import Sealer, key_id
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.common.worker import BackgroundLoop, Every
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.intermediate.models import (
     CategoryConfirmation,
     Copy,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.domain.address import address_key
+from kojinbango.domain.clock import utc_now as _now
 from kojinbango.domain.identifiers import validate_my_number, validate_resident_code
 from kojinbango.domain.keys import person_keys
 from kojinbango.domain.text import name_key
@@ -28,10 +29,6 @@ CODE_SERIAL = "resident_code_serial"
 MAX_BUNDLE = 1_000_000
 MAX_NUMBERS_PER_CALL = 50_000
 _CHUNK = 900  # stays below every backend's bound-parameter limit
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:

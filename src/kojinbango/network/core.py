@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from kojinbango.common.batching import only, together_or_alone
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
-from kojinbango.common.linkage import LinkageSettings, check_answer, iso, now, public_id, writing
+from kojinbango.common.linkage import LinkageSettings, check_answer, iso, public_id, writing
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology, TopologyError
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import IdentifierError, validate_resident_code
 from kojinbango.domain.jst import today_jst
 from kojinbango.network.fugo import FugoCipher, FugoError

@@ -41,10 +41,11 @@ from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
 from kojinbango.common.documents import canonical, sign_document
-from kojinbango.common.linkage import TREE_HEAD_KIND, now, write_lock
+from kojinbango.common.linkage import TREE_HEAD_KIND, write_lock
 from kojinbango.common.merkle import Frontier, Tree, leaf_hash
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.transparency import prev_of
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.network.models import Exchange, LogEntry, Person, TreeHead
 
 log = logging.getLogger(__name__)

@@ -27,10 +27,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kojinbango.common.db import NAMING, Database
 from kojinbango.common.errors import BusinessError, NotFound, Unauthorised
-from kojinbango.common.linkage import LinkageSettings, iso, now, parse_iso, writing
+from kojinbango.common.linkage import LinkageSettings, iso, parse_iso, writing
 from kojinbango.common.topology import Topology, TopologyError
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable, caller
 from kojinbango.common.worker import BackgroundLoop, Every
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.network.fugo import FugoCipher, FugoError
 
 log = logging.getLogger(__name__)

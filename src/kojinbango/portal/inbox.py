@@ -11,7 +11,6 @@ municipality directly with the certificate serial (J-LIS's 証明書情報連携
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from kojinbango.common import i18n
 from kojinbango.common.db import Database
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.domain.clock import utc_now as _now
 from kojinbango.domain.jst import jst_text
 from kojinbango.portal.models import PortalSession
 from kojinbango.portal.records import certificate_serial
@@ -32,10 +32,6 @@ from kojinbango.portal.service import LoginRefused
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class InboxUnavailable(Exception):
@@ -123,8 +119,6 @@ class InboxService:
             for org_id, _name, answer in self._ask_all("/api/portal/self", {"serial": serial})
             if answer.get("found")
         ]
-
-
 
 
 def install(app: FastAPI, service: InboxService, token_of: Any) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import secrets
 from pathlib import Path
@@ -30,13 +29,10 @@ from kojinbango.common.db import Database
 from kojinbango.common.signing import TrustStore
 from kojinbango.common.transparency import check_bundle
 from kojinbango.common.transport import SignedClient
+from kojinbango.domain.clock import utc_now as _now
 from kojinbango.portal.models import PortalSession
 from kojinbango.portal.records_models import PortalFugo, SeenRecord, SeenTreeHead, SessionCertificate
 from kojinbango.portal.service import LoginRefused
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _hash(token: str) -> str:

@@ -27,6 +27,7 @@ from kojinbango.card.relying import JpkiVerifier, b64decode, login_message
 from kojinbango.card.verify import JpkiError, ocsp_request, refuse_unless_good
 from kojinbango.common.db import Database
 from kojinbango.common.transport import RemoteError, Unreachable
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.portal.models import LoginChallenge, LoginRecord, PortalSession, PortalUser
 from kojinbango.portal.records_models import SessionCertificate
 
@@ -61,10 +62,6 @@ _INSERT_RECORD = insert(_RECORDS)
 _SESSION_CERTS: Table = SessionCertificate.__table__  # type: ignore[assignment]
 _INSERT_SESSION_CERT = insert(_SESSION_CERTS)
 SESSION_TTL = dt.timedelta(minutes=30)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class LoginRefused(Exception):

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
+from kojinbango.domain.clock import utc_now as _now
 from kojinbango.prefecture.models import RelayEntry, ReplicaRecord
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,6 @@ FORWARD_BATCH = 5_000
 
 
 _REPLICA_COLUMNS = [c.name for c in ReplicaRecord.__table__.columns]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class PrefectureService:

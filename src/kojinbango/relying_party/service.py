@@ -15,14 +15,11 @@ from kojinbango.card.profile import KIND_SIGN, four_info
 from kojinbango.card.relying import JpkiVerifier
 from kojinbango.card.verify import JpkiError
 from kojinbango.common.db import Database
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.relying_party.models import Account, ApplicationChallenge
 
 ACCOUNT_TYPES = ("普通預金", "貯蓄預金")
 CHALLENGE_TTL = dt.timedelta(minutes=10)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def application_bytes(application: dict[str, Any]) -> bytes:

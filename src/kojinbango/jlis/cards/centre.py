@@ -30,6 +30,7 @@ from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.topology import TopologyError
 from kojinbango.common.transport import RemoteError, Unreachable
 from kojinbango.domain.cards import card_expiry, certificate_expiry, may_hold_signing_certificate
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import validate_resident_code
 from kojinbango.domain.jst import JST, today_jst
 from kojinbango.jlis.cards.jpki import CertStatus, JpkiCa
@@ -49,10 +50,6 @@ CHANNELS = ("online", "post", "counter")
 CRL_NUMBER = "crl_number"
 FOUR_KEYS = ("name", "address", "birth_date", "sex")
 ACTIVE_CARD = ("manufactured", "delivered", "mailed", "issued", "suspended")
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def four_of_record(rec: IdentityRecord | dict[str, Any]) -> dict[str, str]:

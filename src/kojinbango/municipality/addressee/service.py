@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.domain.address import split_prefecture
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import make_atena_number, mask_my_number, validate_atena_number
 from kojinbango.municipality.addressee.matcher import (
     EXACT,
@@ -51,10 +52,6 @@ CHUNK = 2000
 STATUSES = ("linked", "review", "unmatched", "non_resident_linked")
 LINKED = ("linked", "non_resident_linked")
 MATCHER = "matcher"
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _require(actor: str, reason: str) -> tuple[str, str]:

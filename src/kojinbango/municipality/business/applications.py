@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
+from kojinbango.domain.clock import utc_now as _now
 from kojinbango.domain.text import to_katakana
 from kojinbango.municipality.addressee.models import Addressee, LinkDecision, RecordLink
 from kojinbango.municipality.business.models import (
@@ -117,10 +118,6 @@ def eligible_children(s: Session, applicant: Resident, today: dt.date) -> list[R
 
 def _age(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _business_record(s: Session, person: Resident, addressee_id: int, staff: str) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select, update
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError
 from kojinbango.domain.address import address_key
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.jst import today_jst
 from kojinbango.domain.text import kana_search_key, name_key, to_katakana
 from kojinbango.domain.wareki import DateParseError, parse_date
@@ -31,10 +32,6 @@ CSV_HEADER = ("legacy_id", "name", "kana", "birth_date", "sex", "address")
 SEX_LABELS = {"1": 1, "2": 2, "3": 3, "男": 1, "女": 2, "その他": 3}
 SYSTEM_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_ERRORS_SHOWN = 1000
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def validate_system(system: str) -> str:

@@ -28,6 +28,7 @@ from kojinbango.documents.certificates import (
     render_letter,
 )
 from kojinbango.documents.pades import DocumentSigner
+from kojinbango.domain.clock import utc_now
 from kojinbango.domain.jst import jst_text, today_jst
 from kojinbango.domain.wareki import to_wareki
 from kojinbango.municipality.forms.models import IssuedDocument
@@ -230,7 +231,7 @@ class FormsService:
                     with_my_number=with_my_number,
                     channel=channel,
                     issued_by=issued_by[:60] or "?",
-                    issued_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    issued_at=utc_now(),
                     sha256=hashlib.sha256(pdf).hexdigest(),
                 )
             )

@@ -33,7 +33,6 @@ from kojinbango.common.linkage import (
     check_answer,
     iso,
     new_request_id,
-    now,
     query_provider,
     stored_answer_view,
     verify_answer,
@@ -44,6 +43,8 @@ from kojinbango.common.signing import TrustStore
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
 from kojinbango.common.worker import BackgroundLoop
+from kojinbango.domain.clock import now_aware
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import validate_my_number
 from kojinbango.domain.jst import JST
 from kojinbango.municipality.addressee.models import Addressee
@@ -386,7 +387,7 @@ class LinkageService:
         on_change = [c for c in EXTRACTORS if self.settings.refresh_mode(self.org_id, c) == "on_change"]
         if on_change:
             done["on_change"] = self.refresh(on_change, full=False)
-        local = (at or dt.datetime.now(dt.UTC)).astimezone(JST)
+        local = (at or now_aware()).astimezone(JST)
         hh, mm = (int(x) for x in self.settings.nightly_at.split(":"))
         if (local.hour, local.minute) >= (hh, mm) and self._get("nightly") != local.date().isoformat():
             self.ensure_fugo()

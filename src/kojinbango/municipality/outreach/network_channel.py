@@ -37,9 +37,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import iso, now, parse_iso, writing
+from kojinbango.common.linkage import iso, parse_iso, writing
 from kojinbango.common.transport import RemoteError, SignedClient, Unreachable
 from kojinbango.common.worker import BackgroundLoop, refused_for_good
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.addressee.service import AddresseeService
 from kojinbango.municipality.linkage.models import FugoRequest

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.documents.certificates import Letter, render_letters
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.jst import jst_text, today_jst
 from kojinbango.municipality.cards.models import CounterRecord
 from kojinbango.municipality.outreach.models import NoticeDelivery, PortalUser, PushNotice
@@ -35,10 +36,6 @@ from kojinbango.municipality.register.service import full_address
 
 log = logging.getLogger(__name__)
 SAMPLE = 10
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:

@@ -28,6 +28,7 @@ from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import SignatureError, TrustStore
 from kojinbango.common.transport import SignedClient
 from kojinbango.domain.address import address_key
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import make_atena_number, validate_my_number
 from kojinbango.domain.jst import today_jst
 from kojinbango.domain.keys import person_keys
@@ -65,10 +66,6 @@ def _active_members(s: Session, h: Household) -> list[Resident]:
             .order_by(Resident.id)
         )
     )
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def check_not_future(label: str, day: dt.date) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
+from kojinbango.domain.clock import utc_now as now
 from kojinbango.municipality.staff.models import AccessLog, StaffAccount, StaffSession
 from kojinbango.municipality.staff.vault import open_sealed, seal
 
@@ -64,10 +65,6 @@ def _dummy_hash() -> str:
     """A hash to verify against for an unknown login, so it costs the same as a known one (made on
     first use: an argon2 hash takes a fifth of a second, which every command would pay at import)."""
     return _hasher.hash(secrets.token_hex(16))
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def token_hash(token: str) -> str:
