@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.common.linkage import (
     FINAL,
     LinkageSettings,
+    acquire_fugo,
     answer_view,
     await_final,
     iso,
@@ -156,35 +156,31 @@ class AgencyService:
             known = list(s.execute(q2))
             done = {pid for pid, _, at in known if at is not None}
             asked = {pid: acq for pid, acq, _ in known}
-        todo = [p for p in people if p[0] not in done]
-        counts = {"requested": 0, "delivered": 0, "unknown": 0}
-        for i in range(0, len(todo), CHUNK):
-            chunk = todo[i : i + CHUNK]
-            acq = {pid: asked.get(pid) or "AQ" + secrets.token_hex(12) for pid, _ in chunk}
+        todo = [(pid, person_key(pid), mn) for pid, mn in people if pid not in done]
+
+        def record_asked(new: list[tuple[int, str]]) -> None:
+            if not new:
+                return
             with writing(self.db) as s:
-                for pid, _ in chunk:
-                    if pid not in asked:
-                        s.add(AgencyFugo(person_id=pid, acquisition_number=acq[pid], requested_at=now()))
-            self.intermediate.expect_fugo(
-                self.org_id,
-                [{"acquisition_number": acq[pid], "integrated_number": person_key(pid)} for pid, _ in chunk],
-            )
-            answer = self.client.call(
-                self.jlis,
-                "POST",
-                "/api/fugo/acquire",
-                {"items": [{"acquisition_number": acq[pid], "my_number": mn} for pid, mn in chunk]},
-            )
-            missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
+                s.add_all(AgencyFugo(person_id=pid, acquisition_number=a, requested_at=now()) for pid, a in new)
+
+        def record_delivered(pids: list[int]) -> None:
+            if not pids:
+                return
             with writing(self.db) as s:
-                for pid, _ in chunk:
+                for pid in pids:
                     row = s.get(AgencyFugo, pid)
-                    if row is not None and acq[pid] not in missing:
+                    if row is not None:
                         row.delivered_at = now()
-            counts["requested"] += len(chunk)
-            counts["delivered"] += len(chunk) - len(missing)
-            counts["unknown"] += len(answer.get("unknown", []))
-        return counts
+
+        return acquire_fugo(
+            todo,
+            asked,
+            lambda items: self.intermediate.expect_fugo(self.org_id, items),
+            lambda items: self.client.call(self.jlis, "POST", "/api/fugo/acquire", {"items": items}),
+            record_asked,
+            record_delivered,
+        )
 
     def refresh(self) -> dict[str, int]:
         """Register every pensioner's 年金給付関係情報 as 副本 (a full refresh)."""

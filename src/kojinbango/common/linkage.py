@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +326,40 @@ def new_request_id() -> str:
     new one at their end — random ids put every insert on a page of its own (and each such page into
     the WAL); the random half keeps two ids of one millisecond apart."""
     return f"RQ{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+FUGO_CHUNK = 1000  # persons per 符号 request to J-LIS
+
+
+def acquire_fugo(
+    todo: Sequence[tuple[int, str, str]],
+    asked: Mapping[int, str],
+    expect: Callable[[list[dict[str, str]]], Any],
+    acquire: Callable[[list[dict[str, str]]], Any],
+    record_asked: Callable[[list[tuple[int, str]]], None],
+    record_delivered: Callable[[list[int]], None],
+) -> dict[str, int]:
+    """符号の取得 (DOMAIN.md §3) for ``todo`` — (the querier's own id for the person, the 統合宛名番号
+    its intermediate server knows them by, their 個人番号) — in chunks: each person gets a 取得番号
+    (the one in ``asked`` if they were asked about before, else a new one, written first with
+    ``record_asked``); the intermediate server is told which 統合宛名番号 each 取得番号 is for
+    (``expect``); J-LIS is given the 取得番号 with the 個人番号 (``acquire``) and has the network
+    deliver the 符号 to the intermediate server — the number itself never goes further; those
+    delivered are marked (``record_delivered``).  Returns how many were requested, delivered, and
+    unknown to J-LIS."""
+    counts = {"requested": 0, "delivered": 0, "unknown": 0}
+    for i in range(0, len(todo), FUGO_CHUNK):
+        chunk = todo[i : i + FUGO_CHUNK]
+        acq = {pid: asked.get(pid) or "AQ" + secrets.token_hex(12) for pid, _, _ in chunk}
+        record_asked([(pid, acq[pid]) for pid, _, _ in chunk if pid not in asked])
+        expect([{"acquisition_number": acq[pid], "integrated_number": number} for pid, number, _ in chunk])
+        answer = acquire([{"acquisition_number": acq[pid], "my_number": mn} for pid, _, mn in chunk])
+        missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
+        record_delivered([pid for pid, _, _ in chunk if acq[pid] not in missing])
+        counts["requested"] += len(chunk)
+        counts["delivered"] += len(chunk) - len(missing)
+        counts["unknown"] += len(answer.get("unknown", []))
+    return counts
 
 
 # --- writing to SQLite from many threads ----------------------------------------------------------

@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import secrets
 import threading
 from typing import Any
 
@@ -29,6 +28,7 @@ from kojinbango.common.errors import BusinessError, NotFound
 from kojinbango.common.linkage import (
     FINAL,
     LinkageSettings,
+    acquire_fugo,
     await_final,
     check_answer,
     iso,
@@ -144,45 +144,32 @@ class LinkageService:
             known = list(s.execute(q2))
             done = {aid for aid, _, at in known if at is not None}
             asked = {aid: acq for aid, acq, _ in known}
-        todo = [p for p in people if p[0] not in done]
-        counts = {"requested": 0, "delivered": 0, "unknown": 0}
-        for i in range(0, len(todo), CHUNK):
-            chunk = todo[i : i + CHUNK]
+        todo = [(aid, number, mn) for aid, number, mn in people if aid not in done and mn is not None]
+
+        def record_asked(new: list[tuple[int, str]]) -> None:
+            if not new:
+                return
             t = now()
-            acq: dict[int, str] = {}
             with writing(self.db) as s:
-                for aid, _num, _mn in chunk:
-                    if aid in asked:
-                        acq[aid] = asked[aid]
-                    else:
-                        acq[aid] = "AQ" + secrets.token_hex(12)
-                        s.add(FugoRequest(addressee_id=aid, acquisition_number=acq[aid], requested_at=t))
-            self._call(
-                "/api/tenant/fugo/expect",
-                {
-                    "items": [
-                        {"acquisition_number": acq[aid], "integrated_number": num} for aid, num, _ in chunk
-                    ]
-                },
-            )
-            answer = self.client.call(
-                self.jlis,
-                "POST",
-                "/api/fugo/acquire",
-                {"items": [{"acquisition_number": acq[aid], "my_number": mn} for aid, _, mn in chunk]},
-            )
-            missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
+                s.add_all(FugoRequest(addressee_id=aid, acquisition_number=a, requested_at=t) for aid, a in new)
+
+        def record_delivered(aids: list[int]) -> None:
+            if not aids:
+                return
             with writing(self.db) as s:
-                for aid, _num, _mn in chunk:
-                    if acq[aid] in missing:
-                        continue
+                for aid in aids:
                     row = s.get(FugoRequest, aid)
                     if row is not None:
                         row.delivered_at = now()
-            counts["requested"] += len(chunk)
-            counts["delivered"] += len(chunk) - len(missing)
-            counts["unknown"] += len(answer.get("unknown", []))
-        return counts
+
+        return acquire_fugo(
+            todo,
+            asked,
+            lambda items: self._call("/api/tenant/fugo/expect", {"items": items}),
+            lambda items: self.client.call(self.jlis, "POST", "/api/fugo/acquire", {"items": items}),
+            record_asked,
+            record_delivered,
+        )
 
     # --- 副本 ----------------------------------------------------------------------------------
     def refresh(self, categories: list[str] | None = None, full: bool = True) -> dict[str, Any]:
