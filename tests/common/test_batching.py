@@ -16,6 +16,7 @@ from kojinbango.common.batching import (
     call_batched,
     decode_outcomes,
     encode_outcome,
+    hand_over,
     only,
     together_or_alone,
 )
@@ -77,6 +78,98 @@ def test_with_two_in_flight_a_second_batch_leaves_at_once_and_a_third_waits() ->
         assert rec.batches == [[0], [2, 4], [6, 8]]
 
     asyncio.run(scenario())
+
+
+class Handing:
+    """A batch's work in two halves, as on the exchange path: the call (until ``answered``), then
+    ``hand_over``, then local work (until ``written``); it records who was where when."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.answered: dict[int, asyncio.Event] = {}
+        self.written: dict[int, asyncio.Event] = {}
+
+    def gate(self, gates: dict[int, asyncio.Event], first: int) -> asyncio.Event:
+        return gates.setdefault(first, asyncio.Event())
+
+    async def run(self, items: list[int]) -> list[int | BaseException]:
+        first = items[0]
+        self.events.append(f"call {items}")
+        await self.gate(self.answered, first).wait()
+        await hand_over()
+        await hand_over()  # a second time: nothing more
+        self.events.append(f"write {items}")
+        await self.gate(self.written, first).wait()
+        if first < 0:
+            raise RuntimeError("writing failed")
+        return [i * 10 for i in items]
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_a_batch_answered_hands_its_place_to_the_next_while_it_writes() -> None:
+    async def scenario() -> None:
+        h = Handing()
+        c: Coalescer[int, int] = Coalescer(h.run, max_batch=10, in_flight=1)
+        tasks = [asyncio.ensure_future(c.submit(1))]
+        await _settle()
+        tasks += [asyncio.ensure_future(c.submit(i)) for i in (2, 3)]
+        await _settle()
+        assert h.events == ["call [1]"]  # one in flight: 2 and 3 wait for its answer, not its writing
+        h.gate(h.answered, 1).set()
+        await _settle()
+        assert h.events == ["call [1]", "call [2, 3]", "write [1]"]  # the next left before [1] wrote
+        tasks.append(asyncio.ensure_future(c.submit(4)))
+        await _settle()
+        assert h.events[-1] == "write [1]"  # [2, 3] is out: 4 waits
+        h.gate(h.written, 1).set()
+        assert await tasks[0] == 10
+        h.gate(h.answered, 2).set()
+        await _settle()
+        assert h.events[3:] == ["call [4]", "write [2, 3]"]
+        for first in (2, 4):
+            h.gate(h.written, first).set()
+        h.gate(h.answered, 4).set()
+        assert await asyncio.gather(*tasks) == [10, 20, 30, 40]
+        assert c._senders == 0  # every place given back
+        # and an idle coalescer sends the next request at once, alone
+        late = asyncio.ensure_future(c.submit(5))
+        await _settle()
+        assert h.events[-1] == "call [5]"
+        h.gate(h.answered, 5).set()
+        h.gate(h.written, 5).set()
+        assert await late == 50
+        assert c._senders == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_that_fails_after_handing_over_fails_only_its_own_items() -> None:
+    async def scenario() -> None:
+        h = Handing()
+        c: Coalescer[int, int] = Coalescer(h.run, max_batch=10, in_flight=1)
+        bad = asyncio.ensure_future(c.submit(-1))
+        await _settle()
+        good = asyncio.ensure_future(c.submit(7))
+        await _settle()
+        h.gate(h.answered, -1).set()
+        await _settle()
+        h.gate(h.written, -1).set()
+        with pytest.raises(RuntimeError, match="writing failed"):
+            await bad
+        h.gate(h.answered, 7).set()
+        h.gate(h.written, 7).set()
+        assert await good == 70
+        assert c._senders == 0
+
+    asyncio.run(scenario())
+
+
+def test_hand_over_outside_a_batch_does_nothing() -> None:
+    asyncio.run(hand_over())  # no batch, no coalescer: returns, raises nothing
 
 
 def test_a_batch_that_raises_fails_each_of_its_items_and_the_next_batch_still_runs() -> None:

@@ -5,11 +5,15 @@ itself (signatures, headers, a transaction's commit), not the query in it.  A ``
 the first request at once, alone — no waiting, so an idle system answers as fast as before — and
 gathers those that arrive while ``in_flight`` batches are out into the next one.  Batches grow with
 the load and shrink back when it falls.  Each request gets its own result or its own exception.
+A batch whose call has been answered gives its place to the next one (``hand_over``) and finishes
+its local work — writing the answers — while the next is out: the organisations of a chain then
+work at once, not in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +30,32 @@ R = TypeVar("R")
 
 # A batch's work: one outcome per item, the item's result or the exception it failed with.
 Run = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class _Place:
+    """A sender's place among a Coalescer's batches in flight, until it hands it over."""
+
+    def __init__(self, coalescer: Coalescer[Any, Any]):
+        self.coalescer = coalescer
+        self.held = True
+
+
+# the place of the batch whose ``run`` is executing (each sender task has its own context)
+_PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar("kojinbango_batch_place", default=None)
+
+
+async def hand_over() -> None:
+    """Called inside a batch's ``run`` once the batch no longer needs its place among those in
+    flight — its call answered, only local work left: the next batch (if any waits) leaves now and
+    gets to its own call before this one goes on.  Outside a Coalescer's ``run``, or a second time,
+    it does nothing."""
+    place = _PLACE.get()
+    if place is None or not place.held:
+        return
+    place.held = False
+    _PLACE.set(None)
+    if place.coalescer._release_place():
+        await asyncio.sleep(0)  # let the next sender run up to its call
 
 
 class Coalescer(Generic[T, R]):
@@ -50,9 +80,7 @@ class Coalescer(Generic[T, R]):
     async def submit(self, item: T) -> R:
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, fut))
-        if self._senders < self.in_flight:
-            self._senders += 1
-            asyncio.get_running_loop().create_task(self._send())
+        self._start_sender()
         # A caller that gives up (cancelled) does not take its item out of a batch already formed:
         # the operation completes and its result is dropped, never half-done.
         try:
@@ -61,13 +89,28 @@ class Coalescer(Generic[T, R]):
             fut.add_done_callback(_consume)
             raise
 
+    def _start_sender(self) -> bool:
+        """A sender for what waits, if a place is free; whether one started."""
+        if not self._waiting or self._senders >= self.in_flight:
+            return False
+        self._senders += 1
+        asyncio.get_running_loop().create_task(self._send())
+        return True
+
+    def _release_place(self) -> bool:
+        """A sender hands its place over (``hand_over``): free it; whether a next sender started."""
+        self._senders -= 1
+        return self._start_sender()
+
     async def _send(self) -> None:
+        place = _Place(self)
         try:
-            while self._waiting:
+            while self._waiting and place.held:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 self.batches += 1
                 self.items += len(batch)
                 try:
+                    _PLACE.set(place)
                     outcomes = list(await self.run([item for item, _ in batch]))
                     if len(outcomes) != len(batch):
                         raise RuntimeError(f"a batch of {len(batch)} gave {len(outcomes)} outcomes")
@@ -81,7 +124,8 @@ class Coalescer(Generic[T, R]):
                     else:
                         fut.set_result(outcome)
         finally:
-            self._senders -= 1
+            if place.held:  # else given to the next sender already
+                self._senders -= 1
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

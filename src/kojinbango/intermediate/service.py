@@ -23,7 +23,15 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
-from kojinbango.common.batching import MAX_BATCH, Coalescer, PerLoop, call_batched, only, together_or_alone
+from kojinbango.common.batching import (
+    MAX_BATCH,
+    Coalescer,
+    PerLoop,
+    call_batched,
+    hand_over,
+    only,
+    together_or_alone,
+)
 from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_documents
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
@@ -438,6 +446,8 @@ class IntermediateService:
         with self._sending(*(qid for _, qid, _, _ in sending)):
             items = [payload for _, _, payload, _ in sending]
             states = await call_batched(self.acall, self.network, QUERIES_PATH, QUERIES_BATCH_PATH, items)
+            # the network has answered: the next batch may leave while these answers are written
+            await hand_over()
             applied: list[tuple[int, int, dict[str, Any], dict[str, Any] | None]] = []
             for (i, qid, _, q), state in zip(sending, states, strict=True):
                 if isinstance(state, (Unreachable, RemoteError)):
