@@ -32,14 +32,16 @@ def test_chunks_reuse_earlier_acquisition_numbers_and_count_what_jlis_did_not_kn
     def expect(items: list[dict[str, str]]) -> None:
         calls.append(("expect", items))
 
-    def acquire(items: list[dict[str, str]]) -> dict[str, Any]:
+    def jlis(method: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        assert (method, path) == ("POST", "/api/fugo/acquire")
+        items = payload["items"]
         calls.append(("acquire", items))
         by_acq.update({i["acquisition_number"]: i["my_number"] for i in items})
         return {"unknown": [i["acquisition_number"] for i in items if i["my_number"] in unknown]}
 
     recorded: list[tuple[int, str]] = []
     delivered: list[int] = []
-    counts = acquire_fugo(todo, asked, expect, acquire, recorded.extend, delivered.extend)
+    counts = acquire_fugo(todo, asked, expect, jlis, recorded.extend, delivered.extend)
 
     assert counts == {"requested": len(todo), "delivered": len(todo) - 2, "unknown": 2}
     assert [kind for kind, _ in calls] == ["expect", "acquire"] * 3  # three chunks, expected before asked

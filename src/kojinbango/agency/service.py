@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ class AgencyService:
             todo,
             asked,
             lambda items: self.intermediate.expect_fugo(self.org_id, items),
-            lambda items: self.client.call(self.jlis, "POST", "/api/fugo/acquire", {"items": items}),
+            functools.partial(self.client.call, self.jlis),
             record_asked,
             record_delivered,
         )

@@ -53,7 +53,6 @@ async def hand_over() -> None:
     if place is None or not place.held:
         return
     place.held = False
-    _PLACE.set(None)
     if place.coalescer._release_place():
         await asyncio.sleep(0)  # let the next sender run up to its call
 

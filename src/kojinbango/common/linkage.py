@@ -329,13 +329,14 @@ def new_request_id() -> str:
 
 
 FUGO_CHUNK = 1000  # persons per 符号 request to J-LIS
+Caller = Callable[[str, str, Any], Any]  # (method, path, payload) → the answer, on one organisation
 
 
 def acquire_fugo(
     todo: Sequence[tuple[int, str, str]],
     asked: Mapping[int, str],
     expect: Callable[[list[dict[str, str]]], Any],
-    acquire: Callable[[list[dict[str, str]]], Any],
+    jlis: Caller,
     record_asked: Callable[[list[tuple[int, str]]], None],
     record_delivered: Callable[[list[int]], None],
 ) -> dict[str, int]:
@@ -343,7 +344,7 @@ def acquire_fugo(
     its intermediate server knows them by, their 個人番号) — in chunks: each person gets a 取得番号
     (the one in ``asked`` if they were asked about before, else a new one, written first with
     ``record_asked``); the intermediate server is told which 統合宛名番号 each 取得番号 is for
-    (``expect``); J-LIS is given the 取得番号 with the 個人番号 (``acquire``) and has the network
+    (``expect``); J-LIS is given the 取得番号 with the 個人番号 (``jlis``: a call to it) and has the network
     deliver the 符号 to the intermediate server — the number itself never goes further; those
     delivered are marked (``record_delivered``).  Returns how many were requested, delivered, and
     unknown to J-LIS."""
@@ -353,7 +354,8 @@ def acquire_fugo(
         acq = {pid: asked.get(pid) or "AQ" + secrets.token_hex(12) for pid, _, _ in chunk}
         record_asked([(pid, acq[pid]) for pid, _, _ in chunk if pid not in asked])
         expect([{"acquisition_number": acq[pid], "integrated_number": number} for pid, number, _ in chunk])
-        answer = acquire([{"acquisition_number": acq[pid], "my_number": mn} for pid, _, mn in chunk])
+        items = [{"acquisition_number": acq[pid], "my_number": mn} for pid, _, mn in chunk]
+        answer = jlis("POST", "/api/fugo/acquire", {"items": items})
         missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
         record_delivered([pid for pid, _, _ in chunk if acq[pid] not in missing])
         counts["requested"] += len(chunk)

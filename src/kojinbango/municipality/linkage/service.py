@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import logging
 import threading
@@ -46,7 +47,7 @@ from kojinbango.common.worker import BackgroundLoop
 from kojinbango.domain.clock import now_aware
 from kojinbango.domain.clock import utc_now as now
 from kojinbango.domain.identifiers import validate_my_number
-from kojinbango.domain.jst import JST
+from kojinbango.domain.jst import in_jst
 from kojinbango.municipality.addressee.models import Addressee
 from kojinbango.municipality.addressee.service import AddresseeService
 from kojinbango.municipality.linkage.copies import EXTRACTORS, fingerprint
@@ -166,7 +167,7 @@ class LinkageService:
             todo,
             asked,
             lambda items: self._call("/api/tenant/fugo/expect", {"items": items}),
-            lambda items: self.client.call(self.jlis, "POST", "/api/fugo/acquire", {"items": items}),
+            functools.partial(self.client.call, self.jlis),
             record_asked,
             record_delivered,
         )
@@ -374,7 +375,7 @@ class LinkageService:
         on_change = [c for c in EXTRACTORS if self.settings.refresh_mode(self.org_id, c) == "on_change"]
         if on_change:
             done["on_change"] = self.refresh(on_change, full=False)
-        local = (at or now_aware()).astimezone(JST)
+        local = in_jst(at or now_aware())
         hh, mm = (int(x) for x in self.settings.nightly_at.split(":"))
         if (local.hour, local.minute) >= (hh, mm) and self._get("nightly") != local.date().isoformat():
             self.ensure_fugo()
