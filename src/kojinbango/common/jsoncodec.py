@@ -30,6 +30,20 @@ def encode_text(obj: Any) -> str:
     return encode(obj).decode()
 
 
+# orjson reads an integer beyond 64 bits as a float, silently (-2**63 - 1 comes back as
+# -9.223372036854776e+18); such an integer has at least 19 digits in a row
+_DIGIT_MAP = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))  # a digit → "1", else "0"
+_LONG_DIGIT_RUN = b"1" * 19
+
+
 def decode(data: bytes | str) -> Any:
-    """Parse JSON; ValueError (orjson.JSONDecodeError is one) when it is not JSON."""
-    return orjson.loads(data)
+    """Parse JSON; ValueError (orjson.JSONDecodeError is one) when it is not JSON.
+
+    Integers beyond 64 bits (which ``encode`` writes) come back exact: JSON with 19 digits in a row
+    anywhere — in a string too, a false alarm that costs only time — is read again with the standard
+    library once orjson has found it valid."""
+    value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if _LONG_DIGIT_RUN in raw.translate(_DIGIT_MAP):
+        return json.loads(raw)
+    return value
