@@ -63,6 +63,19 @@ def test_chunks_reuse_earlier_acquisition_numbers_and_count_what_jlis_did_not_kn
                 assert set(item) == {"acquisition_number", "my_number"}
 
 
+def test_nothing_new_and_nothing_delivered_writes_nothing() -> None:
+    todo = [(1, "IN00000001", "x"), (2, "IN00000002", "y")]
+    asked = {1: "AQ-1", 2: "AQ-2"}  # both asked about before; J-LIS knows neither
+    writes: list[object] = []
+    counts = acquire_fugo(
+        todo, asked, lambda items: None,
+        lambda method, path, payload: {"unknown": [i["acquisition_number"] for i in payload["items"]]},
+        writes.append, writes.append,
+    )  # fmt: skip
+    assert counts == {"requested": 2, "delivered": 0, "unknown": 2}
+    assert writes == []  # neither record called with an empty list
+
+
 def test_an_agency_query_about_a_number_jlis_does_not_know_is_refused_and_not_delivered(
     nation: Nation,
 ) -> None:

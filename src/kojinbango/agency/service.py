@@ -160,14 +160,10 @@ class AgencyService:
         todo = [(pid, person_key(pid), mn) for pid, mn in people if pid not in done]
 
         def record_asked(new: list[tuple[int, str]]) -> None:
-            if not new:
-                return
             with writing(self.db) as s:
                 s.add_all(AgencyFugo(person_id=pid, acquisition_number=a, requested_at=now()) for pid, a in new)
 
         def record_delivered(pids: list[int]) -> None:
-            if not pids:
-                return
             with writing(self.db) as s:
                 for pid in pids:
                     row = s.get(AgencyFugo, pid)

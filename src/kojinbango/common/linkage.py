@@ -346,18 +346,22 @@ def acquire_fugo(
     ``record_asked``); the intermediate server is told which 統合宛名番号 each 取得番号 is for
     (``expect``); J-LIS is given the 取得番号 with the 個人番号 (``jlis``: a call to it) and has the network
     deliver the 符号 to the intermediate server — the number itself never goes further; those
-    delivered are marked (``record_delivered``).  Returns how many were requested, delivered, and
-    unknown to J-LIS."""
+    delivered are marked (``record_delivered``).  The two records are called only with someone in
+    them (no empty transaction).  Returns how many were requested, delivered, and unknown to J-LIS."""
     counts = {"requested": 0, "delivered": 0, "unknown": 0}
     for i in range(0, len(todo), FUGO_CHUNK):
         chunk = todo[i : i + FUGO_CHUNK]
         acq = {pid: asked.get(pid) or "AQ" + secrets.token_hex(12) for pid, _, _ in chunk}
-        record_asked([(pid, acq[pid]) for pid, _, _ in chunk if pid not in asked])
+        new = [(pid, acq[pid]) for pid, _, _ in chunk if pid not in asked]
+        if new:
+            record_asked(new)
         expect([{"acquisition_number": acq[pid], "integrated_number": number} for pid, number, _ in chunk])
         items = [{"acquisition_number": acq[pid], "my_number": mn} for pid, _, mn in chunk]
         answer = jlis("POST", "/api/fugo/acquire", {"items": items})
         missing = set(answer.get("unknown", [])) | set(answer.get("unexpected", []))
-        record_delivered([pid for pid, _, _ in chunk if acq[pid] not in missing])
+        delivered = [pid for pid, _, _ in chunk if acq[pid] not in missing]
+        if delivered:
+            record_delivered(delivered)
         counts["requested"] += len(chunk)
         counts["delivered"] += len(chunk) - len(missing)
         counts["unknown"] += len(answer.get("unknown", []))

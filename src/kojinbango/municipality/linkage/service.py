@@ -148,15 +148,11 @@ class LinkageService:
         todo = [(aid, number, mn) for aid, number, mn in people if aid not in done and mn is not None]
 
         def record_asked(new: list[tuple[int, str]]) -> None:
-            if not new:
-                return
             t = now()
             with writing(self.db) as s:
                 s.add_all(FugoRequest(addressee_id=aid, acquisition_number=a, requested_at=t) for aid, a in new)
 
         def record_delivered(aids: list[int]) -> None:
-            if not aids:
-                return
             with writing(self.db) as s:
                 for aid in aids:
                     row = s.get(FugoRequest, aid)
