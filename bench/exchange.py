@@ -12,10 +12,10 @@ uvicorn, onward calls with aiohttp from the event loop — client → agency sta
 stand-in → intermediate stand-in and back, passing the same JSON with no signatures, no database,
 no authorisation.
 
-Both are driven by C concurrent clients (one asyncio thread, aiohttp) for N requests after a
-warm-up, in alternating stretches (``ROUNDS``: exchange then bare, bare then exchange, …) so that a
-change in the host's speed during the run weighs on both alike; then the exchanges again as an
-open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
+Both are driven by C concurrent clients (one asyncio thread; ``Client``: keep-alive HTTP/1.1, the
+answers parsed by httptools) for N requests after a warm-up, in alternating stretches (``ROUNDS``:
+exchange then bare, bare then exchange, …) so that a change in the host's speed during the run
+weighs on both alike; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
 ``--rate`` (e.g. 400/s: 80 % of a 500/s target); and the bare chain the same way (at 80 % of its
 own rate and at each ``--rate``), the latency its stack alone has on this machine; and each one
 request at a time (``exchange_alone``, ``bare_hops_alone``: the round trip with no load).  Prints one
@@ -37,11 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import httptools
 import httpx
 
 SERVED = ("network", "intermediate", "nenkin")
@@ -113,10 +114,132 @@ def serve_stub(port: int, next_url: str) -> None:
     )
 
 
+# --- the load's HTTP client ----------------------------------------------------------------------
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the driver's, answers parsed by httptools (uvicorn's
+    own parser): a request is written whole and its answer read whole, one at a time."""
+
+    def __init__(self, lost: Callable[[_Connection], None]) -> None:
+        self._lost = lost
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._chunks: list[bytes] = []
+        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
+        self.reusable = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"malformed answer: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.reusable = self._parser.should_keep_alive()
+        body, self._chunks = b"".join(self._chunks), []
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result((self._parser.get_status_code(), body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        self._fail(ConnectionError("the server closed the connection"))
+        self._lost(self)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc)
+
+    def time_out(self) -> None:
+        self._fail(TimeoutError("no answer in time"))
+
+    def exchange(self, request: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        assert self.transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self._answer
+
+
+class Client:
+    """The driver's HTTP client: keep-alive connections per server, no more than ``limit`` open to
+    one server at once (0: as many as requests in flight).  What the driver spends per request is
+    CPU taken from the two cores the services share, so it writes each request as one prepared
+    block and parses the answer with httptools, no more (aiohttp's client cost about twice as much)."""
+
+    def __init__(self, limit: int = 0, timeout: float = 60.0) -> None:
+        self._limit = limit
+        self._timeout = timeout
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """POST ``body`` (JSON) to ``url`` (``http://host:port/path``); (status, answer body)."""
+        split = urllib.parse.urlsplit(url)
+        server = (split.hostname or "127.0.0.1", split.port or 80)
+        head = [f"POST {split.path or '/'} HTTP/1.1\r\nhost: {split.netloc}\r\ncontent-type: application/json"
+                f"\r\ncontent-length: {len(body)}\r\n"]  # fmt: skip
+        head.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        request = "".join(head).encode("latin-1") + b"\r\n" + body
+        slot = self._slots.get(server)
+        if slot is None and self._limit:
+            slot = self._slots[server] = asyncio.Semaphore(self._limit)
+        if slot is not None:
+            async with slot:
+                return await self._send(server, request)
+        return await self._send(server, request)
+
+    async def _send(self, server: tuple[str, int], request: bytes) -> tuple[int, bytes]:
+        idle = self._idle.setdefault(server, [])
+        conn = idle.pop() if idle else None
+        if conn is None:
+            loop = asyncio.get_running_loop()
+            _, conn = await loop.create_connection(lambda: _Connection(self._forget), *server)
+            self._open.add(conn)
+        answer_due = conn.exchange(request)
+        timer = asyncio.get_running_loop().call_later(self._timeout, conn.time_out)
+        try:
+            answer = await answer_due
+        except BaseException:
+            if conn.transport is not None:
+                conn.transport.close()
+            raise
+        finally:
+            timer.cancel()
+        if conn.reusable:
+            idle.append(conn)
+        elif conn.transport is not None:
+            conn.transport.close()
+        return answer
+
+    def _forget(self, conn: _Connection) -> None:
+        self._open.discard(conn)
+        for idle in self._idle.values():
+            if conn in idle:
+                idle.remove(conn)
+
+    async def close(self) -> None:
+        for conn in list(self._open):
+            if conn.transport is not None:
+                conn.transport.close()
+        self._open.clear()
+        self._idle.clear()
+        await asyncio.sleep(0)  # let the transports finish closing
+
+
 # --- load ----------------------------------------------------------------------------------------
-# The load comes from one asyncio thread with aiohttp: the driver's own CPU (it shares the two cores
-# with the services) stays small and the same for both measurements.
-Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+# The load comes from one asyncio thread with ``Client``: the driver's own CPU (it shares the two
+# cores with the services) stays small and the same for both measurements.
+Send = Callable[[Client, int], Awaitable[None]]
 ROUNDS = 4  # the closed-loop measurements, exchange and bare, alternate in this many stretches
 
 
@@ -185,7 +308,7 @@ def _closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | No
     async def main() -> None:
         counter = iter(range(n))
 
-        async def client(session: aiohttp.ClientSession) -> None:
+        async def one_client(session: Client) -> None:
             for i in counter:
                 t0 = time.perf_counter()
                 try:
@@ -195,12 +318,15 @@ def _closed_loop(send: Send, n: int, concurrency: int, pids: dict[str, int] | No
                     continue
                 into.latencies.append((time.perf_counter() - t0) * 1000)
 
-        async with _session(concurrency) as session:
+        session = Client(concurrency)
+        try:
             cpu0 = _cpu_seconds(pids)
             start = time.perf_counter()
-            await asyncio.gather(*(client(session) for _ in range(concurrency)))
+            await asyncio.gather(*(one_client(session) for _ in range(concurrency)))
             into.elapsed += time.perf_counter() - start
             into.add_cpu(cpu0, _cpu_seconds(pids))
+        finally:
+            await session.close()
 
     asyncio.run(main())
 
@@ -249,7 +375,7 @@ def open_loop(
         latencies: list[float] = []
         errors = 0
 
-        async def one(session: aiohttp.ClientSession, i: int, due: float) -> None:
+        async def one(session: Client, i: int, due: float) -> None:
             nonlocal errors
             try:
                 await send(session, i)
@@ -260,7 +386,8 @@ def open_loop(
             if record is not None and i >= 0:
                 record.append((i / rate, latencies[-1]))  # when it was due, from the start
 
-        async with _session(0) as session:
+        session = Client(0)
+        try:
             # open the connections first, unmeasured (else the schedule starts with dozens opening)
             await asyncio.gather(*(one(session, -1, time.perf_counter()) for _ in range(32)))
             latencies.clear()
@@ -285,6 +412,8 @@ def open_loop(
             if sampler is not None and readings is not None:
                 sampler.cancel()
                 readings[1].append(cpu1)
+        finally:
+            await session.close()
         out = _summary(latencies, errors, elapsed) | _cpu_per_query(cpu0, cpu1, len(latencies), elapsed)
         out["offered_per_s"] = round(rate, 1)
         return out
@@ -327,12 +456,6 @@ def sustained(send: Send, rate: float, seconds: float, pids: dict[str, int] | No
         for k, v in sorted(windows.items())
     ]
     return out
-
-
-def _session(limit: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=60)
-    )
 
 
 def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
@@ -480,15 +603,15 @@ def run(
         nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries
         rng = random.Random(5)
 
-        async def exchange(session: aiohttp.ClientSession, i: int) -> None:
+        async def exchange(session: Client, i: int) -> None:
             body = {"my_number": numbers[rng.randrange(len(numbers))], "provider": "131016",
                     "affair": "pension-exemption", "info": "地方税関係情報", "wait_seconds": 10}  # fmt: skip
             raw = json.dumps(body, ensure_ascii=False).encode()
-            headers = sign_request(nenkin, "POST", query_path, "", raw, "nenkin")
-            headers["content-type"] = "application/json"
-            async with session.post(agency_url, data=raw, headers=headers) as r:
-                r.raise_for_status()
-                answer = await r.json()
+            signed = sign_request(nenkin, "POST", query_path, "", raw, "nenkin")
+            status, got = await session.post(agency_url, raw, signed)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}")
+            answer = json.loads(got)
             if answer["status"] != "answered" or answer["signature_valid"] is not True:
                 raise RuntimeError(answer["status"])
 
@@ -511,11 +634,12 @@ def run(
                   "answer": {"payload": {"data": {"assessments": [{"fiscal_year": 2025, "taxable": True,
                              "total_income": 3000000, "tax_amount": 250000}]}}, "signature": "x" * 96}}  # fmt: skip
         first = f"http://127.0.0.1:{ports[0]}/relay"
+        sample_raw = json.dumps(sample).encode()
 
-        async def bare(session: aiohttp.ClientSession, i: int) -> None:
-            async with session.post(first, json=sample) as r:
-                r.raise_for_status()
-                await r.read()
+        async def bare(session: Client, i: int) -> None:
+            status, _ = await session.post(first, sample_raw)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}")
 
         gc.collect()
         gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes

@@ -113,3 +113,80 @@ def test_cpu_per_request_leaves_the_hosts_steal_time_out_and_reports_it_as_a_sha
     assert out["cpu_ms_per_query"] == 20.0
     assert out["host_steal_percent"] == 10.0  # 0.2 s per CPU in 2 s
     assert bench._cpu_per_query({}, {}, 100, 2.0) == {}
+
+
+async def _tiny_server(mode: str, accepted: list[int]) -> Any:
+    """A local HTTP/1.1 server for the driver's client: ``echo`` answers each POST with its body
+    (keep-alive), ``hang_up`` closes without answering, ``silent`` never answers."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                if mode == "hang_up":
+                    break
+                if mode == "silent":
+                    await asyncio.sleep(5)
+                    break
+                status = b"200 OK" if body != b"fail" else b"500 Internal Server Error"
+                writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def test_the_drivers_client_keeps_connections_alive_within_its_limit_and_reads_each_answer_whole() -> None:
+    import asyncio
+
+    bench = _bench()
+    accepted: list[int] = []
+
+    async def main() -> list[tuple[int, bytes]]:
+        server = await _tiny_server("echo", accepted)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+        client = bench.Client(limit=2)
+        try:
+            first = [await client.post(url, b'{"n": %d}' % i, {"x-test": "1"}) for i in range(5)]
+            together = await asyncio.gather(*(client.post(url, b"y" * 70_000) for _ in range(6)))
+            failed = await client.post(url, b"fail")
+        finally:
+            await client.close()
+            server.close()
+        return [*first, *together, failed]
+
+    answers = asyncio.run(main())
+    assert answers[:5] == [(200, b'{"n": %d}' % i) for i in range(5)]
+    assert answers[5:11] == [(200, b"y" * 70_000)] * 6  # a body in several reads, whole
+    assert answers[11] == (500, b"fail")  # the status as the server gave it
+    assert len(accepted) == 2  # five in turn on one connection; six at once on no more than two
+
+
+def test_the_drivers_client_fails_a_request_whose_server_hangs_up_or_stays_silent() -> None:
+    import asyncio
+
+    bench = _bench()
+
+    async def main(mode: str) -> BaseException | None:
+        server = await _tiny_server(mode, [])
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+        client = bench.Client(timeout=0.3)
+        try:
+            await client.post(url, b"{}")
+        except BaseException as exc:  # noqa: BLE001 — what the request ended with is the point
+            return exc
+        finally:
+            await client.close()
+            server.close()
+        return None
+
+    assert isinstance(asyncio.run(main("hang_up")), ConnectionError)
+    assert isinstance(asyncio.run(main("silent")), TimeoutError)
