@@ -15,13 +15,13 @@ no authorisation.
 Both are driven by C concurrent clients (one asyncio thread; ``Client``: keep-alive HTTP/1.1, the
 answers parsed by httptools) for N requests after a warm-up, in alternating stretches (``ROUNDS``:
 exchange then bare, bare then exchange, …) so that a change in the host's speed during the run
-weighs on both alike; then the exchanges again as an open-loop load at 80% of the measured rate, for the latency there, and at each rate given with
-``--rate`` (e.g. 400/s: 80 % of a 500/s target); and the bare chain the same way (at 80 % of its
-own rate and at each ``--rate``), the latency its stack alone has on this machine; and each one
-request at a time (``exchange_alone``, ``bare_hops_alone``: the round trip with no load).  Prints one
-JSON object; beside the rates, ``cpu_ms_per_query`` (the CPU all processes spent per request) and
-``cpu_ratio`` (bare over exchange), which move less with the host's load, and ``targets``.
-"""
+weighs on both alike; then the exchanges again as an open-loop load at 80% of the measured rate, for
+the latency there, and at each rate given with ``--rate`` (e.g. 400/s: 80 % of a 500/s target); and
+the bare chain the same way (at 80 % of its own rate and at each ``--rate``), the latency its stack
+alone has on this machine; and each one request at a time (``exchange_alone``, ``bare_hops_alone``:
+the round trip with no load). Prints one JSON object; beside the rates, ``cpu_ms_per_query`` (the
+CPU all processes spent per request) and ``cpu_ratio`` (bare over exchange), which move less with
+the host's load, and ``targets``. """
 
 from __future__ import annotations
 
