@@ -21,7 +21,7 @@ the bare chain the same way (at 80 % of its own rate and at each ``--rate``), th
 alone has on this machine; and each one request at a time (``exchange_alone``, ``bare_hops_alone``:
 the round trip with no load). Prints one JSON object; beside the rates, ``cpu_ms_per_query`` (the
 CPU all processes spent per request) and ``cpu_ratio`` (bare over exchange), which move less with
-the host's load, and ``targets``. """
+the host's load, and ``targets``."""
 
 from __future__ import annotations
 
