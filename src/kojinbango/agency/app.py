@@ -19,6 +19,7 @@ from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_w
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import (
     INTERNAL_PREFIXES,
+    DirectRoute,
     RemoteError,
     SignedClient,
     Unreachable,
@@ -68,6 +69,7 @@ def create(
         batches_in_flight=settings.batches_in_flight,
     )  # fmt: skip
     service = AgencyService(db, org_id, client, topology, trust, intermediate)
+    direct: dict[tuple[str, str], DirectRoute] = {}
     app = org_app(
         org.name,
         creds,
@@ -76,6 +78,7 @@ def create(
         LockedNonceStore(db, seen_nonces),
         allowed_callers=[network],
         internal_prefixes=INTERNAL_PREFIXES,  # the kojinbango commands: signed by this agency
+        direct_routes=direct,
     )
     intermediate_api.install_if(app, intermediate, network)
 
@@ -91,18 +94,13 @@ def create(
     staff = APIRouter(prefix="/staff/linkage/api", dependencies=[Depends(require_internal)])
 
     # The hot route of the exchange path (on the event loop: the exchange is awaited, no thread is
-    # held): its body parsed and checked by the model in one step and its answer encoded once,
-    # without FastAPI's generic body and response handling (measured: 6 % of the agency's CPU per
-    # exchange). Errors are the same 422s.
-    @staff.post(
-        "/query",
-        response_class=Response,
-        openapi_extra={"requestBody": {"required": True,
-                                       "content": {"application/json": {"schema": QueryForm.model_json_schema()}}}},
-    )  # fmt: skip
-    async def query(request: Request) -> Response:
+    # held): its body parsed and checked by the model in one step and its answer encoded once. The
+    # signature middleware answers it itself (``direct_routes``), past FastAPI's routing, dependency
+    # and body handling (measured: 0.15–0.2 ms of the agency's CPU per exchange); the route below
+    # documents it in the OpenAPI description and answers the same way.
+    async def answer_query(request: Request, raw: bytes) -> Response:
         try:
-            body = QueryForm.model_validate_json(await request.body())
+            body = QueryForm.model_validate_json(raw)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
@@ -111,6 +109,17 @@ def create(
             body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds
         )
         return Response(jsoncodec.encode(out), media_type="application/json")
+
+    @staff.post(
+        "/query",
+        response_class=Response,
+        openapi_extra={"requestBody": {"required": True,
+                                       "content": {"application/json": {"schema": QueryForm.model_json_schema()}}}},
+    )  # fmt: skip
+    async def query(request: Request) -> Response:
+        return await answer_query(request, await request.body())
+
+    direct[("POST", staff.prefix + "/query")] = answer_query
 
     @staff.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:

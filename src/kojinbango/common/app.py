@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from kojinbango.common.db import Database, DbNonceStore
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import TrustStore
-from kojinbango.common.transport import SignatureMiddleware, SignedClient
+from kojinbango.common.transport import DirectRoute, SignatureMiddleware, SignedClient
 from kojinbango.domain.identifiers import IdentifierError
 
 
@@ -27,7 +27,10 @@ def org_app(
     nonce_store: DbNonceStore,
     allowed_callers: Iterable[str] | None = None,
     internal_prefixes: Iterable[str] = (),
+    direct_routes: Mapping[tuple[str, str], DirectRoute] | None = None,
 ) -> FastAPI:
+    """``direct_routes``: answered by the signature middleware itself (see ``SignatureMiddleware``);
+    the mapping may be filled after this returns."""
     app = FastAPI(title=title, version="0.1.0")
     fingerprint = creds.certificate.fingerprint(hashes.SHA256()).hex()
     app.add_middleware(
@@ -37,6 +40,8 @@ def org_app(
         nonce_store=nonce_store,
         allowed_callers=allowed_callers,
         internal_prefixes=tuple(internal_prefixes),
+        direct_routes=direct_routes,
+        exception_handlers=app.exception_handlers,  # the same dict: handlers added later count too
     )
 
     @app.exception_handler(BusinessError)

@@ -13,7 +13,11 @@ random AES-256 key is sealed to the querier as above — the key as an encrypted
 own, wrapped; A256GCM).  Each answer carries the sealed key beside its own seal, so it still opens
 alone, later, with the querier's private key and any JOSE library (open the key, then the answer).
 The key agreement — an ephemeral key generated, ECDH, the KDF — was most of a seal's cost, once per
-answer; it is now once per batch and querier, and a querier opens each batch's key once.
+answer; it is now once per batch and querier, and a querier opens each batch's key once.  The
+answers under a batch's key are sealed and opened here directly with ``cryptography``'s AES key wrap
+and AES-GCM (RFC 7516 §5.1–5.2, RFC 7518 §4.4, §5.3): joserfc's general path cost 90–110 µs per
+answer against about 20, on every exchange; the tests check that joserfc opens what this writes and
+that this opens what joserfc writes.
 
 A querier's encryption key can be replaced (``kojinbango exchange rotate-key``): the seals name the
 key they were made for (``kid``: ``key_id``, the organisation and the key's RFC 7638 thumbprint), and
@@ -23,16 +27,21 @@ stored as evidence, or sealed by a provider that has not yet read the new certif
 
 from __future__ import annotations
 
+import binascii
 import functools
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
@@ -87,11 +96,7 @@ class Sealer:
         key_token)``."""
         key = OctKey.import_key(secrets.token_bytes(32))  # the batch's key: random, this batch only
         key_token = self.seal_bytes(jsoncodec.encode(key.as_dict(private=True)), recipient, kid, KEY_TYPE)
-        tokens = [
-            jwe.encrypt_compact({"alg": BATCH_ALG, "enc": ENC, "cty": "json"}, jsoncodec.encode(item), key)
-            for item in items
-        ]
-        return key_token, tokens
+        return key_token, [seal_under(key.raw_value, jsoncodec.encode(item)) for item in items]
 
     def seal_bytes(self, plain: bytes, recipient: ec.EllipticCurvePublicKey, kid: str, cty: str) -> str:
         """``plain`` (of content type ``cty``) sealed to ``recipient`` alone: ECDH-ES, A256GCM."""
@@ -186,9 +191,9 @@ class Opener:
             return _json(self._decrypt_any(token, [ALG, ENC])[0])
         if not isinstance(key_token, str):
             raise SealError("the batch's sealed key is not a JWE")
-        return _json(self._decrypt(token, self._batch_key(key_token), [BATCH_ALG, ENC])[0])
+        return _json(open_under(self._batch_key(key_token), token))
 
-    def _open_batch_key(self, key_token: str) -> OctKey:
+    def _open_batch_key(self, key_token: str) -> bytes:
         plain, header = self._decrypt_any(key_token, [ALG, ENC])
         if header.get("cty") != KEY_TYPE:
             raise SealError(f"the batch's sealed key is not a sealed key (cty {KEY_TYPE} expected)")
@@ -201,7 +206,7 @@ class Opener:
             raise SealError("the batch's sealed key cannot be read") from None
         if len(key.raw_value) != 32:
             raise SealError("the batch's sealed key is not an AES-256 key")
-        return key
+        return key.raw_value
 
     @staticmethod
     def _decrypt(token: str, key: ECKey | OctKey, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
@@ -212,6 +217,63 @@ class Opener:
         if opened.plaintext is None:
             raise SealError("the sealed information is empty")
         return opened.plaintext, dict(opened.protected)
+
+
+# --- one answer under its batch's key: compact JWE, A256KW and A256GCM ------------------------------
+_BATCH_HEADER = jsoncodec.encode({"alg": BATCH_ALG, "enc": ENC, "cty": "json"})
+_B64URL_TO_STD = str.maketrans("-_", "+/")
+
+
+def _b64url(raw: bytes) -> bytes:
+    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").replace(b"+", b"-").replace(b"/", b"_")
+
+
+def _unb64url(part: str) -> bytes:
+    """base64url without padding (RFC 7515 §2), strictly: any other character is refused."""
+    if len(part) % 4 == 1 or "=" in part:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64((part.translate(_B64URL_TO_STD) + "=" * (-len(part) % 4)).encode(), strict_mode=True)
+
+
+def seal_under(key: bytes, plain: bytes) -> str:
+    """``plain`` sealed under a batch's AES-256 ``key``: a content key of its own (random), wrapped
+    with ``key`` (A256KW); the content encrypted with it (A256GCM), the protected header as the
+    additional data."""
+    cek = os.urandom(32)
+    iv = os.urandom(12)
+    header = _b64url(_BATCH_HEADER)
+    sealed = AESGCM(cek).encrypt(iv, plain, header)
+    parts = (header, _b64url(aes_key_wrap(key, cek)), _b64url(iv), _b64url(sealed[:-16]), _b64url(sealed[-16:]))
+    return b".".join(parts).decode("ascii")
+
+
+def open_under(key: bytes, token: str) -> bytes:
+    """What ``seal_under`` (or any JOSE library, with A256KW and A256GCM) sealed under ``key``.
+    Only that form: a header naming another algorithm, compression or critical extensions is
+    refused, whatever the key would do with it."""
+    if not isinstance(token, str) or token.count(".") != 4:
+        raise SealError("the sealed information is not a compact JWE")
+    head, wrapped, iv, ciphertext, tag = token.split(".")
+    try:
+        header = jsoncodec.decode(_unb64url(head))
+        cek_wrapped, nonce, body, mac = (_unb64url(p) for p in (wrapped, iv, ciphertext, tag))
+    except ValueError:
+        raise SealError("the sealed information is not a compact JWE") from None
+    if (
+        not isinstance(header, dict)
+        or header.get("alg") != BATCH_ALG
+        or header.get("enc") != ENC
+        or "zip" in header
+        or "crit" in header
+    ):
+        raise SealError(f"the sealed information is not sealed under a batch's key ({BATCH_ALG}, {ENC})")
+    if len(cek_wrapped) != 40 or len(nonce) != 12 or len(mac) != 16:
+        raise SealError("the sealed information is malformed (key, IV or tag of the wrong length)")
+    try:
+        cek = aes_key_unwrap(key, cek_wrapped)
+        return AESGCM(cek).decrypt(nonce, body + mac, head.encode("ascii"))
+    except (InvalidUnwrap, InvalidTag, ValueError):
+        raise SealError("the sealed information cannot be opened with this key (altered, or another key)") from None
 
 
 def _json(plain: bytes) -> Any:

@@ -17,7 +17,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kojinbango.common import jsoncodec
@@ -406,6 +407,12 @@ def _settle(fut: concurrent.futures.Future[bool], outcome: bool | BaseException)
         pass
 
 
+DirectRoute = Callable[[Request, bytes], Awaitable[Response]]
+"""A route answered by ``SignatureMiddleware`` itself (``direct_routes``): the verified request and
+its body in, the response out; an exception it raises is answered by the application's handler for
+it (``exception_handlers``), as the route would have been."""
+
+
 class SignatureMiddleware:
     """Verifies every ``/api/`` request and signs every ``/api/`` answer.
 
@@ -415,6 +422,11 @@ class SignatureMiddleware:
     Paths under ``internal_prefixes`` are verified and answered the same way, but accepted only
     when signed by this organisation itself (``allowed_callers`` does not apply to them); their
     requests carry ``request.state.internal = True``.
+
+    ``direct_routes`` (method, path): handled here once verified, without the application's routing,
+    dependencies and middleware below this one — the hot route of the exchange path (the agency's
+    CPU per exchange 1.61–1.65 ms against 1.78–1.84 through the router, two alternating pairs).
+    Its errors go to ``exception_handlers`` (the application's own, the same dict) by their class.
     """
 
     def __init__(
@@ -425,6 +437,8 @@ class SignatureMiddleware:
         nonce_store: NonceStore,
         allowed_callers: Iterable[str] | None = None,
         internal_prefixes: Iterable[str] = (),
+        direct_routes: Mapping[tuple[str, str], DirectRoute] | None = None,
+        exception_handlers: Mapping[Any, Callable[[Request, Exception], Any]] | None = None,
     ):
         self.app = app
         self.creds = creds
@@ -435,6 +449,8 @@ class SignatureMiddleware:
         )
         self.allowed = set(allowed_callers) if allowed_callers is not None else None
         self.internal = tuple(internal_prefixes)
+        self.direct = direct_routes if direct_routes is not None else {}
+        self.handlers = exception_handlers if exception_handlers is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -483,6 +499,10 @@ class SignatureMiddleware:
         state["caller"] = verified.signer
         if internal:
             state["internal"] = True
+        direct = self.direct.get((scope["method"], scope["path"])) if self.direct else None
+        if direct is not None:
+            await self._direct(direct, scope, body, send, verified.nonce)
+            return
 
         sent = False
 
@@ -515,6 +535,23 @@ class SignatureMiddleware:
                     await send({"type": "http.response.body", "body": payload})
 
         await self.app(scope, replay_receive, capture)
+
+    async def _direct(self, route: DirectRoute, scope: Scope, body: bytes, send: Send, nonce: str) -> None:
+        request = Request(scope)
+        try:
+            response = await route(request, body)
+        except Exception as exc:
+            handler = next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
+            if handler is None:
+                raise  # as from any route: the server's own 500, unsigned
+            response = await handler(request, exc)
+        payload = bytes(response.body)
+        sig = sign_response(self.creds, response.status_code, payload, nonce)
+        headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
+        headers += [(k.encode(), v.encode()) for k, v in sig.items()]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     async def _send_signed(self, send: Send, status: int, payload: dict[str, Any], nonce: str) -> None:
         body = jsoncodec.encode(payload)
