@@ -255,7 +255,7 @@ def test_a_seal_under_a_batch_key_is_refused_when_any_part_is_altered_or_its_hea
     for i in range(5):  # each part altered in one character, or dropped, or given a bad character
         part = parts[i]
         flipped = ("B" if part[3] == "A" else "A").join((part[:3], part[4:]))
-        for bad in (flipped, "", part + "*", part[:-1] + "=", part + "A"):
+        for bad in (flipped, "", part + "*", part[:-1] + "=", part + "A", part[:-1] + "é", part[:-1] + "\ud800"):
             with pytest.raises(SealError):
                 open_under(raw, ".".join([*parts[:i], bad, *parts[i + 1 :]]))
     for header in (

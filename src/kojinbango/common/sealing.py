@@ -221,7 +221,7 @@ class Opener:
 
 # --- one answer under its batch's key: compact JWE, A256KW and A256GCM ------------------------------
 _BATCH_HEADER = jsoncodec.encode({"alg": BATCH_ALG, "enc": ENC, "cty": "json"})
-_B64URL_TO_STD = str.maketrans("-_", "+/")
+_B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 def _b64url(raw: bytes) -> bytes:
@@ -232,7 +232,8 @@ def _unb64url(part: str) -> bytes:
     """base64url without padding (RFC 7515 §2), strictly: any other character is refused."""
     if len(part) % 4 == 1 or "=" in part:
         raise ValueError("not base64url")
-    return binascii.a2b_base64((part.translate(_B64URL_TO_STD) + "=" * (-len(part) % 4)).encode(), strict_mode=True)
+    padded = part.encode().translate(_B64URL_TO_STD) + b"=" * (-len(part) % 4)
+    return binascii.a2b_base64(padded, strict_mode=True)
 
 
 def seal_under(key: bytes, plain: bytes) -> str:
