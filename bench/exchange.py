@@ -568,7 +568,7 @@ def run(
     bad = [r for r in rates if not 0 < r <= 100_000]
     if bad:
         raise ValueError(f"--rate must be above 0 and at most 100000 exchanges per second (got {bad[0]:g})")
-    from kojinbango.common.signing import sign_request
+    from kojinbango.common.signing import InternalKey, sign_request
     from kojinbango.common.topology import Topology
 
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-exchange-"))
@@ -600,14 +600,15 @@ def run(
             _wait(topo.org(org).base_url, p, log)
         query_path = "/staff/linkage/api/query"
         agency_url = topo.org("nenkin").base_url + query_path
-        nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries
+        nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries, with
+        mac = InternalKey.of(nenkin)  # the agency's MAC for its internal interfaces, as its commands do
         rng = random.Random(5)
 
         async def exchange(session: Client, i: int) -> None:
             body = {"my_number": numbers[rng.randrange(len(numbers))], "provider": "131016",
                     "affair": "pension-exemption", "info": "地方税関係情報", "wait_seconds": 10}  # fmt: skip
             raw = json.dumps(body, ensure_ascii=False).encode()
-            signed = sign_request(nenkin, "POST", query_path, "", raw, "nenkin")
+            signed = sign_request(nenkin, "POST", query_path, "", raw, "nenkin", mac)
             status, got = await session.post(agency_url, raw, signed)
             if status != 200:
                 raise RuntimeError(f"HTTP {status}")

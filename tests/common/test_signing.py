@@ -10,6 +10,7 @@ import pytest
 from kojinbango.common.documents import sign_document, verify_document
 from kojinbango.common.pki import CertificateError, create_ca, issue_org_certificate, verify_org_certificate
 from kojinbango.common.signing import (
+    InternalKey,
     SignatureError,
     TrustStore,
     sign_request,
@@ -104,3 +105,55 @@ def test_signed_document(pki):
         verify_document(forged, trust, "転出証明書")
     with pytest.raises(SignatureError):
         verify_document(doc, trust, "個人番号通知書")
+
+
+def test_an_internal_interface_takes_the_organisations_own_mac_and_nothing_else_does(pki, tmp_path):
+    """An organisation's own systems may call its internal interfaces with an HMAC (RFC 9421
+    hmac-sha256) under a key derived from its private key: accepted only where the receiver is
+    told so (its internal interfaces), only under its own key, and never altered."""
+    d, trust, creds = pki
+    jlis = creds["jlis"]
+    mine = InternalKey.of(jlis)
+    body = b'{"count": 1}'
+    h = sign_request(jlis, "POST", "/staff/x", "", body, "jlis", mine)
+    assert 'alg="hmac-sha256"' in h["signature-input"]
+    v = verify_request(h, "POST", "/staff/x", "", body, "jlis", trust, internal=mine)
+    assert v.signer == "jlis" and v.mac is True
+    # not where the receiver takes signatures only (an /api/ route between organisations)
+    with pytest.raises(SignatureError, match="internal interfaces"):
+        verify_request(h, "POST", "/staff/x", "", body, "jlis", trust)
+    # altered in any signed part
+    for change in ({"body": b'{"count": 2}'}, {"path": "/staff/y"}, {"method": "PUT"}):
+        args = {"method": "POST", "path": "/staff/x", "body": body} | change
+        with pytest.raises(SignatureError):
+            verify_request(h, args["method"], args["path"], "", args["body"], "jlis", trust, internal=mine)
+    # another organisation's MAC key, or a key that is not this organisation's
+    theirs = InternalKey.of(creds["m131016"])
+    with pytest.raises(SignatureError, match="internal interfaces"):
+        verify_request(
+            sign_request(creds["m131016"], "POST", "/staff/x", "", body, "jlis", theirs),
+            "POST", "/staff/x", "", body, "jlis", trust, internal=mine,
+        )  # fmt: skip
+    forged = sign_request(jlis, "POST", "/staff/x", "", body, "jlis", InternalKey("jlis", bytes(32)))
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_request(forged, "POST", "/staff/x", "", body, "jlis", trust, internal=mine)
+    with pytest.raises(ValueError):
+        sign_request(jlis, "POST", "/staff/x", "", body, "jlis", theirs)  # not its own key
+    # the answer to such a call comes with the MAC too, and only the organisation itself takes it
+    r = sign_response(jlis, 200, b"{}", v.nonce, mine)
+    assert verify_response(r, 200, b"{}", "jlis", v.nonce, trust, internal=mine).mac is True
+    with pytest.raises(SignatureError):
+        verify_response(r, 200, b"{}", "jlis", v.nonce, trust)
+    with pytest.raises(SignatureError):
+        verify_response(r, 201, b"{}", "jlis", v.nonce, trust, internal=mine)
+
+
+def test_the_internal_key_follows_the_organisations_private_key(pki, tmp_path):
+    d, _, creds = pki
+    again = issue_org_certificate(d, "jlis", "jlis")  # the key files read again, as a command does
+    assert again.key is not creds["jlis"].key
+    assert InternalKey.of(again).secret == InternalKey.of(creds["jlis"]).secret
+    assert InternalKey.of(creds["m131016"]).secret != InternalKey.of(creds["jlis"]).secret
+    renewed = issue_org_certificate(tmp_path, "jlis", "jlis")  # a new key pair: a new MAC key
+    assert InternalKey.of(renewed).secret != InternalKey.of(creds["jlis"]).secret
+    assert len(InternalKey.of(renewed).secret) == 32 and "secret" not in repr(InternalKey.of(renewed))

@@ -14,7 +14,7 @@ from exchange_helpers import args_of, scenarios
 from sqlalchemy import func, select
 
 from kojinbango.common.linkage import org_of_public_id
-from kojinbango.common.signing import sign_request
+from kojinbango.common.signing import InternalKey, sign_request, verify_response
 from kojinbango.common.transport import INTERNAL_STAFF_MARK, SignedClient
 from kojinbango.municipality.linkage.models import LinkageAnswer
 from kojinbango.municipality.register.models import Resident
@@ -176,3 +176,33 @@ def test_the_agencys_query_interface_checks_its_body_and_answers_in_json(nation:
     answer = resp.json()
     assert answer["status"] == "answered" and answer["signature_valid"] is True
     assert answer["provider"] == a["provider"] and answer["data"] is not None and answer["as_of"]
+
+
+def test_the_organisations_own_mac_opens_its_internal_interfaces_only(nation: Nation) -> None:
+    """Its commands call its internal interfaces with its MAC (signing.InternalKey) and check the
+    MAC'd answer; the same MAC on a route between organisations is refused."""
+    querier, query = _query(nation)
+    topo = nation.topology
+    creds = topo.credentials(querier)
+    mac = InternalKey.of(creds)
+    code = _resident_code(nation, querier)
+    body = json.dumps({"resident_code": code}).encode()
+    headers = sign_request(creds, "POST", FIND, "", body, querier, mac) | {"content-type": "application/json"}
+    resp = httpx.post(nation.urls[querier] + FIND, content=body, headers=headers, timeout=60)
+    assert resp.status_code == 200 and resp.json()["resident_id"]
+    nonce = headers["signature-input"].split('nonce="')[1].split('"')[0]
+    assert verify_response(resp.headers, 200, resp.content, querier, nonce, topo.trust_store(), internal=mac).mac
+    # not on a route between organisations, even its own
+    for path in ("/api/if/provide", "/api/addressee/find"):
+        headers = sign_request(creds, "POST", path, "", b"{}", querier, mac) | {"content-type": "application/json"}
+        resp = httpx.post(nation.urls[querier] + path, content=b"{}", headers=headers, timeout=60)
+        assert resp.status_code == 401 and "internal interfaces" in resp.json()["detail"]
+    # SignedClient: a MAC to its own internal interfaces, a signature to anyone else
+    client = SignedClient(creds, topo.trust_store(), dict(nation.urls))
+    try:
+        _, _, own = client._signed(querier, "POST", QUERY, query)
+        _, _, other = client._signed("nenkin", "POST", "/api/if/provide", {})
+        assert 'alg="hmac-sha256"' in own["signature-input"] and 'alg="ecdsa-p256-sha256"' in other["signature-input"]
+        assert client.call(querier, "POST", FIND, {"resident_code": code})["resident_id"]
+    finally:
+        client.close()

@@ -6,28 +6,40 @@ digest and the intended recipient, with a creation time and a single-use nonce, 
 refuse a request that is unsigned, signed by an organisation it does not trust for that call,
 altered, addressed to someone else, stale, or replayed.  Answers are signed the same way and bound
 to the request's nonce, so the querier can keep them as signed evidence (論点7: 文書性).
+
+Between organisations every message is signed with the sender's key (ECDSA P-256).  An
+organisation's *internal* interfaces — its own systems and kojinbango commands calling it — may
+instead carry an HMAC-SHA256 (RFC 9421 §3.3.3, ``hmac-sha256``) under ``InternalKey``, a secret
+derived from the organisation's private key: only holders of that key can make or check one, as
+with the signature, at a tenth of its cost.  A MAC is evidence for nobody else, so it is accepted
+only on internal interfaces and by the organisation itself.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import hmac
 import re
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kojinbango.common.pki import CertificateError, OrgCredentials, verify_org_certificate
 
 ALG = "ecdsa-p256-sha256"
+MAC_ALG = "hmac-sha256"  # internal interfaces only (InternalKey)
+_INTERNAL_INFO = b"kojinbango internal interfaces v1\x00"
 RECIPIENT_HEADER = "kojinbango-recipient"
 REQUEST_NONCE_HEADER = "kojinbango-request-nonce"
 REQUEST_COMPONENTS = ("@method", "@path", "@query", "content-digest", RECIPIENT_HEADER)
@@ -50,6 +62,31 @@ class Verified:
     signer: str
     nonce: str
     created: int
+    mac: bool = False  # made with the signer's InternalKey (an internal interface), not its key pair
+
+
+@dataclass(frozen=True)
+class InternalKey:
+    """The MAC key of an organisation's internal interfaces: HKDF-SHA256 of its private key's
+    scalar, bound to its id.  Whoever holds the organisation's key (its services, its kojinbango
+    commands) derives the same one; a replaced key gives a new one."""
+
+    org_id: str
+    secret: bytes = field(repr=False)
+
+    @staticmethod
+    def of(creds: OrgCredentials) -> InternalKey:
+        return _internal_key(creds)
+
+    def mac(self, data: bytes) -> bytes:
+        return hmac.new(self.secret, data, hashlib.sha256).digest()
+
+
+@functools.lru_cache(maxsize=64)
+def _internal_key(creds: OrgCredentials) -> InternalKey:
+    scalar = creds.key.private_numbers().private_value.to_bytes(32, "big")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INTERNAL_INFO + creds.org_id.encode())
+    return InternalKey(creds.org_id, hkdf.derive(scalar))
 
 
 class TrustStore:
@@ -93,14 +130,25 @@ def _signature_base(components: tuple[str, ...], values: Mapping[str, str], para
     return "\n".join(lines).encode()
 
 
-def _sign(creds: OrgCredentials, components: tuple[str, ...], values: Mapping[str, str]) -> dict[str, str]:
+def _sign(
+    creds: OrgCredentials,
+    components: tuple[str, ...],
+    values: Mapping[str, str],
+    internal: InternalKey | None = None,
+) -> dict[str, str]:
     created = int(time.time())
     nonce = secrets.token_urlsafe(18)
-    params = f';created={created};nonce="{nonce}";keyid="{creds.org_id}";alg="{ALG}"'
+    alg = ALG if internal is None else MAC_ALG
+    params = f';created={created};nonce="{nonce}";keyid="{creds.org_id}";alg="{alg}"'
     base = _signature_base(components, values, params)
-    der = creds.key.sign(base, ec.ECDSA(hashes.SHA256()))
-    r, s = decode_dss_signature(der)
-    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if internal is None:
+        der = creds.key.sign(base, ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        if internal.org_id != creds.org_id:
+            raise ValueError("an internal key is used only by its own organisation")
+        raw = internal.mac(base)
     inner = " ".join(f'"{c}"' for c in components)
     return {
         "signature-input": f"sig1=({inner}){params}",
@@ -115,6 +163,7 @@ def _verify(
     body: bytes,
     trust: TrustStore,
     now: float | None,
+    internal: InternalKey | None = None,
 ) -> Verified:
     sig_input = headers.get("signature-input")
     sig_value = headers.get("signature")
@@ -134,7 +183,8 @@ def _verify(
     params: dict[str, str] = {}
     for pm in _PARAM_RE.finditer(m.group("params")):
         params[pm.group(1)] = pm.group(3) if pm.group(3) is not None else pm.group(4)
-    if params.get("alg") != ALG or not params.get("keyid") or not params.get("nonce"):
+    alg = params.get("alg")
+    if alg not in (ALG, MAC_ALG) or not params.get("keyid") or not params.get("nonce"):
         raise SignatureError("signature parameters are incomplete")
     try:
         created = int(params["created"])
@@ -144,14 +194,21 @@ def _verify(
     if abs(current - created) > MAX_SKEW_SECONDS:
         raise SignatureError("signature is too old or from the future")
     signer = params["keyid"]
-    key = trust.public_key(signer)
+    if alg == MAC_ALG and (internal is None or signer != internal.org_id):
+        raise SignatureError("a MAC is accepted only on an organisation's internal interfaces, from itself")
+    key = trust.public_key(signer) if alg == ALG else None
     raw = base64.b64decode(sm.group("sig"))
-    if len(raw) != 64:
+    if len(raw) != (64 if key is not None else 32):
         raise SignatureError("signature has the wrong length")
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     all_values = dict(values)
     all_values["content-digest"] = digest
     base = _signature_base(components, all_values, m.group("params"))
+    if key is None:
+        assert internal is not None
+        if not hmac.compare_digest(raw, internal.mac(base)):
+            raise SignatureError("signature does not verify")
+        return Verified(signer=signer, nonce=params["nonce"], created=created, mac=True)
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     try:
         key.verify(der, base, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
@@ -160,9 +217,16 @@ def _verify(
 
 
 def sign_request(
-    creds: OrgCredentials, method: str, path: str, query: str, body: bytes, recipient: str
+    creds: OrgCredentials,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    recipient: str,
+    internal: InternalKey | None = None,
 ) -> dict[str, str]:
-    """Headers that sign a request from ``creds`` to ``recipient``. ``query`` excludes the '?'."""
+    """Headers that sign a request from ``creds`` to ``recipient``. ``query`` excludes the '?'.
+    ``internal``: with that MAC instead (a call of the organisation's own internal interface)."""
     digest = content_digest(body)
     values = {
         "@method": method.upper(),
@@ -171,7 +235,7 @@ def sign_request(
         "content-digest": digest,
         RECIPIENT_HEADER: recipient,
     }
-    headers = _sign(creds, REQUEST_COMPONENTS, values)
+    headers = _sign(creds, REQUEST_COMPONENTS, values, internal)
     headers["content-digest"] = digest
     headers[RECIPIENT_HEADER] = recipient
     return headers
@@ -186,8 +250,10 @@ def verify_request(
     me: str,
     trust: TrustStore,
     now: float | None = None,
+    internal: InternalKey | None = None,
 ) -> Verified:
-    """Verify a request addressed to organisation ``me``; raises SignatureError."""
+    """Verify a request addressed to organisation ``me``; raises SignatureError.  ``internal``:
+    ``me``'s own MAC key, accepted too (an internal interface)."""
     if not headers.get("signature") or not headers.get("signature-input"):
         raise SignatureError("message is not signed")
     if headers.get(RECIPIENT_HEADER) != me:
@@ -198,13 +264,17 @@ def verify_request(
         "@query": "?" + query,
         RECIPIENT_HEADER: me,
     }
-    return _verify(headers, REQUEST_COMPONENTS, values, body, trust, now)
+    return _verify(headers, REQUEST_COMPONENTS, values, body, trust, now, internal)
 
 
-def sign_response(creds: OrgCredentials, status: int, body: bytes, request_nonce: str) -> dict[str, str]:
+def sign_response(
+    creds: OrgCredentials, status: int, body: bytes, request_nonce: str, internal: InternalKey | None = None
+) -> dict[str, str]:
+    """Headers that sign an answer to the request with ``request_nonce`` (with ``internal``: its
+    MAC, for an answer to a request that came with one)."""
     digest = content_digest(body)
     values = {"@status": str(status), "content-digest": digest, REQUEST_NONCE_HEADER: request_nonce}
-    headers = _sign(creds, RESPONSE_COMPONENTS, values)
+    headers = _sign(creds, RESPONSE_COMPONENTS, values, internal)
     headers["content-digest"] = digest
     headers[REQUEST_NONCE_HEADER] = request_nonce
     return headers
@@ -218,12 +288,14 @@ def verify_response(
     request_nonce: str,
     trust: TrustStore,
     now: float | None = None,
+    internal: InternalKey | None = None,
 ) -> Verified:
-    """Verify that an answer comes from ``expected_signer`` and answers our request."""
+    """Verify that an answer comes from ``expected_signer`` and answers our request.  ``internal``:
+    our own MAC key, accepted too (an answer from one of our own internal interfaces)."""
     if headers.get(REQUEST_NONCE_HEADER) != request_nonce:
         raise SignatureError("answer is not bound to our request")
     values = {"@status": str(status), REQUEST_NONCE_HEADER: request_nonce}
-    verified = _verify(headers, RESPONSE_COMPONENTS, values, body, trust, now)
+    verified = _verify(headers, RESPONSE_COMPONENTS, values, body, trust, now, internal)
     if verified.signer != expected_signer:
         raise SignatureError("answer is signed by another organisation")
     return verified

@@ -36,6 +36,7 @@ from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.pki import OrgCredentials
 from kojinbango.common.signing import (
     MAX_SKEW_SECONDS,
+    InternalKey,
     MemoryNonceStore,
     NonceStore,
     NonceWindow,
@@ -111,6 +112,8 @@ class SignedClient:
         self.directory = dict(directory)
         self.timeout = timeout
         self._http = http_client(timeout=timeout)
+        # its own internal interfaces are called with a MAC (signing.InternalKey), not a signature
+        self._internal = InternalKey.of(creds)
         self._answer_nonces = MemoryNonceStore()
         self._answer_lock = threading.Lock()
         # One aiohttp session per event loop that used ``acall`` (a session belongs to its loop).
@@ -180,7 +183,9 @@ class SignedClient:
         body = b"" if payload is None else jsoncodec.encode(payload)
         url = base.rstrip("/") + path
         parts = urlsplit(url)
-        headers = sign_request(self.creds, method, parts.path, parts.query, body, org_id)
+        own_internal = org_id == self.creds.org_id and parts.path.startswith(INTERNAL_PREFIXES)
+        mac = self._internal if own_internal else None
+        headers = sign_request(self.creds, method, parts.path, parts.query, body, org_id, mac)
         headers["content-type"] = "application/json"
         return url, body, headers
 
@@ -189,7 +194,8 @@ class SignedClient:
     ) -> None:
         nonce = _nonce_of(sent["signature-input"])
         try:
-            verified = verify_response(headers, status, content, org_id, nonce, self.trust)
+            internal = self._internal if org_id == self.creds.org_id else None
+            verified = verify_response(headers, status, content, org_id, nonce, self.trust, internal=internal)
         except SignatureError as exc:
             raise RemoteError(org_id, status, f"answer rejected: {exc}") from exc
         with self._answer_lock:
@@ -449,6 +455,8 @@ class SignatureMiddleware:
         )
         self.allowed = set(allowed_callers) if allowed_callers is not None else None
         self.internal = tuple(internal_prefixes)
+        # internal interfaces also take the organisation's own MAC (signing.InternalKey)
+        self.internal_key = InternalKey.of(creds) if self.internal else None
         self.direct = direct_routes if direct_routes is not None else {}
         self.handlers = exception_handlers if exception_handlers is not None else {}
 
@@ -470,8 +478,9 @@ class SignatureMiddleware:
         query = scope.get("query_string", b"").decode("latin-1")
         try:
             verified = verify_request(
-                headers, scope["method"], scope["path"], query, body, self.creds.org_id, self.trust
-            )
+                headers, scope["method"], scope["path"], query, body, self.creds.org_id, self.trust,
+                internal=self.internal_key if internal else None,
+            )  # fmt: skip
             if internal:
                 if verified.signer != self.creds.org_id:
                     raise SignatureError("only this organisation itself may call its internal interfaces")
@@ -500,8 +509,9 @@ class SignatureMiddleware:
         if internal:
             state["internal"] = True
         direct = self.direct.get((scope["method"], scope["path"])) if self.direct else None
+        answer_key = self.internal_key if verified.mac else None  # a MAC is answered with one
         if direct is not None:
-            await self._direct(direct, scope, body, send, verified.nonce)
+            await self._direct(direct, scope, body, send, verified.nonce, answer_key)
             return
 
         sent = False
@@ -523,7 +533,7 @@ class SignatureMiddleware:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
                     payload = b"".join(chunks)
-                    sig = sign_response(self.creds, start["status"], payload, verified.nonce)
+                    sig = sign_response(self.creds, start["status"], payload, verified.nonce, answer_key)
                     raw_headers = [
                         (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length",)
                     ]
@@ -536,7 +546,9 @@ class SignatureMiddleware:
 
         await self.app(scope, replay_receive, capture)
 
-    async def _direct(self, route: DirectRoute, scope: Scope, body: bytes, send: Send, nonce: str) -> None:
+    async def _direct(
+        self, route: DirectRoute, scope: Scope, body: bytes, send: Send, nonce: str, mac: InternalKey | None
+    ) -> None:
         request = Request(scope)
         try:
             response = await route(request, body)
@@ -546,7 +558,7 @@ class SignatureMiddleware:
                 raise  # as from any route: the server's own 500, unsigned
             response = await handler(request, exc)
         payload = bytes(response.body)
-        sig = sign_response(self.creds, response.status_code, payload, nonce)
+        sig = sign_response(self.creds, response.status_code, payload, nonce, mac)
         headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
         headers += [(k.encode(), v.encode()) for k, v in sig.items()]
         headers.append((b"content-length", str(len(payload)).encode()))
