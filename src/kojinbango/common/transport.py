@@ -3,7 +3,8 @@
 Only paths under ``/api/`` are organisation-to-organisation calls and must be signed; staff pages,
 the OpenAPI document and the health check are not.  An organisation's *internal* interfaces (the
 JSON the ``kojinbango`` commands drive, ``INTERNAL_PREFIXES``) must be signed too, by the
-organisation itself: the commands run on its side with its own key.
+organisation itself: the commands run on its side with its own key — a signature, or the MAC derived
+from that key (``signing.InternalKey``), which only internal interfaces take.
 """
 
 from __future__ import annotations
@@ -426,8 +427,9 @@ class SignatureMiddleware:
     runs, so they change nothing.  The verified signer is put in ``request.state.caller``.
 
     Paths under ``internal_prefixes`` are verified and answered the same way, but accepted only
-    when signed by this organisation itself (``allowed_callers`` does not apply to them); their
-    requests carry ``request.state.internal = True``.
+    when signed by this organisation itself (``allowed_callers`` does not apply to them), with its
+    signature or its MAC (``InternalKey``; a MAC'd request is answered with a MAC); their requests
+    carry ``request.state.internal = True``.
 
     ``direct_routes`` (method, path): handled here once verified, without the application's routing,
     dependencies and middleware below this one — the hot route of the exchange path (the agency's
