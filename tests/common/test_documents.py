@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,53 @@ def test_every_document_of_any_batch_size_verifies_and_only_its_own_payload(
     swapped = {**docs[i], "payload": payloads[j]}
     with pytest.raises(SignatureError):
         verify_document(swapped, trust, KIND)
+
+
+def _stdlib_canonical(obj: Any) -> bytes:
+    """The canonical form as it has always been written (and signed)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+_any_text = st.text(st.characters(blacklist_categories=("Cs",)))  # every code point but surrogates
+_plain_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | _any_text,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(_any_text, inner, max_size=5),
+    max_leaves=25,
+)
+_other_json = st.recursive(  # floats, integers orjson does not write, tuples, other types, int keys
+    st.floats() | st.integers() | st.datetimes() | _any_text | st.none(),
+    lambda inner: st.lists(inner, max_size=4).map(tuple) | st.lists(inner, max_size=4)
+    | st.dictionaries(_any_text | st.integers(0, 9).map(str), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_plain_json, _other_json))
+def test_the_canonical_form_is_byte_for_byte_the_standard_librarys(obj: Any) -> None:
+    """orjson writes plain JSON's canonical form; the bytes must be exactly the ones the standard
+    library wrote when documents were signed, or signatures made before stop verifying."""
+    assert documents.canonical(obj) == _stdlib_canonical(obj)
+
+
+def test_the_canonical_form_of_awkward_strings_and_edge_values() -> None:
+    cases: list[Any] = [
+        {"\x00\x01\x1f\x7f": "\b\f\n\r\t\"\\/", "\u2028\u2029": "髙橋\U0001f600", "": [2**64 - 1, -(2**63)]},
+        {"b": 1, "a": {"d": [True, False, None], "c": "é"}, "A": 0, "é": 1, "z": 2},  # ordering
+        [2**64, -(2**63) - 1, 1.5, 1e-07, float("nan")],  # the standard library's numbers
+        {"t": (1, 2), "d": __import__("datetime").date(2026, 1, 1)},
+    ]
+    for obj in cases:
+        assert documents.canonical(obj) == _stdlib_canonical(obj)
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate cannot be signed, as before
+        documents.canonical({"a": "\ud800"})
+
+
+def test_plain_json_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: Any, **_k: Any) -> str:
+        raise AssertionError("the standard library was used")
+
+    monkeypatch.setattr(documents.json, "dumps", refuse)
+    assert documents.canonical({"b": [1, "x"], "a": None}) == b'{"a":null,"b":[1,"x"]}'
+    with pytest.raises(AssertionError):
+        documents.canonical({"a": 1.5})  # a float goes to the standard library

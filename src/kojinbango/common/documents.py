@@ -25,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,7 +43,45 @@ _FIELDS = ("kind", "signer", "signed_at", "payload")
 
 
 def canonical(obj: Any) -> bytes:
+    """The signed form: ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    default=str)`` as UTF-8, byte for byte — what was signed before must keep verifying.  orjson
+    writes the same bytes for plain JSON (strings, 64-bit integers, booleans, null, lists, objects
+    with string keys; property-tested against the standard library) — 3 µs against 21 for an answer
+    document, signed, relayed and checked several times per exchange; anything else — a float (orjson writes some differently:
+    ``1e-7`` against ``1e-07``), a bigger integer, a tuple, another type — takes the standard library."""
+    if _plain(obj):
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # a lone surrogate, too deep: the standard library decides
+            pass
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+_INT_MIN, _INT_END = -(1 << 63), 1 << 64  # the integers orjson writes itself
+
+
+def _plain(obj: Any) -> bool:
+    """Only str, bool, None, 64-bit int, list and str-keyed dict, all the way down (by exact type:
+    a subclass may write itself differently)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        t = type(o)
+        if t is str or t is bool or o is None:
+            continue
+        if t is int:
+            if not _INT_MIN <= o < _INT_END:
+                return False
+        elif t is dict:
+            for k, v in o.items():
+                if type(k) is not str:
+                    return False
+                stack.append(v)
+        elif t is list:
+            stack.extend(o)
+        else:
+            return False
+    return True
 
 
 def _b64(raw: bytes) -> str:

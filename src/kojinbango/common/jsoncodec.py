@@ -1,8 +1,9 @@
 """JSON for what travels and is stored (HTTP bodies between organisations, sealed plaintext, JSON
 columns), with orjson: the exchange path encodes and decodes JSON at every hop.
 
-Not for what is signed as a canonical form (``documents.canonical`` stays on the standard library,
-so documents signed before keep verifying byte for byte).
+Not for what is signed as a canonical form: ``documents.canonical`` writes exactly the standard
+library's bytes (sorted keys; orjson only for plain JSON, where the two agree), so documents signed
+before keep verifying byte for byte.
 """
 
 from __future__ import annotations
