@@ -600,8 +600,10 @@ def run(
             _wait(topo.org(org).base_url, p, log)
         query_path = "/staff/linkage/api/query"
         agency_url = topo.org("nenkin").base_url + query_path
-        nenkin = topo.credentials("nenkin")  # the agency's own staff system signs its queries, with
-        mac = InternalKey.of(nenkin)  # the agency's MAC for its internal interfaces, as its commands do
+        # the agency's own staff system asks, with the agency's MAC for its internal interfaces (as the
+        # kojinbango commands on its side do)
+        nenkin = topo.credentials("nenkin")
+        mac = InternalKey.of(nenkin)
         rng = random.Random(5)
 
         async def exchange(session: Client, i: int) -> None:

@@ -46,9 +46,10 @@ def canonical(obj: Any) -> bytes:
     """The signed form: ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     default=str)`` as UTF-8, byte for byte — what was signed before must keep verifying.  orjson
     writes the same bytes for plain JSON (strings, 64-bit integers, booleans, null, lists, objects
-    with string keys; property-tested against the standard library) — 3 µs against 21 for an answer
-    document, signed, relayed and checked several times per exchange; anything else — a float (orjson writes some differently:
-    ``1e-7`` against ``1e-07``), a bigger integer, a tuple, another type — takes the standard library."""
+    with string keys; property-tested against the standard library): 3 µs against 21 for an answer
+    document, which is signed, relayed and checked several times per exchange.  Anything else — a
+    float (orjson writes some differently: ``1e-7`` against ``1e-07``), a bigger integer, a tuple,
+    another type — takes the standard library."""
     if _plain(obj):
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)

@@ -27,6 +27,7 @@ stored as evidence, or sealed by a provider that has not yet read the new certif
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 import logging
@@ -209,7 +210,7 @@ class Opener:
         return key.raw_value
 
     @staticmethod
-    def _decrypt(token: str, key: ECKey | OctKey, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
+    def _decrypt(token: str, key: ECKey, algorithms: list[str]) -> tuple[bytes, dict[str, Any]]:
         try:
             opened = jwe.decrypt_compact(token, key, algorithms=algorithms)
         except (JoseError, ValueError, TypeError) as exc:
@@ -220,12 +221,15 @@ class Opener:
 
 
 # --- one answer under its batch's key: compact JWE, A256KW and A256GCM ------------------------------
-_BATCH_HEADER = jsoncodec.encode({"alg": BATCH_ALG, "enc": ENC, "cty": "json"})
 _B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 def _b64url(raw: bytes) -> bytes:
-    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").replace(b"+", b"-").replace(b"/", b"_")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+# the protected header every answer under a batch's key carries, encoded once
+_BATCH_HEADER = _b64url(jsoncodec.encode({"alg": BATCH_ALG, "enc": ENC, "cty": "json"}))
 
 
 def _unb64url(part: str) -> bytes:
@@ -242,9 +246,10 @@ def seal_under(key: bytes, plain: bytes) -> str:
     additional data."""
     cek = os.urandom(32)
     iv = os.urandom(12)
-    header = _b64url(_BATCH_HEADER)
-    sealed = AESGCM(cek).encrypt(iv, plain, header)
-    parts = (header, _b64url(aes_key_wrap(key, cek)), _b64url(iv), _b64url(sealed[:-16]), _b64url(sealed[-16:]))
+    sealed = AESGCM(cek).encrypt(iv, plain, _BATCH_HEADER)
+    parts = (
+        _BATCH_HEADER, _b64url(aes_key_wrap(key, cek)), _b64url(iv), _b64url(sealed[:-16]), _b64url(sealed[-16:])
+    )  # fmt: skip
     return b".".join(parts).decode("ascii")
 
 

@@ -18,7 +18,6 @@ only on internal interfaces and by the organisation itself.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import re
@@ -76,17 +75,13 @@ class InternalKey:
 
     @staticmethod
     def of(creds: OrgCredentials) -> InternalKey:
-        return _internal_key(creds)
+        """Derived afresh (a few µs): its users — a middleware, a client — keep the one they made."""
+        scalar = creds.key.private_numbers().private_value.to_bytes(32, "big")
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INTERNAL_INFO + creds.org_id.encode())
+        return InternalKey(creds.org_id, hkdf.derive(scalar))
 
     def mac(self, data: bytes) -> bytes:
         return hmac.new(self.secret, data, hashlib.sha256).digest()
-
-
-@functools.lru_cache(maxsize=64)
-def _internal_key(creds: OrgCredentials) -> InternalKey:
-    scalar = creds.key.private_numbers().private_value.to_bytes(32, "big")
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INTERNAL_INFO + creds.org_id.encode())
-    return InternalKey(creds.org_id, hkdf.derive(scalar))
 
 
 class TrustStore:
