@@ -534,17 +534,9 @@ class SignatureMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
-                    payload = b"".join(chunks)
-                    sig = sign_response(self.creds, start["status"], payload, verified.nonce, answer_key)
-                    raw_headers = [
-                        (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length",)
-                    ]
-                    raw_headers += [(k.encode(), v.encode()) for k, v in sig.items()]
-                    raw_headers.append((b"content-length", str(len(payload)).encode()))
-                    await send(
-                        {"type": "http.response.start", "status": start["status"], "headers": raw_headers}
+                    await self._answer(
+                        send, start["status"], start.get("headers", []), b"".join(chunks), verified.nonce, answer_key
                     )
-                    await send({"type": "http.response.body", "body": payload})
 
         await self.app(scope, replay_receive, capture)
 
@@ -559,21 +551,29 @@ class SignatureMiddleware:
             if handler is None:
                 raise  # as from any route: the server's own 500, unsigned
             response = await handler(request, exc)
-        payload = bytes(response.body)
-        sig = sign_response(self.creds, response.status_code, payload, nonce, mac)
-        headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
-        headers += [(k.encode(), v.encode()) for k, v in sig.items()]
-        headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await self._answer(send, response.status_code, response.raw_headers, bytes(response.body), nonce, mac)
 
     async def _send_signed(self, send: Send, status: int, payload: dict[str, Any], nonce: str) -> None:
         body = jsoncodec.encode(payload)
-        sig = sign_response(self.creds, status, body, nonce)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += [(k.encode(), v.encode()) for k, v in sig.items()]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._answer(send, status, [(b"content-type", b"application/json")], body, nonce)
+
+    async def _answer(
+        self,
+        send: Send,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        payload: bytes,
+        nonce: str,
+        mac: InternalKey | None = None,
+    ) -> None:
+        """Send ``payload`` with ``headers`` (its length set anew) and the answer's signature — or MAC,
+        to a MAC'd request — over it, bound to the request's ``nonce``."""
+        sig = sign_response(self.creds, status, payload, nonce, mac)
+        out = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+        out += [(k.encode(), v.encode()) for k, v in sig.items()]
+        out.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _nonce_or_blank(signature_input: str) -> str:
