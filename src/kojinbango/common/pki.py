@@ -194,6 +194,7 @@ def verify_encryption_certificate(
     if not usage.key_agreement or usage.digital_signature:
         raise CertificateError(f"certificate for {org_id} is not an encryption (key agreement) certificate")
     key = cert.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise CertificateError(f"encryption certificate for {org_id} does not hold an EC key")
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        # the seals are ECDH-ES on P-256 (common.sealing)
+        raise CertificateError(f"encryption certificate for {org_id} does not hold a P-256 (EC) key")
     return key
