@@ -7,8 +7,9 @@ signed answer document, the provider's record) → back, verified and stored wit
 Each organisation runs as its own process (`kojinbango serve`), on SQLite (or, with ``--pg-url``,
 each on its own PostgreSQL database), with signed HTTP.
 
-*Bare hops*: three processes on the stack the exchange path runs on — FastAPI async routes on
-uvicorn, onward calls with aiohttp from the event loop — client → agency stand-in → network
+*Bare hops*: three processes on the stack the exchange path runs on — FastAPI on uvicorn, each hop's
+route answered by a middleware past the router, onward calls with the project's ``Client`` from the
+event loop — client → agency stand-in → network
 stand-in → intermediate stand-in and back, passing the same JSON with no signatures, no database,
 no authorisation.
 
@@ -37,13 +38,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httptools
 import httpx
+
+from kojinbango.common.httpclient import Client
 
 SERVED = ("network", "intermediate", "nenkin")
 
@@ -76,33 +77,54 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 # --- the bare hops -----------------------------------------------------------------------------
 def stub_app(next_url: str | None) -> Any:
-    """A stand-in hop on the organisations' own stack: FastAPI on uvicorn, onward calls with aiohttp
-    from the event loop (as ``SignedClient.acall``), JSON parsed and re-encoded at every hop."""
-    import aiohttp
+    """A stand-in hop on the organisations' own stack: FastAPI on uvicorn, the hop's route answered
+    by a middleware in the place of the signature middleware, past the router (as the exchange
+    path's routes are: ``direct_json_route``), onward calls with the project's ``Client`` from the
+    event loop (as ``SignedClient.acall``), JSON parsed and re-encoded at every hop."""
     from fastapi import FastAPI
 
     app = FastAPI()
-    sessions: list[aiohttp.ClientSession] = []
+    clients: list[Client] = []
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/hop")
-    async def hop_body(payload: dict[str, Any]) -> Any:
-        return payload
+    async def answer(path: str, raw: bytes) -> tuple[int, bytes]:
+        payload = json.loads(raw)
+        if path == "/relay" and next_url is not None:
+            if not clients:
+                clients.append(Client())
+            status, got = await clients[0].post(next_url, json.dumps(payload).encode())
+            if status != 200:
+                return 502, b'{"detail": "the next hop failed"}'
+            payload = json.loads(got)
+        return 200, json.dumps(payload).encode()
 
-    if next_url is None:
-        return app
+    class Direct:
+        def __init__(self, app: Any) -> None:
+            self.app = app
 
-    @app.post("/relay")
-    async def relay(payload: dict[str, Any]) -> Any:
-        if not sessions:
-            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
-        async with sessions[0].post(next_url, json=payload) as r:
-            r.raise_for_status()
-            return await r.json()
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if (
+                scope["type"] != "http"
+                or scope["method"] != "POST"
+                or scope["path"] not in ("/hop", "/relay")
+            ):
+                await self.app(scope, receive, send)
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            status, out = await answer(scope["path"], body)
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
 
+    app.add_middleware(Direct)
     return app
 
 
@@ -112,128 +134,6 @@ def serve_stub(port: int, next_url: str) -> None:
     uvicorn.run(
         stub_app(next_url or None), host="127.0.0.1", port=port, log_level="warning", access_log=False
     )
-
-
-# --- the load's HTTP client ----------------------------------------------------------------------
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection of the driver's, answers parsed by httptools (uvicorn's
-    own parser): a request is written whole and its answer read whole, one at a time."""
-
-    def __init__(self, lost: Callable[[_Connection], None]) -> None:
-        self._lost = lost
-        self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._chunks: list[bytes] = []
-        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
-        self.reusable = True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionError(f"malformed answer: {exc}"))
-            if self.transport is not None:
-                self.transport.close()
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.reusable = self._parser.should_keep_alive()
-        body, self._chunks = b"".join(self._chunks), []
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_result((self._parser.get_status_code(), body))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.reusable = False
-        self._fail(ConnectionError("the server closed the connection"))
-        self._lost(self)
-
-    def _fail(self, exc: Exception) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(exc)
-
-    def time_out(self) -> None:
-        self._fail(TimeoutError("no answer in time"))
-
-    def exchange(self, request: bytes) -> asyncio.Future[tuple[int, bytes]]:
-        assert self.transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return self._answer
-
-
-class Client:
-    """The driver's HTTP client: keep-alive connections per server, no more than ``limit`` open to
-    one server at once (0: as many as requests in flight).  What the driver spends per request is
-    CPU taken from the two cores the services share, so it writes each request as one prepared
-    block and parses the answer with httptools, no more (aiohttp's client cost about twice as much)."""
-
-    def __init__(self, limit: int = 0, timeout: float = 60.0) -> None:
-        self._limit = limit
-        self._timeout = timeout
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
-        self._open: set[_Connection] = set()
-        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
-
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> tuple[int, bytes]:
-        """POST ``body`` (JSON) to ``url`` (``http://host:port/path``); (status, answer body)."""
-        split = urllib.parse.urlsplit(url)
-        server = (split.hostname or "127.0.0.1", split.port or 80)
-        head = [f"POST {split.path or '/'} HTTP/1.1\r\nhost: {split.netloc}\r\ncontent-type: application/json"
-                f"\r\ncontent-length: {len(body)}\r\n"]  # fmt: skip
-        head.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        request = "".join(head).encode("latin-1") + b"\r\n" + body
-        slot = self._slots.get(server)
-        if slot is None and self._limit:
-            slot = self._slots[server] = asyncio.Semaphore(self._limit)
-        if slot is not None:
-            async with slot:
-                return await self._send(server, request)
-        return await self._send(server, request)
-
-    async def _send(self, server: tuple[str, int], request: bytes) -> tuple[int, bytes]:
-        idle = self._idle.setdefault(server, [])
-        conn = idle.pop() if idle else None
-        if conn is None:
-            loop = asyncio.get_running_loop()
-            _, conn = await loop.create_connection(lambda: _Connection(self._forget), *server)
-            self._open.add(conn)
-        answer_due = conn.exchange(request)
-        timer = asyncio.get_running_loop().call_later(self._timeout, conn.time_out)
-        try:
-            answer = await answer_due
-        except BaseException:
-            if conn.transport is not None:
-                conn.transport.close()
-            raise
-        finally:
-            timer.cancel()
-        if conn.reusable:
-            idle.append(conn)
-        elif conn.transport is not None:
-            conn.transport.close()
-        return answer
-
-    def _forget(self, conn: _Connection) -> None:
-        self._open.discard(conn)
-        for idle in self._idle.values():
-            if conn in idle:
-                idle.remove(conn)
-
-    async def close(self) -> None:
-        for conn in list(self._open):
-            if conn.transport is not None:
-                conn.transport.close()
-        self._open.clear()
-        self._idle.clear()
-        await asyncio.sleep(0)  # let the transports finish closing
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ nonce is in the database."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import threading
@@ -110,6 +111,27 @@ def test_a_request_that_went_away_while_waiting_does_not_stop_the_store(tmp_path
         assert waiting.cancel()  # its client disconnected
     assert store("nenkin", "next", now) is True  # the writer lived on
     assert store("nenkin", "gone", now) is False  # and the abandoned nonce is remembered
+
+
+def test_on_sqlite_nonces_are_written_as_sqlalchemy_writes_them(tmp_path: Path) -> None:
+    """The SQLite nonce writes go straight through sqlite3 (``_SqliteRows``), each value in the form
+    SQLAlchemy's column type gives it: the same text for a datetime as SQLAlchemy's own row."""
+    store, db = _store(tmp_path / "n.db")
+    assert store._sqlite is not None
+    table = _table(db)
+    at = dt.datetime(2026, 11, 28, 1, 2, 3, 4)
+    store._sqlite.insert([("m131016", "direct", 1_800_000_000, at)])
+    with db.engine.begin() as conn:
+        conn.execute(table.insert().values(signer="m131016", nonce="core", created=1_800_000_000, seen_at=at))
+        rows = conn.exec_driver_sql(
+            "SELECT nonce, typeof(created), created, typeof(seen_at), seen_at FROM seen_nonces"
+        )
+        raw = {r[0]: tuple(r[1:]) for r in rows}
+    assert raw["direct"] == raw["core"] == ("integer", 1_800_000_000, "text", "2026-11-28 01:02:03.000004")
+    assert store("m131016", "through-the-store", int(time.time())) is True
+    with db.engine.connect() as conn:  # read back by SQLAlchemy as the datetime it was
+        seen = conn.execute(select(table.c.seen_at).where(table.c.nonce == "through-the-store")).scalar_one()
+    assert abs(seen - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(seconds=60)
 
 
 def test_a_restart_or_another_process_still_refuses_the_replay(tmp_path: Path) -> None:

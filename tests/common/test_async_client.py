@@ -1,13 +1,12 @@
-"""``SignedClient.acall`` (the exchange path's onward calls, aiohttp on the event loop) checks answers
-exactly as the blocking ``call`` does: a genuine signed answer is returned, a refusal raises with the
-organisation's reason, and an answer that is unsigned, bound to another request, signed by another
-organisation or replayed is rejected; an address nobody answers is ``Unreachable``."""
+"""``SignedClient.acall`` (the exchange path's onward calls, ``httpclient.Client`` on the event loop)
+checks answers exactly as the blocking ``call`` does: a genuine signed answer is returned, a refusal
+raises with the organisation's reason, and an answer that is unsigned, bound to another request, signed
+by another organisation or replayed is rejected; an address nobody answers is ``Unreachable``."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,25 +19,9 @@ from starlette.requests import Request
 from kojinbango.common.signing import REQUEST_NONCE_HEADER, MemoryNonceStore, sign_response
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import RemoteError, SignatureMiddleware, SignedClient, Unreachable, _nonce_of
-from kojinbango.nation import _Server
+from served import serve
 
 SERVER, CALLER, OTHER = "jlis", "m131016", "m131041"
-
-
-def _serve(app: Any) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = _Server(app, sock)
-    server.start()
-    deadline = time.time() + 10
-    while not server.server.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.stop()
-        server.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +48,7 @@ def honest(topology: Topology) -> Iterator[str]:
     async def refuse() -> JSONResponse:
         return JSONResponse({"detail": "no row of the legal table allows this"}, status_code=403)
 
-    yield from _serve(app)
+    yield from serve(app)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +89,7 @@ def crooked(topology: Topology) -> Iterator[str]:
         body, headers = kept["first"]
         return signed(body, {**headers, REQUEST_NONCE_HEADER: nonce})
 
-    yield from _serve(app)
+    yield from serve(app)
 
 
 def _client(topology: Topology, url: str) -> SignedClient:
