@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 
-from kojinbango.common.app import org_app
+from kojinbango.common.app import direct_json_route, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.errors import BusinessError
 from kojinbango.common.pki import create_ca, issue_org_certificate
@@ -106,3 +107,54 @@ def test_a_direct_route_is_not_reached_unsigned_or_replayed(served: Any) -> None
     assert client.post(PATH, content=raw, headers=headers).status_code == 200
     assert client.post(PATH, content=raw, headers=headers).status_code == 401  # replayed
     assert seen == ["nenkin"]
+
+
+class Ask(BaseModel):
+    name: str = Field(min_length=1, max_length=8)
+    count: int = Field(default=1, ge=1, le=3)
+
+
+JSON_PATH = "/api/json-ask"
+
+
+def test_a_direct_json_route_reads_its_model_and_answers_json(tmp_path: Path) -> None:
+    """``direct_json_route``: the body read into the model (a refused body: FastAPI's 422, the field
+    named under ``body``, the value not echoed; not JSON: 422), the handler's answer as JSON, signed;
+    the routed twin documents the body in the OpenAPI description and is never reached."""
+    _, ca = create_ca(tmp_path)
+    creds = issue_org_certificate(tmp_path, "nenkin", "日本年金機構")
+    trust = TrustStore(ca, {"nenkin": creds.certificate})
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}", [])
+    app = org_app("test", creds, trust, db, MemoryNonceStore())
+    seen: list[tuple[str, Ask]] = []
+
+    async def ask(request: Request, body: Ask) -> dict[str, Any]:
+        """Ask by name."""
+        seen.append((request.scope["state"]["caller"], body))
+        return {"names": [body.name] * body.count}
+
+    direct_json_route(app, JSON_PATH, Ask, ask)
+    assert ("POST", JSON_PATH) in app.state.direct_routes
+
+    def post(raw: bytes) -> Any:
+        headers = sign_request(creds, "POST", JSON_PATH, "", raw, "nenkin")
+        return client.post(JSON_PATH, content=raw, headers=headers)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = post(json.dumps({"name": "髙橋", "count": 2}).encode())
+        assert resp.status_code == 200 and resp.json() == {"names": ["髙橋", "髙橋"]}
+        assert resp.headers["content-type"] == "application/json" and "signature" in resp.headers
+        assert seen == [("nenkin", Ask(name="髙橋", count=2))]
+        for bad, field in (({"name": "あ" * 9}, "name"), ({"name": "x", "count": 9}, "count"), ({}, "name")):
+            resp = post(json.dumps(bad).encode())
+            assert resp.status_code == 422, resp.text
+            assert [e["loc"] for e in resp.json()["detail"]] == [["body", field]]
+            assert "あああ" not in resp.text
+        resp = post(b'{"name": ')
+        assert resp.status_code == 422 and "JSON" in resp.json()["detail"][0]["msg"]
+        assert len(seen) == 1  # no refused body reached the handler
+        schema = client.get("/openapi.json").json()
+        operation = schema["paths"][JSON_PATH]["post"]
+        assert operation["description"] == "Ask by name."
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Ask")
+    db.dispose()

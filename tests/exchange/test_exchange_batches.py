@@ -289,3 +289,13 @@ def test_the_sweep_reads_open_queries_by_index_and_without_the_write_lock(nation
         for statement, parameters in statements:
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
             assert "SCAN im_queries" not in plan, plan
+
+
+def test_the_exchange_paths_routes_are_answered_by_the_signature_middleware(nation: Nation) -> None:
+    """Each hop of the exchange path is answered past FastAPI's routing (``direct_json_route``):
+    the agency's staff query, the network's IF and the intermediate servers' provision routes."""
+    direct = {org: set(nation.runtime(org).app.state.direct_routes) for org in ("agency", "network", "intermediate")}
+    assert direct["network"] >= {("POST", "/api/if/queries"), ("POST", "/api/if/queries/batch")}
+    provide = {("POST", "/api/if/provide"), ("POST", "/api/if/provide/batch")}
+    assert direct["intermediate"] >= provide
+    assert direct["agency"] >= provide | {("POST", "/staff/linkage/api/query")}

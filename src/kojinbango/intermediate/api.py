@@ -13,6 +13,7 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
+from kojinbango.common.app import direct_json_route
 from kojinbango.common.batching import MAX_BATCH, encode_outcome
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.transport import caller
@@ -120,19 +121,21 @@ def install_if(app: FastAPI, service: IntermediateService, network: str) -> None
         )
         return out
 
-    # A provision is one short transaction and a signature: on the event loop, no thread hop.
-    @router.post("/provide")
-    async def provide(body: ProvideRequest, request: Request) -> dict[str, Any]:
+    # A provision is one short transaction and a signature: on the event loop, no thread hop;
+    # answered by the signature middleware itself (the exchange path's hot routes).
+    async def provide(request: Request, body: ProvideRequest) -> dict[str, Any]:
+        """One query the network delivers: the signed answer document."""
         from_network(request)
         return service.provide(body.model_dump())
 
-    @router.post("/provide/batch")
-    async def provide_batch(body: ProvideBatch, request: Request) -> dict[str, Any]:
+    async def provide_batch(request: Request, body: ProvideBatch) -> dict[str, Any]:
         """Queries the network delivers together: one outcome per item, in order."""
         from_network(request)
         outcomes = service.provide_many([i.model_dump() for i in body.items])
         return {"results": [encode_outcome(o) for o in outcomes]}
 
+    direct_json_route(app, "/api/if/provide", ProvideRequest, provide)
+    direct_json_route(app, "/api/if/provide/batch", ProvideBatch, provide_batch)
     app.include_router(router)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
+from kojinbango.common.app import direct_json_route
 from kojinbango.common.batching import MAX_BATCH, encode_outcome
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.merkle import ProofError
@@ -77,27 +78,29 @@ def install(app: FastAPI, core: NetworkCore, iface: NetworkInterface, topology: 
         items = core.issue_fugo(body.holder, [i.model_dump() for i in body.items])
         return iface.deliver_fugo(body.holder, items)
 
+    def from_intermediate(request: Request) -> str:
+        if kind(request) not in ("intermediate", "agency"):
+            raise Unauthorised("only intermediate servers talk to the IF system")
+        return caller(request)
+
     # On the event loop: the database work is short and the provider is awaited, not waited for on
     # a thread (threads contending for the GIL cost more than the exchange; bench/exchange.py).
-    @router.post("/if/queries")
-    async def submit(body: QueryRequest, request: Request) -> dict[str, Any]:
-        if kind(request) not in ("intermediate", "agency"):
-            raise Unauthorised("only intermediate servers talk to the IF system")
-        return await iface.asubmit(caller(request), body.model_dump())
+    # Answered by the signature middleware itself (the exchange path's hot routes).
+    async def submit(request: Request, body: QueryRequest) -> dict[str, Any]:
+        """One query from an intermediate server: its outcome (answered, refused, pending …)."""
+        return await iface.asubmit(from_intermediate(request), body.model_dump())
 
-    @router.post("/if/queries/batch")
-    async def submit_batch(body: QueryBatch, request: Request) -> dict[str, Any]:
+    async def submit_batch(request: Request, body: QueryBatch) -> dict[str, Any]:
         """Queries an intermediate server sends together: one outcome per item, in order."""
-        if kind(request) not in ("intermediate", "agency"):
-            raise Unauthorised("only intermediate servers talk to the IF system")
-        outcomes = await iface.asubmit_many(caller(request), [i.model_dump() for i in body.items])
+        outcomes = await iface.asubmit_many(from_intermediate(request), [i.model_dump() for i in body.items])
         return {"results": [encode_outcome(o) for o in outcomes]}
+
+    direct_json_route(app, "/api/if/queries", QueryRequest, submit)
+    direct_json_route(app, "/api/if/queries/batch", QueryBatch, submit_batch)
 
     @router.post("/if/results")
     def results(body: ResultRequest, request: Request) -> dict[str, Any]:
-        if kind(request) not in ("intermediate", "agency"):
-            raise Unauthorised("only intermediate servers talk to the IF system")
-        return iface.collect(caller(request), body.querier, body.exchange_id)
+        return iface.collect(from_intermediate(request), body.querier, body.exchange_id)
 
     @router.post("/portal/records")
     def records(body: RecordsRequest, request: Request) -> dict[str, Any]:
