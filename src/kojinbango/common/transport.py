@@ -389,8 +389,12 @@ class GroupCommitNonceStore:
         (so an SQLite organisation's write lock is never held long); returns how many."""
         cutoff = int(time.time() if now is None else now) - self.WINDOW_SECONDS
         t = self.table
-        expired = select(t.c.signer, t.c.nonce).where(t.c.created < cutoff).limit(self.PRUNE_CHUNK)
-        statement = delete(t).where(tuple_(t.c.signer, t.c.nonce).in_(expired))
+        # whole primary keys, ``created`` first: each chunk is found and deleted through the key.
+        # (Signer and nonce alone made SQLite scan the table for every chunk: 240,000 nonces in the
+        # window at 400 requests/s, a minute's chunks held the write lock for seconds.)
+        key = (t.c.created, t.c.signer, t.c.nonce)
+        expired = select(*key).where(t.c.created < cutoff).order_by(t.c.created).limit(self.PRUNE_CHUNK)
+        statement = delete(t).where(tuple_(*key).in_(expired))
         total = 0
         while True:
             with self._lock(), self.db.begin() as conn:
@@ -398,8 +402,10 @@ class GroupCommitNonceStore:
             total += deleted
             if deleted < self.PRUNE_CHUNK:
                 return total
+            time.sleep(PRUNE_PAUSE_SECONDS)  # the writers waiting for the lock go first
 
 
+PRUNE_PAUSE_SECONDS = 0.005  # between two chunks of a prune: this thread would take the lock again at once
 # One thread per process deletes the nonces past the window from every live store's table.
 PRUNER: ProcessChore[GroupCommitNonceStore] = ProcessChore(
     "nonce-prune",
