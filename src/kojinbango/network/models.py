@@ -71,7 +71,9 @@ class Exchange(Base):
     provider: Mapped[str] = mapped_column(String(40), nullable=False)
     affair: Mapped[str] = mapped_column(String(40), nullable=False)
     info: Mapped[str] = mapped_column(String(40), nullable=False)
-    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # not indexed: nothing looks exchanges up by person (the log has its own person index), and
+    # the index cost each exchange a write to a random page (migration 0003)
+    person_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), nullable=False)
     reason: Mapped[str] = mapped_column(String(400), nullable=False, default="")
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
