@@ -28,7 +28,16 @@ from kojinbango.common.pki import (
     issue_org_certificate,
     verify_encryption_certificate,
 )
-from kojinbango.common.sealing import Opener, Sealer, SealError, _jwk, key_id, open_under, seal_under
+from kojinbango.common.sealing import (
+    Opener,
+    Sealer,
+    SealError,
+    _jwk,
+    _unb64url,
+    key_id,
+    open_under,
+    seal_under,
+)
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())
@@ -512,3 +521,20 @@ def test_a_malformed_seal_does_not_make_an_opener_read_its_keys_again() -> None:
     with pytest.raises(SealError):
         opener.open(SEALER.seal({}, OTHER.public_key(), "m"))
     assert reads == [1]
+
+
+def test_base64url_is_read_strictly() -> None:
+    """Only base64url's own alphabet, unpadded: the standard alphabet's ``+`` and ``/`` are refused
+    (the decoder underneath would take them — a seal's parts could then be written two ways)."""
+    assert _unb64url("ab-_") == base64.urlsafe_b64decode("ab-_")
+    assert _unb64url("") == b""
+    for bad in ("ab+d", "ab/d", "abc=", "a", "ab d", "ab\nd", "abé", "ab*d"):
+        with pytest.raises(ValueError):
+            _unb64url(bad)
+    raw = bytes(range(32))
+    parts = seal_under(raw, b'{"b":2}').split(".")
+    for i in range(1, 5):  # a part written with the standard alphabet: refused, never opened
+        std = base64.b64encode(_unb64url(parts[i])).decode().rstrip("=")
+        if std != parts[i]:
+            with pytest.raises(SealError, match="not a compact JWE"):
+                open_under(raw, ".".join([*parts[:i], std, *parts[i + 1 :]]))

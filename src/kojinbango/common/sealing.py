@@ -33,6 +33,7 @@ import binascii
 import functools
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -248,6 +249,7 @@ class Opener:
 
 # --- compact JWE parts; ECDH-ES's content key -------------------------------------------------------
 _B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_B64URL_PART = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64url(raw: bytes) -> bytes:
@@ -255,8 +257,9 @@ def _b64url(raw: bytes) -> bytes:
 
 
 def _unb64url(part: str) -> bytes:
-    """base64url without padding (RFC 7515 §2), strictly: any other character is refused."""
-    if len(part) % 4 == 1 or "=" in part:
+    """base64url without padding (RFC 7515 §2), strictly: any other character is refused — the
+    standard alphabet's ``+`` and ``/`` too, which the decoding below would otherwise take."""
+    if len(part) % 4 == 1 or not _B64URL_PART.fullmatch(part):
         raise ValueError("not base64url")
     padded = part.encode().translate(_B64URL_TO_STD) + b"=" * (-len(part) % 4)
     return binascii.a2b_base64(padded, strict_mode=True)
