@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 
 from kojinbango.common.httpclient import Client
+from kojinbango.common.transport import request_body
 
 SERVED = ("network", "intermediate", "nenkin")
 
@@ -113,13 +114,7 @@ def stub_app(next_url: str | None) -> Any:
             ):
                 await self.app(scope, receive, send)
                 return
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
-            status, out = await answer(scope["path"], body)
+            status, out = await answer(scope["path"], await request_body(receive))
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": out})

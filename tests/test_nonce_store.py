@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, func, select
 
-from kojinbango.common.db import Database, DbNonceStore, nonce_table
+from kojinbango.common.db import BACKSTOP_PAGES, Database, DbNonceStore, nonce_table
 from kojinbango.common.signing import MAX_SKEW_SECONDS, sign_request
 from kojinbango.common.transport import GroupCommitNonceStore
 from kojinbango.jlis.models import CodeBundle
@@ -115,7 +115,7 @@ def test_a_request_that_went_away_while_waiting_does_not_stop_the_store(tmp_path
 
 
 def test_on_sqlite_nonces_are_written_as_sqlalchemy_writes_them(tmp_path: Path) -> None:
-    """The SQLite nonce writes go straight through sqlite3 (``_SqliteRows``), each value in the form
+    """The SQLite nonce writes go straight through sqlite3 (``db.SqliteRows``), each value in the form
     SQLAlchemy's column type gives it: the same text for a datetime as SQLAlchemy's own row."""
     store, db = _store(tmp_path / "n.db")
     assert store._sqlite is not None
@@ -129,6 +129,12 @@ def test_on_sqlite_nonces_are_written_as_sqlalchemy_writes_them(tmp_path: Path) 
         )
         raw = {r[0]: tuple(r[1:]) for r in rows}
     assert raw["direct"] == raw["core"] == ("integer", 1_800_000_000, "text", "2026-11-28 01:02:03.000004")
+    # its connection runs with the engine's settings: SQLite's own checkpoint only as the backstop
+    # (at its default, 1,000 pages, every commit past them would checkpoint and sync on the loop)
+    conn = store._sqlite._conn
+    assert conn is not None
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store("m131016", "through-the-store", int(time.time())) is True
     with db.engine.connect() as conn:  # read back by SQLAlchemy as the datetime it was
         seen = conn.execute(select(table.c.seen_at).where(table.c.nonce == "through-the-store")).scalar_one()

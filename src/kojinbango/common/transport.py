@@ -19,7 +19,6 @@ import sqlite3
 import ssl
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kojinbango.common import jsoncodec
-from kojinbango.common.db import DbNonceStore, ProcessChore, sqlite_path
+from kojinbango.common.db import DbNonceStore, ProcessChore, SqliteRows, sqlite_path
 from kojinbango.common.errors import BusinessError, Unauthorised
 from kojinbango.common.httpclient import Client
 from kojinbango.common.pki import OrgCredentials
@@ -253,8 +252,8 @@ class GroupCommitNonceStore:
         self._waiting = False
         # Nonces of requests served on an event loop, waiting for that loop's next group commit.
         self._loop_batches: dict[asyncio.AbstractEventLoop, list[tuple[tuple[str, str], int, asyncio.Future[bool]]]] = {}
-        path = sqlite_path(self.db.url) if self.db.is_sqlite else None
-        self._sqlite = _SqliteRows(path, self.db, self.table, _NONCE_COLUMNS) if path else None
+        on_file = self.db.is_sqlite and sqlite_path(self.db.url) is not None  # not an in-memory database
+        self._sqlite = SqliteRows(self.db, self.table, _NONCE_COLUMNS) if on_file else None
         cutoff = int(time.time()) - self.WINDOW_SECONDS
         t = self.table
         with self.db.engine.connect() as conn:
@@ -372,7 +371,7 @@ class GroupCommitNonceStore:
 
     def _insert(self, rows: Sequence[tuple[str, str, int, dt.datetime]]) -> None:
         """The rows (signer, nonce, created, seen_at) in one transaction: on SQLite straight through
-        ``sqlite3`` (``_SqliteRows``), elsewhere with SQLAlchemy."""
+        ``sqlite3`` (``db.SqliteRows``), elsewhere with SQLAlchemy."""
         if self._sqlite is not None:
             self._sqlite.insert(rows)
             return
@@ -418,44 +417,6 @@ PRUNER: ProcessChore[GroupCommitNonceStore] = ProcessChore(
 
 
 _NONCE_COLUMNS = ("signer", "nonce", "created", "seen_at")
-
-
-class _SqliteRows:
-    """Rows added to one table of an SQLite file over a ``sqlite3`` connection of their own, past
-    SQLAlchemy — for the request nonces, one commit per request on the agency's query interface:
-    SQLAlchemy's execution context and transaction cost 45 µs of CPU per such commit, SQLite's own
-    work 26 µs.  Each value is converted by its column type's own SQLite bind processor, so the
-    stored form (a datetime's text above all) is byte for byte what SQLAlchemy writes.  Callers hold
-    the file's write lock (``Database.write_lock``), which is also what keeps the connection to one
-    thread at a time."""
-
-    def __init__(self, path: str, db: Any, table: Any, columns: Sequence[str]):
-        self._path = path
-        dialect = db.engine.dialect
-        self._convert = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-        marks = ", ".join("?" * len(columns))
-        self._sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-        self._conn: sqlite3.Connection | None = None
-
-    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        conn = self._conn
-        if conn is None:
-            # autocommit mode: the transaction is this method's BEGIN … COMMIT; the same settings as
-            # the engine's connections (db.make_engine); WAL is the file's own
-            conn = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            self._conn = conn
-            weakref.finalize(self, conn.close)
-        values = [tuple(v if f is None else f(v) for f, v in zip(self._convert, row, strict=True)) for row in rows]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(self._sql, values)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
 
 def _settle(fut: concurrent.futures.Future[bool], outcome: bool | BaseException) -> None:
@@ -526,12 +487,7 @@ class SignatureMiddleware:
         if not internal and not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
         try:
@@ -630,6 +586,16 @@ class SignatureMiddleware:
         out.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload})
+
+
+async def request_body(receive: Receive) -> bytes:
+    """An ASGI request's whole body, however many messages it came in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 def _nonce_or_blank(signature_input: str) -> str:
