@@ -68,19 +68,22 @@ def test_a_removed_file_is_never_created_again(tmp_path: Path) -> None:
         db.dispose()
 
 
-def _wal_bytes_under_steady_writes(tmp_path: Path, name: str, seconds: float) -> int:
-    """The largest the WAL file grew while one thread wrote without a pause for ``seconds``."""
+def _wal_bytes_under_steady_writes(tmp_path: Path, name: str, seconds: float, commits: int) -> int:
+    """The largest the WAL file grew while one thread wrote without a pause for ``seconds`` and at
+    least ``commits`` transactions (a slow disk commits fewer in the time: the count keeps the WAL
+    that is never restarted well past the restart size on any machine)."""
     path = tmp_path / name
     db = Database(f"sqlite:///{path}")
     wal = Path(f"{path}-wal")
     try:
         with db.begin() as conn:
             conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
-        largest, deadline = 0, time.time() + seconds
-        while time.time() < deadline:
+        largest, deadline, done = 0, time.time() + seconds, 0
+        while time.time() < deadline or done < commits:
             with db.write_lock, db.begin() as conn:  # as the services write (``linkage.writing``)
                 conn.execute(text("INSERT INTO t (body) VALUES (:b)"), {"b": os.urandom(3000)})
             largest = max(largest, wal.stat().st_size)
+            done += 1
             time.sleep(0.001)  # a service does other work between its transactions
         return largest
     finally:
@@ -93,13 +96,13 @@ def test_the_checkpointer_restarts_a_wal_that_never_pauses(tmp_path: Path, monke
     # holding the writers' lock while it copies the last frames.
     pass_was = dbmod.CHECKPOINT_SECONDS
     monkeypatch.setattr(dbmod, "CHECKPOINT_SECONDS", 0.05)
-    monkeypatch.setattr(dbmod, "RESTART_FRAMES", 200)
+    monkeypatch.setattr(dbmod, "RESTART_FRAMES", 50)
     # the process's one checkpointer thread (an earlier test started it) may be in a sleep of the
     # usual length: its passes come every 0.05 s only once that ends
     time.sleep(pass_was)
-    bounded = _wal_bytes_under_steady_writes(tmp_path, "restarted.db", 2.0)
+    bounded = _wal_bytes_under_steady_writes(tmp_path, "restarted.db", 2.0, 600)
     monkeypatch.setattr(dbmod, "RESTART_FRAMES", 10**9)  # the same without the restarts: it only grows
-    unbounded = _wal_bytes_under_steady_writes(tmp_path, "grown.db", 2.0)
+    unbounded = _wal_bytes_under_steady_writes(tmp_path, "grown.db", 2.0, 600)
     assert unbounded > 4 * bounded, (bounded, unbounded)
 
 
