@@ -538,3 +538,17 @@ def test_base64url_is_read_strictly() -> None:
         if std != parts[i]:
             with pytest.raises(SealError, match="not a compact JWE"):
                 open_under(raw, ".".join([*parts[:i], std, *parts[i + 1 :]]))
+
+
+def test_a_header_that_is_not_an_object_is_refused_by_both_readers() -> None:
+    """Both forms of seal are read by one reader of compact JWE first: a header that is JSON but no
+    object (a list, a string, a number) is refused as such, before any of its names is looked at."""
+    raw = bytes(range(32))
+    parts = seal_under(raw, b'{"b":2}').split(".")
+    sealed = SEALER.seal({"a": 1}, KEY.public_key(), "m").split(".")
+    for header in ([], "ECDH-ES", 7, None):
+        head = base64.urlsafe_b64encode(json.dumps(header).encode()).decode().rstrip("=")
+        with pytest.raises(SealError, match="header is not an object"):
+            open_under(raw, ".".join([head, *parts[1:]]))
+        with pytest.raises(SealError, match="header is not an object"):
+            Opener(KEY).open(".".join([head, *sealed[1:]]))

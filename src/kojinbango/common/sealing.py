@@ -285,19 +285,28 @@ def _content_key(shared: bytes) -> bytes:
 _REFUSED = ("zip", "crit", "apu", "apv")
 
 
+def _compact(token: str) -> tuple[str, dict[str, Any], bytes, bytes, bytes, bytes]:
+    """A compact JWE's five parts, decoded: (the protected header as sent, the header, the encrypted
+    key, the IV, the ciphertext, the tag) — what either form of seal is first read as."""
+    if not isinstance(token, str) or token.count(".") != 4:
+        raise SealError("the sealed information is not a compact JWE")
+    head, *parts = token.split(".")
+    try:
+        header = jsoncodec.decode(_unb64url(head))
+        wrapped, nonce, body, mac = (_unb64url(p) for p in parts)
+    except ValueError:
+        raise SealError("the sealed information is not a compact JWE") from None
+    if not isinstance(header, dict):
+        raise SealError("the sealed information is not a compact JWE (its header is not an object)")
+    return head, header, wrapped, nonce, body, mac
+
+
 def _read_sealed(token: str) -> _Sealed:
     """``token`` read as a compact JWE sealed to a key: ECDH-ES on P-256 and A256GCM, without
     compression, critical extensions or party information.  Nothing the token names beyond that is
     followed."""
-    if not isinstance(token, str) or token.count(".") != 4:
-        raise SealError("the sealed information is not a compact JWE")
-    head, wrapped, iv, ciphertext, tag = token.split(".")
-    try:
-        header = jsoncodec.decode(_unb64url(head))
-        nonce, body, mac = (_unb64url(p) for p in (iv, ciphertext, tag))
-    except ValueError:
-        raise SealError("the sealed information is not a compact JWE") from None
-    if not isinstance(header, dict) or header.get("alg") != ALG or header.get("enc") != ENC:
+    head, header, wrapped, nonce, body, mac = _compact(token)
+    if header.get("alg") != ALG or header.get("enc") != ENC:
         raise SealError(f"the sealed information is not sealed to a key ({ALG}, {ENC})")
     if any(name in header for name in _REFUSED):
         raise SealError(
@@ -349,17 +358,9 @@ def open_under(key: bytes, token: str) -> bytes:
     """What ``seal_under`` (or any JOSE library, with A256KW and A256GCM) sealed under ``key``.
     Only that form: a header naming another algorithm, compression or critical extensions is
     refused, whatever the key would do with it."""
-    if not isinstance(token, str) or token.count(".") != 4:
-        raise SealError("the sealed information is not a compact JWE")
-    head, wrapped, iv, ciphertext, tag = token.split(".")
-    try:
-        header = jsoncodec.decode(_unb64url(head))
-        cek_wrapped, nonce, body, mac = (_unb64url(p) for p in (wrapped, iv, ciphertext, tag))
-    except ValueError:
-        raise SealError("the sealed information is not a compact JWE") from None
+    head, header, cek_wrapped, nonce, body, mac = _compact(token)
     if (
-        not isinstance(header, dict)
-        or header.get("alg") != BATCH_ALG
+        header.get("alg") != BATCH_ALG
         or header.get("enc") != ENC
         or "zip" in header
         or "crit" in header
