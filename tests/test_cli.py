@@ -96,6 +96,23 @@ def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
             if row["status"] == "active":
                 assert row["my_number"] in identifiers
 
+    # The portal example: an exchange about a demo card's holder, then their やりとり履歴 shows it proven.
+    example_file = d / "linkage" / "portal-example.json"
+    assert example_file.stat().st_mode & 0o077 == 0  # it holds the card's 個人番号
+    example = json.loads(example_file.read_text(encoding="utf-8"))
+    assert example["resident"] == out["cards"][0]["name"]
+    ask, show = (step["command"].split()[1:] for step in example["steps"])
+    before = json.loads(run(*show).stdout)
+    asked = run(*ask)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["status"] == "answered" and answer["data"]["name"] == example["resident"]
+    shown = run(*show)
+    assert shown.returncode == 0, shown.stderr
+    records = json.loads(shown.stdout)
+    assert len(records["records"]) == len(before["records"]) + 1 and records["all_proofs_valid"]
+    assert {r["exchange_id"]: r["proof_valid"] for r in records["records"]}[answer["exchange_id"]] is True
+
     # No 個人番号 or 住民票コード in clear in any log the demo wrote.
     logs = "".join(p.read_text(encoding="utf-8") for p in (d / "logs").glob("*.log"))
     assert logs  # the demo does log

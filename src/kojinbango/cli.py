@@ -138,6 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _serve_all(data_dir: Path) -> int:
+    from kojinbango import linkage_setup
     from kojinbango.nation import running
 
     stop = threading.Event()
@@ -158,6 +159,9 @@ def _serve_all(data_dir: Path) -> int:
         scenarios = data_dir / "linkage" / "scenarios.json"
         if scenarios.exists():
             print(f"\n情報連携 (3-3): the three scenarios as commands are in {scenarios}")
+        example = data_dir / linkage_setup.PORTAL_EXAMPLE_FILE
+        if example.exists():
+            print(f"  an exchange about a demo card's holder, then their やりとり履歴: {example}")
         reader = _demo_reader(nation)
         _demo_staff_lines(nation)
         sys.stdout.flush()

@@ -5,7 +5,9 @@ it gives each municipality synthetic tax and welfare records (linked to 統合�
 sure a family that moved from the first municipality to the second has its 課税台帳 and 児童手当 at
 the first, lets 日本年金機構 know some pensioners, and then has every organisation obtain its 符号
 and register its 副本 through its own services.  It writes the three scenarios of issue 5 as
-ready-to-run commands to ``linkage/scenarios.json`` (mode 0600: they hold 個人番号).
+ready-to-run commands to ``linkage/scenarios.json`` (mode 0600: they hold 個人番号), and — where the
+demo has issued cards — to ``linkage/portal-example.json`` an exchange about a demo card's holder and
+the command that then shows it in their やりとり履歴.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from kojinbango.nation import Nation
 from kojinbango.synth.business import generate_business_data
 
 SCENARIOS_FILE = "linkage/scenarios.json"
+PORTAL_EXAMPLE_FILE = "linkage/portal-example.json"
 STAFF = "情報連携担当（デモ）"
 
 
@@ -253,6 +256,45 @@ def scenarios(nation: Nation, family: dict[str, Any] | None) -> list[dict[str, A
     return out
 
 
+def portal_example(nation: Nation) -> dict[str, Any] | None:
+    """An exchange about the holder of the first issued demo card of the first municipality, and the
+    command (or the portal's page) that then shows it to them with its proof; None without demo
+    cards (``kojinbango exchange prepare`` on a nation the demo did not make)."""
+    from kojinbango.card.chip import Chip
+    from kojinbango.holder import DEMO_CARDS
+
+    topo = nation.topology
+    state = topo.root / DEMO_CARDS
+    if not state.exists():
+        return None
+    a = nation.municipalities()[0]
+    cards = json.loads(state.read_text(encoding="utf-8"))
+    card = next((c for c in cards if c["municipality"] == a.org_id and c["state"] == "issued"), None)
+    if card is None or not Path(card["card"]).exists():
+        return None
+    number = Chip.loads(Path(card["card"]).read_text(encoding="utf-8")).printed_number
+    d, a_code = topo.root, topo.org(a.org_id).lg_code
+    return {
+        "resident": card["name"],
+        "card": card["card"],
+        "steps": [
+            {
+                "what": "日本年金機構 asks A for the 住民票関係情報 of the card's holder",
+                "command": f"kojinbango exchange query --data-dir {d} --querier nenkin --provider {a_code} "
+                           f"--affair pension-exemption --info 住民票関係情報 --my-number {number}",
+                "expect": "answered",
+            },
+            {
+                "what": "the holder's やりとり履歴: the exchange, its inclusion proof checked",
+                "command": f"kojinbango portal records --data-dir {d} --card {card['card']} --pin {card['auth_pin']}",
+                "expect": "the exchange listed with proof_valid true",
+            },
+        ],
+        "portal": f"or log in to マイポータル (its login page is printed when the demo serves) with this card "
+                  f"(PIN {card['auth_pin']}) and open やりとり履歴",
+    }  # fmt: skip
+
+
 def prepare(nation: Nation, seed: int = 1, today: dt.date | None = None) -> dict[str, Any]:
     """Everything above, idempotent: a second run adds nothing twice."""
     today = today or today_jst()
@@ -264,6 +306,11 @@ def prepare(nation: Nation, seed: int = 1, today: dt.date | None = None) -> dict
     path = nation.topology.root / SCENARIOS_FILE
     write_private(path, json.dumps(scenarios(nation, family), ensure_ascii=False, indent=1))
     summary["scenarios_file"] = str(path)
+    example = portal_example(nation)
+    if example is not None:
+        path = nation.topology.root / PORTAL_EXAMPLE_FILE
+        write_private(path, json.dumps(example, ensure_ascii=False, indent=1))
+        summary["portal_example_file"] = str(path)
     return summary
 
 

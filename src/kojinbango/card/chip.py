@@ -134,6 +134,11 @@ class Chip:
         return dict(self.data["kenmen"]["face"])
 
     @property
+    def printed_number(self) -> str:
+        """The 個人番号 printed on the card's back (券面の裏面): whoever holds the card reads it."""
+        return str(self.data["kenmen"]["back"]["my_number"])
+
+    @property
     def has_signing(self) -> bool:
         return self.data["jpki"].get("sign") is not None
 
