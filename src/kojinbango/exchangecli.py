@@ -4,6 +4,7 @@
     exchange prepare    --data-dir D [--seed S]
     exchange query      --data-dir D --querier ORG --provider ORG --affair ROW_ID --info CATEGORY --my-number N
     exchange result     --data-dir D --querier ORG --id 処理通番
+    exchange waiting    --data-dir D --querier ORG [--collect]
     exchange records    --data-dir D [--id 処理通番]
     exchange refresh    --data-dir D [--municipality CODE]
     exchange verify-log --data-dir D
@@ -188,6 +189,15 @@ def cmd_result(args: argparse.Namespace) -> int:
         querier = _querier(topology, args.querier)
         answer = _post(topology, urls, querier, "/staff/linkage/api/result", {"exchange_id": args.id})
     return _report(answer)
+
+
+def cmd_waiting(args: argparse.Namespace) -> int:
+    """The querier's queries still waiting for their answer; exit 3 while any does."""
+    with nation_urls(args.data_dir) as (topology, urls, _):
+        querier = _querier(topology, args.querier)
+        out = _post(topology, urls, querier, "/staff/linkage/api/waiting", {"collect": args.collect})
+    _print(out)
+    return 3 if out.get("waiting") else 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -414,6 +424,17 @@ def add_parsers(sub: Any) -> None:
     sp.add_argument("--querier", required=True)
     sp.add_argument("--id", required=True, help="処理通番")
     sp.set_defaults(func=_wrap(cmd_result))
+
+    sp = esub.add_parser(
+        "waiting",
+        help="the querier's queries still waiting for their answer, oldest first (exit 3 while any does)",
+    )
+    data_dir(sp)
+    sp.add_argument("--querier", required=True)
+    sp.add_argument(
+        "--collect", action="store_true", help="ask for each one's answer again first (結果取得要求)"
+    )
+    sp.set_defaults(func=_wrap(cmd_waiting))
 
     sp = esub.add_parser(
         "rotate-key", help="replace a querier's encryption key (answers sealed to the old one still open)"

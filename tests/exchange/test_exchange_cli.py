@@ -60,6 +60,18 @@ def test_the_three_scenarios_from_the_cli(cli_dir: Path, capsys: pytest.CaptureF
     assert code == 0 and json.loads(out)["ok"]
 
 
+def test_waiting_lists_nothing_once_every_answer_is_in(cli_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for querier in ("nenkin", "131041"):
+        code, out, _ = run(capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", querier)
+        assert code == 0 and json.loads(out) == {"waiting": []}
+        code, out, _ = run(
+            capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", querier, "--collect"
+        )
+        assert code == 0 and json.loads(out) == {"waiting": [], "collected": 0, "collect_failed": []}
+    code, _, err = run(capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", "network")
+    assert code != 0 and "makes no queries" in err
+
+
 def test_bad_input_is_reported_without_the_number(cli_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["exchange", "query", "--data-dir", str(cli_dir), "--querier", "131041", "--provider", "131016",
             "--affair", "child-allowance", "--info", "地方税関係情報"]  # fmt: skip

@@ -43,6 +43,10 @@ class ExchangeForm(BaseModel):
     exchange_id: str = Field(min_length=1, max_length=32)
 
 
+class WaitingForm(BaseModel):
+    collect: bool = False  # ask for each waiting answer again first (結果取得要求)
+
+
 def create(
     topology: Topology,
     org_id: str,
@@ -109,6 +113,10 @@ def create(
     @staff.post("/verify")
     def verify(body: ExchangeForm) -> dict[str, Any]:
         return service.verify_stored(body.exchange_id)
+
+    @staff.post("/waiting")
+    def waiting(body: WaitingForm) -> dict[str, Any]:
+        return service.waiting(body.collect)
 
     @staff.post("/refresh")
     def refresh() -> dict[str, Any]:

@@ -29,6 +29,7 @@ from kojinbango.common.linkage import (
     stored_answer_view,
     verify_answer,
     wait_final,
+    waiting_queries,
     writing,
 )
 from kojinbango.common.signing import TrustStore
@@ -360,6 +361,11 @@ class AgencyService:
 
     def _view(self, row: AgencyAnswer) -> dict[str, Any]:
         return stored_answer_view(self.topology, self.org_id, row, self.opener)
+
+    def waiting(self, collect: bool = False) -> dict[str, Any]:
+        """The queries still waiting for their answer, oldest first (``common.linkage.waiting_queries``);
+        ``collect``: each asked for again first (結果取得要求)."""
+        return waiting_queries(self.db, AgencyAnswer, self._view, self.result if collect else None)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         with writing(self.db) as s:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database, DbNonceStore
@@ -373,6 +373,51 @@ def write_lock(db: Database) -> threading.RLock:
     """The in-process lock around ``db``'s write transactions (``Database.write_lock``: the SQLite
     file's, which the checkpointer takes too)."""
     return db.write_lock
+
+
+WAITING = ("unsent", "pending")
+
+
+def waiting_queries(
+    db: Database,
+    model: Any,
+    view: Callable[[Any], dict[str, Any]],
+    collect: Callable[[str], Any] | None = None,
+    limit: int = 500,
+) -> dict[str, Any]:
+    """A querier's queries still waiting for their answer (``WAITING``: not yet accepted by the
+    network, or accepted and not yet answered), oldest first, as ``view`` shows a stored row — the
+    linkage staff's list when a provider is down.  With ``collect`` (the querier's 結果取得要求 by
+    処理通番), each with a 処理通番 is asked for again first, one failure not stopping the others, and
+    only what still waits is listed.  ``model``: the querier's answer table (a ``StoredAnswer``)."""
+    collected = 0
+    failed: list[dict[str, str]] = []
+    if collect is not None:
+        with writing(db) as s:
+            ids = [
+                str(i)
+                for i in s.scalars(
+                    select(model.exchange_id)
+                    .where(model.status.in_(WAITING), model.exchange_id.is_not(None))
+                    .order_by(model.id)
+                    .limit(limit)
+                )
+            ]
+        for exchange_id in ids:
+            try:
+                state = collect(exchange_id)
+            except Exception as exc:  # an unreachable network or provider: listed as still waiting
+                failed.append({"exchange_id": exchange_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            collected += state.get("status") not in WAITING
+    with writing(db) as s:
+        rows = s.scalars(select(model).where(model.status.in_(WAITING)).order_by(model.id).limit(limit))
+        waiting = [view(r) for r in rows]
+    out: dict[str, Any] = {"waiting": waiting}
+    if collect is not None:
+        out["collected"] = collected
+        out["collect_failed"] = failed
+    return out
 
 
 @contextmanager

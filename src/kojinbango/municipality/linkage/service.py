@@ -38,6 +38,7 @@ from kojinbango.common.linkage import (
     stored_answer_view,
     verify_answer,
     wait_final,
+    waiting_queries,
     writing,
 )
 from kojinbango.common.signing import TrustStore
@@ -346,6 +347,11 @@ class LinkageService:
 
     def _view(self, row: LinkageAnswer) -> dict[str, Any]:
         return stored_answer_view(self.topology, self.org_id, row, self.opener)
+
+    def waiting(self, collect: bool = False) -> dict[str, Any]:
+        """The queries still waiting for their answer, oldest first (``common.linkage.waiting_queries``);
+        ``collect``: each asked for again first (結果取得要求)."""
+        return waiting_queries(self.db, LinkageAnswer, self._view, self.result if collect else None)
 
     def verify_stored(self, exchange_id: str) -> dict[str, Any]:
         """Check a stored answer again, later: is it still the provider's genuine signed document?"""

@@ -3,7 +3,8 @@
 JSON under ``/staff/linkage/api/`` for the ``kojinbango`` commands, which run on the municipality's
 side: every request must be signed with the municipality's own key (``SignatureMiddleware``'s
 internal interfaces, docs/security.md); the typed staff name is recorded marked as such.  A query (staff type the 個人番号 in the POST body; it is never in
-a URL or a log), collecting a pending answer, re-checking a stored answer, the 副本 refresh.
+a URL or a log), collecting a pending answer, the queries still waiting, re-checking a stored answer,
+the 副本 refresh.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class QueryForm(BaseModel):
 
 class ExchangeForm(BaseModel):
     exchange_id: str = Field(min_length=1, max_length=32)
+
+
+class WaitingForm(BaseModel):
+    collect: bool = False
 
 
 class RefreshForm(BaseModel):
@@ -60,6 +65,10 @@ def install(app: FastAPI, service: LinkageService) -> None:
     @router.post("/verify")
     def verify(body: ExchangeForm) -> dict[str, Any]:
         return service.verify_stored(body.exchange_id)
+
+    @router.post("/waiting")
+    def waiting(body: WaitingForm) -> dict[str, Any]:
+        return service.waiting(body.collect)
 
     @router.post("/refresh")
     def refresh(body: RefreshForm) -> dict[str, Any]:
