@@ -100,6 +100,7 @@ def test_staff_terminal_in_english_with_data_untranslated(nation: Nation, staff_
         ("/staff/cards/pin-reset", "Reset a PIN (unlock)"),
         ("/staff/counter/", "Read the individual number and open the record"),
         ("/staff/counter/residents/{rid}", "Child allowance claim"),
+        ("/staff/counter/waiting", "Queries waiting for their answer"),
         ("/staff/outreach/", "Write a new notice"),
         ("/staff/outreach/new", "Find the recipients (count and sample)"),
         ("/staff/links/", "To review"),

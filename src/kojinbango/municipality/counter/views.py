@@ -229,6 +229,31 @@ def install(
             else "",
         )
 
+    def _waiting_page(request: Request, collect: bool) -> Response:
+        """照会の回答待ち: this municipality's queries not yet answered; ``collect``: each asked for
+        again first (結果取得要求), recorded in the access log."""
+        context: dict[str, Any] = {"terminal": request.state.staff, "waiting": [], "collected": None}
+        service = linkage()
+        status = 200
+        if service is None:
+            context["error"], status = "情報連携（ネットワーク）がこの環境にありません", 503
+        else:
+            context.update(service.waiting(collect))
+            if collect:
+                staff.record(
+                    request.state.staff, "collect", "/staff/counter/waiting", "linkage", None,
+                    {"collected": context["collected"], "failed": len(context["collect_failed"])},
+                )  # fmt: skip
+        return templates.TemplateResponse(request, "counter_waiting.html", context, status_code=status)
+
+    @router.get("/waiting", response_class=HTMLResponse)
+    def waiting(request: Request) -> Response:
+        return _waiting_page(request, False)
+
+    @router.post("/waiting", response_class=HTMLResponse)
+    def collect(request: Request) -> Response:
+        return _waiting_page(request, True)
+
     @router.post("/residents/{resident_id}/child-allowance", response_class=HTMLResponse)
     async def child_allowance(request: Request, resident_id: int) -> Response:
         """児童手当 認定請求: what was gathered at the counter, written to the 児童手当 system."""
