@@ -7,6 +7,7 @@
     exchange waiting    --data-dir D --querier ORG [--collect]
     exchange records    --data-dir D [--id 処理通番]
     exchange refresh    --data-dir D [--municipality CODE]
+    exchange status     --data-dir D
     exchange verify-log --data-dir D
     portal records      --data-dir D --card FILE --pin P
 
@@ -270,6 +271,13 @@ def cmd_records(args: argparse.Namespace) -> int:
     return 0 if result["agree"] else 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from kojinbango import linkage_audit
+
+    _print(linkage_audit.network_status(_topology(args.data_dir)))
+    return 0
+
+
 def cmd_verify_log(args: argparse.Namespace) -> int:
     from kojinbango import linkage_audit
 
@@ -452,6 +460,12 @@ def add_parsers(sub: Any) -> None:
     data_dir(sp)
     sp.add_argument("--municipality")
     sp.set_defaults(func=_wrap(cmd_refresh))
+
+    sp = esub.add_parser(
+        "status", help="the network operator's view: exchanges by status, what waits for which provider"
+    )
+    data_dir(sp)
+    sp.set_defaults(func=_wrap(cmd_status))
 
     sp = esub.add_parser("verify-log", help="monitor: every entry and signed tree head of the network's log")
     data_dir(sp)

@@ -1,5 +1,7 @@
 """The operator's checks of information linkage: the three provision records of each exchange side by
-side (querier, provider, network — 番号法23条), and a monitor's full check of the network's Merkle log.
+side (querier, provider, network — 番号法23条), a monitor's full check of the network's Merkle log, and
+the network operator's view of its exchanges (how many in each state; what waits for which provider,
+since when, after how many attempts and with what error).
 
 These read the organisations' databases directly (read-only), as an auditor with access would.
 """
@@ -9,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, iso, public_id
 from kojinbango.common.topology import Topology
 from kojinbango.intermediate.models import ProvisionRecord
 from kojinbango.network.log import MerkleLog
-from kojinbango.network.models import Exchange, LogEntry
+from kojinbango.network.models import Exchange, LogEntry, TreeHead
 
 
 def _records_at(topology: Topology, org_id: str) -> list[ProvisionRecord]:
@@ -89,3 +91,60 @@ def verify_network_log(topology: Topology) -> dict[str, Any]:
         return MerkleLog(db, topology.credentials(network)).verify()
     finally:
         db.dispose()
+
+
+def network_status(topology: Topology) -> dict[str, Any]:
+    """The network operator's view: exchanges by status; the pending ones by provider (how many, the
+    oldest, the most delivery attempts, when the next attempt is due, the latest error); the log's
+    size and its newest signed tree head.  No person appears in it."""
+    network = topology.of_kind("network")[0].id
+    db = Database(topology.database_url(network))
+    try:
+        with db.transaction() as s:
+            by_status = select(Exchange.status, func.count()).group_by(Exchange.status)
+            counts = {st: int(n) for st, n in s.execute(by_status)}
+            waiting = list(
+                s.execute(
+                    select(
+                        Exchange.provider,
+                        func.count(),
+                        func.min(Exchange.requested_at),
+                        func.max(Exchange.attempts),
+                        func.min(Exchange.next_attempt_at),
+                    )
+                    .where(Exchange.status == "pending")
+                    .group_by(Exchange.provider)
+                    .order_by(Exchange.provider)
+                )
+            )
+            errors = {
+                provider: error
+                for provider, error in s.execute(
+                    select(Exchange.provider, Exchange.last_error)
+                    .where(Exchange.status == "pending", Exchange.last_error != "")
+                    .order_by(Exchange.requested_at)
+                )
+            }  # the newest pending exchange's error, per provider
+            size = s.scalar(select(func.count()).select_from(LogEntry)) or 0
+            head = s.scalars(select(TreeHead).order_by(TreeHead.tree_size.desc()).limit(1)).first()
+    finally:
+        db.dispose()
+    return {
+        "exchanges": counts,
+        "pending_by_provider": [
+            {
+                "provider": public_id(topology, provider),
+                "pending": int(n),
+                "oldest_requested_at": iso(oldest),
+                "most_attempts": int(attempts or 0),
+                "next_attempt_at": iso(next_at),
+                "last_error": errors.get(provider, ""),
+            }
+            for provider, n, oldest, attempts, next_at in waiting
+        ],
+        "log": {
+            "entries": int(size),
+            "signed_tree_size": head.tree_size if head is not None else 0,
+            "signed_at": iso(head.signed_at) if head is not None else None,
+        },
+    }

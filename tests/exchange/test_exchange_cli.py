@@ -58,6 +58,12 @@ def test_the_three_scenarios_from_the_cli(cli_dir: Path, capsys: pytest.CaptureF
     assert code == 0 and json.loads(out)["agree"]
     code, out, _ = run(capsys, "exchange", "verify-log", "--data-dir", str(cli_dir))
     assert code == 0 and json.loads(out)["ok"]
+    code, out, _ = run(capsys, "exchange", "status", "--data-dir", str(cli_dir))
+    status = json.loads(out)
+    assert code == 0 and status["pending_by_provider"] == []
+    assert status["exchanges"]["answered"] >= 2 and status["exchanges"]["refused"] >= 1
+    assert status["log"]["entries"] == sum(status["exchanges"].values()) >= 3
+    assert status["log"]["signed_tree_size"] <= status["log"]["entries"]
 
 
 def test_waiting_lists_nothing_once_every_answer_is_in(cli_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,12 +130,23 @@ def test_provider_down_leaves_the_query_pending_and_retried(services: Services) 
     assert a["my-number"] not in json.dumps(waiting, ensure_ascii=False)
     asked = staff(services, "nenkin", "/waiting", {"collect": True})  # asked again: the provider is still down
     assert asked["collected"] == 0 and [w["exchange_id"] for w in asked["waiting"]] == [first["exchange_id"]]
+    # the network operator's view: one exchange waiting for A, delivery tried and failed
+    topo = Topology.load(services.d / "topology.json")
+    deadline = time.time() + 30
+    while not (status := linkage_audit.network_status(topo))["pending_by_provider"][0]["last_error"]:
+        assert time.time() < deadline, status
+        time.sleep(0.5)
+    (waiting_for,) = status["pending_by_provider"]
+    assert waiting_for["provider"] == a["provider"] and waiting_for["pending"] == 1
+    assert waiting_for["most_attempts"] >= 1 and waiting_for["next_attempt_at"]
+    assert a["my-number"] not in json.dumps(status, ensure_ascii=False)
     services.start("intermediate")
     done = wait_answered(services, first["exchange_id"])
     assert done["status"] == "answered", done
     assert staff(services, "nenkin", "/waiting", {"collect": True}) == {
         "waiting": [], "collected": 0, "collect_failed": []
     }
+    assert linkage_audit.network_status(topo)["pending_by_provider"] == []
     services.stop_all()
     assert linkage_audit.three_records(Topology.load(services.d / "topology.json"), first["exchange_id"])[
         "agree"
