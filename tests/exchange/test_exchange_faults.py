@@ -144,7 +144,7 @@ def test_provider_down_leaves_the_query_pending_and_retried(services: Services) 
     done = wait_answered(services, first["exchange_id"])
     assert done["status"] == "answered", done
     assert staff(services, "nenkin", "/waiting", {"collect": True}) == {
-        "waiting": [], "collected": 0, "collect_failed": []
+        "waiting": [], "total": 0, "collected": 0, "collect_failed": []
     }
     assert linkage_audit.network_status(topo)["pending_by_provider"] == []
     services.stop_all()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from kojinbango.common.db import Database, DbNonceStore
@@ -389,7 +389,8 @@ def waiting_queries(
     network, or accepted and not yet answered), oldest first, as ``view`` shows a stored row — the
     linkage staff's list when a provider is down.  With ``collect`` (the querier's 結果取得要求 by
     処理通番), each with a 処理通番 is asked for again first, one failure not stopping the others, and
-    only what still waits is listed.  ``model``: the querier's answer table (a ``StoredAnswer``)."""
+    only what still waits is listed.  At most ``limit`` are listed (the oldest); ``total`` says how many
+    wait in all.  ``model``: the querier's answer table (a ``StoredAnswer``)."""
     collected = 0
     failed: list[dict[str, str]] = []
     if collect is not None:
@@ -413,7 +414,10 @@ def waiting_queries(
     with writing(db) as s:
         rows = s.scalars(select(model).where(model.status.in_(WAITING)).order_by(model.id).limit(limit))
         waiting = [view(r) for r in rows]
-    out: dict[str, Any] = {"waiting": waiting}
+        total = len(waiting)
+        if total == limit:  # more may wait than are listed: say how many
+            total = int(s.scalar(select(func.count()).select_from(model).where(model.status.in_(WAITING))) or 0)
+    out: dict[str, Any] = {"waiting": waiting, "total": total}
     if collect is not None:
         out["collected"] = collected
         out["collect_failed"] = failed
