@@ -17,8 +17,9 @@ from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, iso, public_id
 from kojinbango.common.topology import Topology
 from kojinbango.intermediate.models import ProvisionRecord
-from kojinbango.network.log import MerkleLog
-from kojinbango.network.models import Exchange, LogEntry, TreeHead
+from kojinbango.network.core import exchange_counts
+from kojinbango.network.log import MerkleLog, newest_head
+from kojinbango.network.models import Exchange, LogEntry
 
 
 def _records_at(topology: Topology, org_id: str) -> list[ProvisionRecord]:
@@ -101,8 +102,7 @@ def network_status(topology: Topology) -> dict[str, Any]:
     db = Database(topology.database_url(network))
     try:
         with db.transaction() as s:
-            by_status = select(Exchange.status, func.count()).group_by(Exchange.status)
-            counts = {st: int(n) for st, n in s.execute(by_status)}
+            counts = exchange_counts(s)
             waiting = list(
                 s.execute(
                     select(
@@ -126,7 +126,7 @@ def network_status(topology: Topology) -> dict[str, Any]:
                 )
             }  # the newest pending exchange's error, per provider
             size = s.scalar(select(func.count()).select_from(LogEntry)) or 0
-            head = s.scalars(select(TreeHead).order_by(TreeHead.tree_size.desc()).limit(1)).first()
+            head = newest_head(s)
     finally:
         db.dispose()
     return {

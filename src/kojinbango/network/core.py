@@ -64,6 +64,11 @@ _UPDATE_EXCHANGE = (
 MAX_FUGO_ITEMS = 5000
 
 
+def exchange_counts(s: Session) -> dict[str, int]:
+    """How many exchanges are in each status."""
+    return {st: int(n) for st, n in s.execute(select(Exchange.status, func.count()).group_by(Exchange.status))}
+
+
 @dataclass(frozen=True)
 class Asked:
     """A query as the IF received it from the querier's intermediate server."""
@@ -497,9 +502,7 @@ class NetworkCore:
 
     def counts(self) -> dict[str, int]:
         with self.db.transaction() as s:
-            return {
-                st: n for st, n in s.execute(select(Exchange.status, func.count()).group_by(Exchange.status))
-            }
+            return exchange_counts(s)
 
     # --- the resident's records (マイナポータル) ------------------------------------------------
     def records_for(self, holder: str, fugo: str, known_size: int | None) -> dict[str, Any]:

@@ -144,6 +144,11 @@ class Appender:
         return seq
 
 
+def newest_head(s: Session) -> TreeHead | None:
+    """The newest signed tree head the log holds (None before the first)."""
+    return s.scalar(select(TreeHead).order_by(TreeHead.tree_size.desc()).limit(1))
+
+
 class MerkleLog:
     def __init__(self, db: Database, creds: OrgCredentials, retention_years: int = 7):
         self.db = db
@@ -263,7 +268,7 @@ class MerkleLog:
     # --- tree heads ----------------------------------------------------------------------
     def latest_head(self) -> TreeHead | None:
         with self.db.transaction() as s:
-            return s.scalar(select(TreeHead).order_by(TreeHead.tree_size.desc()).limit(1))
+            return newest_head(s)
 
     def tree_head(self) -> dict[str, Any] | None:
         """The newest signed tree head, signing one for the current size if the log grew."""

@@ -50,6 +50,7 @@ from kojinbango.municipality.staff.service import StaffService
 
 LOCAL_READER = re.compile(r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}")
 STATUS_LABELS = {"good": "有効", "suspended": "一時停止中", "revoked": "失効"}
+NO_NETWORK = "情報連携（ネットワーク）がこの環境にありません"
 
 
 class CertificateCheck(BaseModel):
@@ -196,7 +197,7 @@ def install(
 
         service = linkage()
         if service is None:
-            return await page(503, error="情報連携（ネットワーク）がこの環境にありません")
+            return await page(503, error=NO_NETWORK)
         missing = [
             label
             for label, v in (("情報提供者", provider), ("事務", affair), ("特定個人情報", info))
@@ -236,7 +237,7 @@ def install(
         service = linkage()
         status = 200
         if service is None:
-            context["error"], status = "情報連携（ネットワーク）がこの環境にありません", 503
+            context["error"], status = NO_NETWORK, 503
         else:
             context.update(service.waiting(collect))
             if collect:
