@@ -7,13 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from kojinbango.agency.models import MIGRATIONS
 from kojinbango.agency.service import AgencyService
 from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, direct_json_route, org_app
 from kojinbango.common.db import Database
 from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
+from kojinbango.common.staff_linkage import ExchangeForm, QueryForm, WaitingForm
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import (
     INTERNAL_PREFIXES,
@@ -28,23 +28,6 @@ from kojinbango.intermediate.models import MIGRATIONS as IM_MIGRATIONS
 from kojinbango.intermediate.models import VERSION_TABLE as IM_VERSION_TABLE
 from kojinbango.intermediate.models import seen_nonces
 from kojinbango.intermediate.service import IntermediateService
-
-
-class QueryForm(BaseModel):
-    my_number: str = Field(min_length=1, max_length=20)
-    provider: str = Field(min_length=1, max_length=40)
-    affair: str = Field(min_length=1, max_length=40)
-    info: str = Field(min_length=1, max_length=40)
-    staff: str = Field(default="職員", max_length=100)
-    wait_seconds: float = Field(default=10.0, ge=0, le=120)
-
-
-class ExchangeForm(BaseModel):
-    exchange_id: str = Field(min_length=1, max_length=32)
-
-
-class WaitingForm(BaseModel):
-    collect: bool = False  # ask for each waiting answer again first (結果取得要求)
 
 
 def create(

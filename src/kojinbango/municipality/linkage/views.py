@@ -13,27 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from kojinbango.common.staff_linkage import ExchangeForm, QueryForm, WaitingForm
 from kojinbango.common.transport import RemoteError, Unreachable, internal_staff, require_internal
 from kojinbango.municipality.linkage.service import LinkageService
-
-
-class QueryForm(BaseModel):
-    my_number: str = Field(min_length=1, max_length=20)
-    provider: str = Field(min_length=1, max_length=40)
-    affair: str = Field(min_length=1, max_length=40)
-    info: str = Field(min_length=1, max_length=40)
-    staff: str = Field(default="職員", max_length=100)
-    wait_seconds: float = Field(default=10.0, ge=0, le=120)
-
-
-class ExchangeForm(BaseModel):
-    exchange_id: str = Field(min_length=1, max_length=32)
-
-
-class WaitingForm(BaseModel):
-    collect: bool = False
 
 
 class RefreshForm(BaseModel):
