@@ -37,7 +37,9 @@ STAMPERS = [
 
 
 @pytest.mark.parametrize(("module", "name"), STAMPERS)
-def test_every_service_stamps_by_the_one_clock(module: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_service_stamps_by_the_one_clock(
+    module: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stamp = getattr(importlib.import_module(module), name)
     monkeypatch.setattr(clock, "source", lambda: MOVED)
     assert stamp() == dt.datetime(2031, 12, 31, 15, 30)  # naive UTC, as stored

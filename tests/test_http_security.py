@@ -143,7 +143,9 @@ def test_every_organisation_refuses_unsigned_and_replayed(nation: Nation) -> Non
         url = nation.urls[org_id] + "/api/security-probe"
         assert httpx.post(url, json={}).status_code == 401, org_id
         body = b"{}"
-        headers = sign_request(nation.topology.credentials(sender), "POST", "/api/security-probe", "", body, org_id)
+        headers = sign_request(
+            nation.topology.credentials(sender), "POST", "/api/security-probe", "", body, org_id
+        )
         headers["content-type"] = "application/json"
         first = httpx.post(url, content=body, headers=headers)
         assert first.status_code in (401, 404), org_id  # 401 where this sender may not call at all

@@ -52,7 +52,9 @@ def test_intro_twice_changes_nothing(nation_dir: Path) -> None:
         result = intro(nation)
         per_org = result["municipalities"]
         assert set(per_org) == {"m131016", "m131041"}
-        assert all(v["designated"] == 0 and v["pages_printed"] == 0 and v["pushed"] == 0 for v in per_org.values())
+        assert all(
+            v["designated"] == 0 and v["pages_printed"] == 0 and v["pushed"] == 0 for v in per_org.values()
+        )
         assert _snapshot(nation) == before
 
 

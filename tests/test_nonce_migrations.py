@@ -47,7 +47,9 @@ def _alembic(url: str, location: str, version_table: str, action: str, revision:
 
 
 @pytest.mark.parametrize(("location", "version_table", "before"), HISTORIES)
-def test_seen_nonces_rekeyed_by_time_first_and_back(url: str, location: str, version_table: str, before: str) -> None:
+def test_seen_nonces_rekeyed_by_time_first_and_back(
+    url: str, location: str, version_table: str, before: str
+) -> None:
     url = normalise_url(url)
     _alembic(url, location, version_table, "upgrade", before)
     engine = create_engine(url)
@@ -66,7 +68,9 @@ def test_seen_nonces_rekeyed_by_time_first_and_back(url: str, location: str, ver
             kept = conn.execute(text("SELECT signer, nonce, created FROM seen_nonces ORDER BY nonce")).all()
             assert [tuple(r) for r in kept] == [(r["s"], r["n"], r["c"]) for r in rows]  # none forgotten
             if engine.dialect.name == "sqlite":
-                ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'seen_nonces'")).scalar_one()
+                ddl = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'seen_nonces'")
+                ).scalar_one()
                 assert ddl.rstrip().upper().endswith("WITHOUT ROWID")
         with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:  # a replay
             conn.execute(text("INSERT INTO seen_nonces VALUES (:s, :n, :c, :t)"), rows[0])

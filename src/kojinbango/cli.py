@@ -398,7 +398,9 @@ def _bench_portal(args: argparse.Namespace) -> int:
 def _bench_exchange(args: argparse.Namespace) -> int:
     module = _load_bench("exchange")
     _print_json(
-        module.run(args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or (), sustain=args.sustain)
+        module.run(
+            args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or (), sustain=args.sustain
+        )
     )
     return 0
 
@@ -481,7 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--skip-splink", action="store_true", help="linkage: run only kojinbango's matcher")
     sp.add_argument("--count", type=int, default=10_000_000)
     sp.add_argument(
-        "--pg-url", default=None, help="numbering: persist there; exchange: each organisation on its own database there"
+        "--pg-url",
+        default=None,
+        help="numbering: persist there; exchange: each organisation on its own database there",
     )
     sp.set_defaults(func=cmd_bench)
     return p

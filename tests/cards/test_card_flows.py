@@ -362,7 +362,9 @@ def test_counter_work_asks_each_municipality_but_a_refused_signature_is_an_error
         # the first municipality's interface is called with another organisation's signature
         assert suspend_card(client, card)["status"] == "suspended"
         client._signed[FIRST] = SignedClient(
-            card_nation.topology.credentials(SECOND), card_nation.topology.trust_store(), {FIRST: card_nation.urls[FIRST]}
+            card_nation.topology.credentials(SECOND),
+            card_nation.topology.trust_store(),
+            {FIRST: card_nation.urls[FIRST]},
         )
         refused = _refusal(counter, client, card, "resume")
         assert refused.reason == "http_401"

@@ -41,9 +41,7 @@ def test_cards_on_postgresql(pg_database, tmp_path: Path) -> None:
             assert portal_login(client, card, "1234")["logged_in"]
             assert open_bank_account(client, card, "ABC123")["opened"]
             reg = nation.register(org)
-            reg.move_within(
-                r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", today_jst()
-            )
+            reg.move_within(r.household_id, "1000005", "東京都千代田区丸の内一丁目9番1号", "", today_jst())
             reg.push()
             with pytest.raises(HolderError, match="revoked"):
                 open_bank_account(client, card, "ABC123")

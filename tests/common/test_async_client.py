@@ -102,7 +102,9 @@ def test_a_genuine_answer_is_returned_by_both_calls(topology: Topology, honest: 
 
     async def both() -> list[Any]:
         try:
-            return list(await asyncio.gather(*(client.acall(SERVER, "POST", "/api/echo", payload) for _ in range(20))))
+            return list(
+                await asyncio.gather(*(client.acall(SERVER, "POST", "/api/echo", payload) for _ in range(20)))
+            )
         finally:
             await client.aclose()
 

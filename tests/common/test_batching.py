@@ -270,7 +270,11 @@ def test_outcomes_cross_the_wire_as_results_or_errors_with_their_status(items: l
             assert b == i
         else:
             assert isinstance(b, RemoteError) and b.org_id == "org"
-            status, detail = {"conflict": (409, "in use"), "missing": (404, "none"), "crash": (500, "internal error")}[i]
+            status, detail = {
+                "conflict": (409, "in use"),
+                "missing": (404, "none"),
+                "crash": (500, "internal error"),
+            }[i]
             assert (b.status, b.detail) == (status, detail)  # an unexpected failure is not worded out
 
 

@@ -27,7 +27,9 @@ def test_writes_reach_the_database_file_from_the_background_thread(tmp_path: Pat
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         size = path.stat().st_size
         with db.begin() as conn:  # about 500 pages: under the backstop, so no commit checkpoints
-            conn.execute(text("INSERT INTO t (body) VALUES (:b)"), [{"b": os.urandom(4000)} for _ in range(500)])
+            conn.execute(
+                text("INSERT INTO t (body) VALUES (:b)"), [{"b": os.urandom(4000)} for _ in range(500)]
+            )
         # written to the WAL by the commit (a checkpoint never shrinks the WAL, so this reads the same
         # whenever the background thread runs; the file's own size, read here, would race it)
         assert Path(f"{path}-wal").stat().st_size >= 500 * 4096
@@ -90,7 +92,9 @@ def _wal_bytes_under_steady_writes(tmp_path: Path, name: str, seconds: float, co
         db.dispose()
 
 
-def test_the_checkpointer_restarts_a_wal_that_never_pauses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_checkpointer_restarts_a_wal_that_never_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Under a steady load no writer ever finds every frame copied, so none starts the WAL again, and
     # it grew until a request's commit checkpointed on the event loop: the thread restarts it itself,
     # holding the writers' lock while it copies the last frames.

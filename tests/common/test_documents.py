@@ -274,8 +274,11 @@ _plain_json = st.recursive(
 )
 _other_json = st.recursive(  # floats, integers orjson does not write, tuples, other types, int keys
     st.floats() | st.integers() | st.datetimes() | _any_text | st.none(),
-    lambda inner: st.lists(inner, max_size=4).map(tuple) | st.lists(inner, max_size=4)
-    | st.dictionaries(_any_text | st.integers(0, 9).map(str), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(tuple)
+        | st.lists(inner, max_size=4)
+        | st.dictionaries(_any_text | st.integers(0, 9).map(str), inner, max_size=4)
+    ),
     max_leaves=15,
 )
 
@@ -290,7 +293,7 @@ def test_the_canonical_form_is_byte_for_byte_the_standard_librarys(obj: Any) -> 
 
 def test_the_canonical_form_of_awkward_strings_and_edge_values() -> None:
     cases: list[Any] = [
-        {"\x00\x01\x1f\x7f": "\b\f\n\r\t\"\\/", "\u2028\u2029": "髙橋\U0001f600", "": [2**64 - 1, -(2**63)]},
+        {"\x00\x01\x1f\x7f": '\b\f\n\r\t"\\/', "\u2028\u2029": "髙橋\U0001f600", "": [2**64 - 1, -(2**63)]},
         {"b": 1, "a": {"d": [True, False, None], "c": "é"}, "A": 0, "é": 1, "z": 2},  # ordering
         [2**64, -(2**63) - 1, 1.5, 1e-07, float("nan")],  # the standard library's numbers
         {"t": (1, 2), "d": __import__("datetime").date(2026, 1, 1)},

@@ -41,19 +41,27 @@ def _maybe(d: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, 
     return st.builds(mutate, full, change, key, anything)
 
 
-assessment = _maybe(
-    {"fiscal_year": ints, "taxable": st.booleans(), "total_income": ints, "tax_amount": ints}
-)
+assessment = _maybe({"fiscal_year": ints, "taxable": st.booleans(), "total_income": ints, "tax_amount": ints})
 tax = st.one_of(_maybe({"assessments": st.lists(assessment, max_size=3)}), anything)
 member = _maybe(
-    {"name": st.text(max_size=3), "birth_date": dates, "sex": st.sampled_from([1, 2, 3, 4, True, "1"]),
-     "relationship": st.text(max_size=3)}  # fmt: skip
+    {
+        "name": st.text(max_size=3),
+        "birth_date": dates,
+        "sex": st.sampled_from([1, 2, 3, 4, True, "1"]),
+        "relationship": st.text(max_size=3),
+    }  # fmt: skip
 )
 resident = _maybe(
-    {"status": st.sampled_from(["current", "moved_out", "dead", "gone"]), "name": st.text(max_size=3),
-     "kana": st.text(max_size=3), "birth_date": dates, "sex": st.sampled_from([1, 2, 3, 0, False]),
-     "address": st.text(max_size=3), "removed_on": st.one_of(st.none(), dates),
-     "household": _maybe({"members": st.lists(member, max_size=3)})}  # fmt: skip
+    {
+        "status": st.sampled_from(["current", "moved_out", "dead", "gone"]),
+        "name": st.text(max_size=3),
+        "kana": st.text(max_size=3),
+        "birth_date": dates,
+        "sex": st.sampled_from([1, 2, 3, 0, False]),
+        "address": st.text(max_size=3),
+        "removed_on": st.one_of(st.none(), dates),
+        "household": _maybe({"members": st.lists(member, max_size=3)}),
+    }  # fmt: skip
 )
 
 

@@ -32,7 +32,8 @@ def _analyzed(engine: Engine, table: str) -> bool:
     with engine.connect() as conn:
         return bool(
             conn.execute(
-                text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = :t"), {"t": table}
+                text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = :t"),
+                {"t": table},
             ).scalar()
         )
 
@@ -42,9 +43,17 @@ def test_tables_changed_by_a_tenth_are_analyzed_and_lookups_use_the_whole_index(
 ) -> None:
     engine = make_engine(pg_database("stats"))
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id serial PRIMARY KEY, tenant text, role text, ex text, UNIQUE (tenant, role, ex))"))
+        conn.execute(
+            text(
+                "CREATE TABLE t (id serial PRIMARY KEY, tenant text, role text, ex text, UNIQUE (tenant, role, ex))"
+            )
+        )
         conn.execute(text("CREATE TABLE few (x int)"))
-        conn.execute(text("INSERT INTO t (tenant, role, ex) SELECT 'a', 'q', 'EX' || g FROM generate_series(1, 5000) g"))
+        conn.execute(
+            text(
+                "INSERT INTO t (tenant, role, ex) SELECT 'a', 'q', 'EX' || g FROM generate_series(1, 5000) g"
+            )
+        )
         conn.execute(text("INSERT INTO few SELECT g FROM generate_series(1, 10) g"))
     engine.dispose()  # the inserting backend ends: its counts reach the statistics views
     deadline = time.monotonic() + 10
@@ -64,7 +73,9 @@ def test_tables_changed_by_a_tenth_are_analyzed_and_lookups_use_the_whole_index(
     engine.dispose()
 
 
-def test_a_database_on_a_server_without_autovacuum_is_kept_analyzed(pg_database: Callable[[str], str]) -> None:
+def test_a_database_on_a_server_without_autovacuum_is_kept_analyzed(
+    pg_database: Callable[[str], str],
+) -> None:
     db = Database(pg_database("statsreg"), MIGRATIONS)
     try:
         registered = db.engine in STATISTICS
@@ -90,7 +101,10 @@ def test_autovacuum_off_is_said_once_per_server(
         assert len(said) == (0 if autovacuum_is_on(dbs[0].engine) else 1)
         for r in said:
             url = dbs[0].engine.url
-            assert "warn_a" not in r.getMessage() and f"{url.host or 'localhost'}:{url.port or 5432}" in r.getMessage()
+            assert (
+                "warn_a" not in r.getMessage()
+                and f"{url.host or 'localhost'}:{url.port or 5432}" in r.getMessage()
+            )
     finally:
         for db in dbs:
             db.dispose()

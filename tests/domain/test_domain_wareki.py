@@ -202,7 +202,12 @@ def test_range_of_a_year_or_month_contains_the_day(d: date) -> None:
     era = era_of(d)
     y = era.year_of(d)
     label = "元" if y == 1 else str(y)
-    for text in (f"{era.name}{label}年", f"{era.letter}{y}.{d.month}", f"{d.year}", f"{d.year}-{d.month:02d}"):
+    for text in (
+        f"{era.name}{label}年",
+        f"{era.letter}{y}.{d.month}",
+        f"{d.year}",
+        f"{d.year}-{d.month:02d}",
+    ):
         first, last = parse_date_range(text)
         assert first <= d <= last, text
         assert era_of(first) == era or not text.startswith((era.name, era.letter))

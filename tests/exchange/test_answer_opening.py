@@ -12,7 +12,9 @@ from kojinbango.nation import Nation
 
 
 def test_the_municipality_opens_each_answer_once(nation: Nation, monkeypatch: pytest.MonkeyPatch) -> None:
-    command = next(s["command"] for s in scenarios(nation.topology.path.parent) if "child-allowance" in s["command"])
+    command = next(
+        s["command"] for s in scenarios(nation.topology.path.parent) if "child-allowance" in s["command"]
+    )
     a = args_of(command)
     service = querier_service(nation, a["querier"])
     assert service.opener is not None

@@ -62,7 +62,12 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     # each window's CPU per request and the host's steal time in it (a drift's cause: the services
     # or the host)
     assert all(w["cpu_ms_per_query"] > 0 and w["host_steal_percent"] >= 0 for w in held["windows"])
-    assert set(held["windows"][0]["cpu_ms_per_query_by_process"]) == {"driver", "network", "intermediate", "nenkin"}
+    assert set(held["windows"][0]["cpu_ms_per_query_by_process"]) == {
+        "driver",
+        "network",
+        "intermediate",
+        "nenkin",
+    }
     assert ours["host_steal_percent"] >= 0 and bare["host_steal_percent"] >= 0
     # one request at a time, no load: the round trip a batch starts from, for both chains
     alone, bare_alone = out["exchange_alone"], out["bare_hops_alone"]
@@ -76,7 +81,9 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
 
 
-def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from kojinbango.cli import main
 
     assert main(["bench", "exchange", "--queries", "10", "--rate", "0"]) == 2
@@ -126,7 +133,9 @@ async def _tiny_server(mode: str, accepted: list[int]) -> Any:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
-                    int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
                 )
                 body = await reader.readexactly(length)
                 if mode == "hang_up":

@@ -23,7 +23,9 @@ from kojinbango.intermediate.models import FugoLink
 from kojinbango.nation import Nation
 
 
-def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_three_times(nation: Nation) -> None:
+def test_concurrent_queries_go_in_batches_and_each_is_answered_and_recorded_three_times(
+    nation: Nation,
+) -> None:
     agency = nation.runtime("agency").services["agency"]
     before = sum(c.items - c.batches for c in agency._asks.all())
     answers = concurrent_pension_queries(nation, 24)
@@ -98,8 +100,20 @@ def test_a_batch_at_the_if_gives_each_item_its_own_outcome(nation: Nation) -> No
     base = {"provider": A, "info": "地方税関係情報", "wait": True}
     items = [
         {**base, "querier": B, "request_id": "RQbatch-good-01", "fugo": fugo, "affair": "child-allowance"},
-        {**base, "querier": "nenkin", "request_id": "RQbatch-tenant-1", "fugo": fugo, "affair": "pension-exemption"},
-        {**base, "querier": B, "request_id": "RQbatch-fugo-001", "fugo": "0" * 32, "affair": "child-allowance"},
+        {
+            **base,
+            "querier": "nenkin",
+            "request_id": "RQbatch-tenant-1",
+            "fugo": fugo,
+            "affair": "pension-exemption",
+        },
+        {
+            **base,
+            "querier": B,
+            "request_id": "RQbatch-fugo-001",
+            "fugo": "0" * 32,
+            "affair": "child-allowance",
+        },
         {**base, "querier": B, "request_id": "RQbatch-norow-01", "fugo": fugo, "affair": "pension-exemption"},
     ]
     r = _signed_post(nation, "intermediate", "network", "/api/if/queries/batch", {"items": items})
@@ -141,10 +155,14 @@ def test_a_provision_that_fails_in_a_batch_fails_alone(nation: Nation) -> None:
     base = {"tenant": A, "querier": B, "querier_name": "", "affair": "child-allowance", "info": "地方税関係情報",
             "requested_at": "2026-01-05T00:00:00.000Z"}  # fmt: skip
     good = [{**base, "exchange_id": f"EX20260105-9900000{i}", "fugo": f} for i, f in enumerate(fugos)]
-    broken = {k: v for k, v in {**good[0], "exchange_id": "EX20260105-99000009"}.items() if k != "requested_at"}
+    broken = {
+        k: v for k, v in {**good[0], "exchange_id": "EX20260105-99000009"}.items() if k != "requested_at"
+    }
     outcomes = service.provide_many([good[0], broken, good[1]])
     assert isinstance(outcomes[1], KeyError)
-    assert [o["payload"]["exchange_id"] for o in (outcomes[0], outcomes[2])] == [g["exchange_id"] for g in good]
+    assert [o["payload"]["exchange_id"] for o in (outcomes[0], outcomes[2])] == [
+        g["exchange_id"] for g in good
+    ]
     assert service.records(A, exchange_id="EX20260105-99000009") == []
     assert len(service.records(A, exchange_id=good[1]["exchange_id"])) == 1
     # delivered again (the network retrying): the same signed documents, nothing written twice
@@ -211,7 +229,12 @@ def test_first_queries_about_a_new_person_at_once_obtain_one_fugo(nation: Nation
             )
             if n not in known
         )
-    query = {"my_number": number, "provider": "131016", "affair": "pension-exemption", "info": "地方税関係情報"}
+    query = {
+        "my_number": number,
+        "provider": "131016",
+        "affair": "pension-exemption",
+        "info": "地方税関係情報",
+    }
     answers = concurrent_signed_posts(nation, "nenkin", "nenkin", "/staff/linkage/api/query", [query] * 24)
     assert [a["status"] for a in answers] == ["answered"] * 24
     assert all(a["signature_valid"] is True for a in answers)
@@ -244,7 +267,9 @@ def test_a_municipalitys_first_queries_about_a_person_at_once_obtain_one_fugo(na
     assert len(rows) == 1 and rows[0].delivered_at is not None
 
 
-def test_checked_answers_nobody_waits_for_are_not_kept_forever(nation: Nation, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checked_answers_nobody_waits_for_are_not_kept_forever(
+    nation: Nation, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An answer the sweep collects later has no staff request waiting for its check: the agency
     keeps at most CHECKED_KEPT of them (a waiter whose entry went reads the stored answer)."""
     from kojinbango.agency import service as agency_module
@@ -256,7 +281,10 @@ def test_checked_answers_nobody_waits_for_are_not_kept_forever(nation: Nation, m
         def execute(self, *_: Any) -> None:
             return None
 
-    states = [(agency.org_id, {"request_id": f"later-{i}", "status": "pending", "provider": "131016"}) for i in range(12)]
+    states = [
+        (agency.org_id, {"request_id": f"later-{i}", "status": "pending", "provider": "131016"})
+        for i in range(12)
+    ]
     agency._on_results(NoDatabase(), states)
     assert list(agency._checked)[-5:] == [f"later-{i}" for i in range(7, 12)]
     assert len(agency._checked) == 5
@@ -287,14 +315,18 @@ def test_the_sweep_reads_open_queries_by_index_and_without_the_write_lock(nation
     assert statements
     with im.db.engine.connect() as conn:
         for statement, parameters in statements:
-            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            plan = " ".join(
+                str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
             assert "SCAN im_queries" not in plan, plan
 
 
 def test_the_exchange_paths_routes_are_answered_by_the_signature_middleware(nation: Nation) -> None:
     """Each hop of the exchange path is answered past FastAPI's routing (``direct_json_route``):
     the agency's staff query, the network's IF and the intermediate servers' provision routes."""
-    direct = {org: set(nation.runtime(org).app.state.direct_routes) for org in ("agency", "network", "intermediate")}
+    direct = {
+        org: set(nation.runtime(org).app.state.direct_routes) for org in ("agency", "network", "intermediate")
+    }
     assert direct["network"] >= {("POST", "/api/if/queries"), ("POST", "/api/if/queries/batch")}
     provide = {("POST", "/api/if/provide"), ("POST", "/api/if/provide/batch")}
     assert direct["intermediate"] >= provide

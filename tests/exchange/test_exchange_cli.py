@@ -66,14 +66,21 @@ def test_the_three_scenarios_from_the_cli(cli_dir: Path, capsys: pytest.CaptureF
     assert status["log"]["signed_tree_size"] <= status["log"]["entries"]
 
 
-def test_waiting_lists_nothing_once_every_answer_is_in(cli_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_waiting_lists_nothing_once_every_answer_is_in(
+    cli_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for querier in ("nenkin", "131041"):
         code, out, _ = run(capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", querier)
         assert code == 0 and json.loads(out) == {"waiting": [], "total": 0}
         code, out, _ = run(
             capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", querier, "--collect"
         )
-        assert code == 0 and json.loads(out) == {"waiting": [], "total": 0, "collected": 0, "collect_failed": []}
+        assert code == 0 and json.loads(out) == {
+            "waiting": [],
+            "total": 0,
+            "collected": 0,
+            "collect_failed": [],
+        }
     code, _, err = run(capsys, "exchange", "waiting", "--data-dir", str(cli_dir), "--querier", "network")
     assert code != 0 and "makes no queries" in err
 

@@ -126,9 +126,13 @@ def test_provider_down_leaves_the_query_pending_and_retried(services: Services) 
     assert staff(services, "nenkin", "/result", {"exchange_id": first["exchange_id"]})["status"] == "pending"
     # the linkage staff's list of what still waits: the query, by 処理通番, never with the number
     waiting = staff(services, "nenkin", "/waiting", {})
-    assert [(w["exchange_id"], w["status"]) for w in waiting["waiting"]] == [(first["exchange_id"], "pending")]
+    assert [(w["exchange_id"], w["status"]) for w in waiting["waiting"]] == [
+        (first["exchange_id"], "pending")
+    ]
     assert a["my-number"] not in json.dumps(waiting, ensure_ascii=False)
-    asked = staff(services, "nenkin", "/waiting", {"collect": True})  # asked again: the provider is still down
+    asked = staff(
+        services, "nenkin", "/waiting", {"collect": True}
+    )  # asked again: the provider is still down
     assert asked["collected"] == 0 and [w["exchange_id"] for w in asked["waiting"]] == [first["exchange_id"]]
     # the network operator's view: one exchange waiting for A, delivery tried and failed
     topo = Topology.load(services.d / "topology.json")
@@ -144,7 +148,10 @@ def test_provider_down_leaves_the_query_pending_and_retried(services: Services) 
     done = wait_answered(services, first["exchange_id"])
     assert done["status"] == "answered", done
     assert staff(services, "nenkin", "/waiting", {"collect": True}) == {
-        "waiting": [], "total": 0, "collected": 0, "collect_failed": []
+        "waiting": [],
+        "total": 0,
+        "collected": 0,
+        "collect_failed": [],
     }
     assert linkage_audit.network_status(topo)["pending_by_provider"] == []
     services.stop_all()

@@ -162,7 +162,9 @@ def test_an_older_deployment_gets_encryption_certificates_and_answers_before_the
     assert by_id[after["exchange_id"]]["data"] == after["data"]  # opened from its seal
 
 
-def test_the_network_erases_an_answer_a_week_after_it_was_collected(linkage_dir: Path, tmp_path: Path) -> None:
+def test_the_network_erases_an_answer_a_week_after_it_was_collected(
+    linkage_dir: Path, tmp_path: Path
+) -> None:
     """The network relays answers, it does not keep them: ``answer_retention_days`` after the querier
     collected one, the document is erased; the exchange, its provision record and the querier's own
     copy stay."""

@@ -191,10 +191,14 @@ def test_the_organisations_own_mac_opens_its_internal_interfaces_only(nation: Na
     resp = httpx.post(nation.urls[querier] + FIND, content=body, headers=headers, timeout=60)
     assert resp.status_code == 200 and resp.json()["resident_id"]
     nonce = headers["signature-input"].split('nonce="')[1].split('"')[0]
-    assert verify_response(resp.headers, 200, resp.content, querier, nonce, topo.trust_store(), internal=mac).mac
+    assert verify_response(
+        resp.headers, 200, resp.content, querier, nonce, topo.trust_store(), internal=mac
+    ).mac
     # not on a route between organisations, even its own
     for path in ("/api/if/provide", "/api/addressee/find"):
-        headers = sign_request(creds, "POST", path, "", b"{}", querier, mac) | {"content-type": "application/json"}
+        headers = sign_request(creds, "POST", path, "", b"{}", querier, mac) | {
+            "content-type": "application/json"
+        }
         resp = httpx.post(nation.urls[querier] + path, content=b"{}", headers=headers, timeout=60)
         assert resp.status_code == 401 and "internal interfaces" in resp.json()["detail"]
     # SignedClient: a MAC to its own internal interfaces, a signature to anyone else
@@ -202,7 +206,10 @@ def test_the_organisations_own_mac_opens_its_internal_interfaces_only(nation: Na
     try:
         _, _, own = client._signed(querier, "POST", QUERY, query)
         _, _, other = client._signed("nenkin", "POST", "/api/if/provide", {})
-        assert 'alg="hmac-sha256"' in own["signature-input"] and 'alg="ecdsa-p256-sha256"' in other["signature-input"]
+        assert (
+            'alg="hmac-sha256"' in own["signature-input"]
+            and 'alg="ecdsa-p256-sha256"' in other["signature-input"]
+        )
         assert client.call(querier, "POST", FIND, {"resident_code": code})["resident_id"]
     finally:
         client.close()

@@ -60,13 +60,20 @@ def test_each_persons_newest_record_survives_a_restart(log_db: tuple[Path, Merkl
     ],
 )
 def test_a_record_refiled_while_stopped_stays_its_persons_newest(
-    log_db: tuple[Path, MerkleLog], seq: int, column: int | None, exchange_person: int | None, owner: int | None
+    log_db: tuple[Path, MerkleLog],
+    seq: int,
+    column: int | None,
+    exchange_person: int | None,
+    owner: int | None,
 ) -> None:
     path, log = log_db
     newest = log.cached.levels[0][seq]
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (column, seq))
-        conn.execute("UPDATE exchanges SET person_id = ? WHERE exchange_id = ?", (exchange_person, f"EX20260105-{seq:08d}"))
+        conn.execute(
+            "UPDATE exchanges SET person_id = ? WHERE exchange_id = ?",
+            (exchange_person, f"EX20260105-{seq:08d}"),
+        )
         if owner is None:
             conn.execute("DELETE FROM persons WHERE id = 3")
     again = reopened(path, log)

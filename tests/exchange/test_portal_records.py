@@ -74,7 +74,9 @@ def test_the_resident_sees_every_exchange_with_a_valid_proof(
         token, _ = portal_login(nation.topology, nation.urls, card, PIN)
         page = httpx.get(nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"})
         english = httpx.get(
-            nation.urls["portal"] + "/records", headers={"authorization": f"Bearer {token}"}, cookies={"lang": "en"}
+            nation.urls["portal"] + "/records",
+            headers={"authorization": f"Bearer {token}"},
+            cookies={"lang": "en"},
         )
         anonymous = httpx.get(nation.urls["portal"] + "/records")
     assert again["all_proofs_valid"] is True
@@ -146,9 +148,12 @@ def test_a_record_moved_to_another_person_in_the_network_database_is_caught(
     with running(d) as nation:
         ask(nation, scenarios(d)[0]["command"])  # B asks A about a family that moved: other people
     with sqlite3.connect(d / "network.db") as conn:
-        (mine,) = conn.execute("SELECT person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)).fetchone()
+        (mine,) = conn.execute(
+            "SELECT person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)
+        ).fetchone()
         other = conn.execute(
-            "SELECT seq FROM log_entries WHERE person_id != ? AND leaf IS NOT NULL ORDER BY seq LIMIT 1", (mine,)
+            "SELECT seq FROM log_entries WHERE person_id != ? AND leaf IS NOT NULL ORDER BY seq LIMIT 1",
+            (mine,),
         ).fetchone()
         assert other is not None
         conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (mine, other[0]))
@@ -180,8 +185,12 @@ def test_a_record_moved_out_of_the_residents_list_leaves_a_gap_they_see(
         ask(nation, scenarios(d)[0]["command"])  # B asks A about a family that moved: other people
     assert before["all_proofs_valid"] is True and before["complete"] is True
     with sqlite3.connect(d / "network.db") as conn:
-        seq, mine = conn.execute("SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)).fetchone()
-        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+        seq, mine = conn.execute(
+            "SELECT seq, person_id FROM log_entries WHERE leaf LIKE ?", (f"%{ids[0]}%",)
+        ).fetchone()
+        (other,) = conn.execute(
+            "SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)
+        ).fetchone()
         conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, seq))
     with running(d) as nation:
         shown = portal_records(nation.topology, nation.urls, card, PIN)
@@ -213,8 +222,12 @@ def test_the_newest_record_taken_out_after_the_resident_saw_it_is_missed(
     assert seen["all_proofs_valid"] is True
     newest = seen["records"][-1]
     with sqlite3.connect(d / "network.db") as conn:
-        (mine,) = conn.execute("SELECT person_id FROM log_entries WHERE seq = ?", (newest["index"],)).fetchone()
-        (other,) = conn.execute("SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)).fetchone()
+        (mine,) = conn.execute(
+            "SELECT person_id FROM log_entries WHERE seq = ?", (newest["index"],)
+        ).fetchone()
+        (other,) = conn.execute(
+            "SELECT person_id FROM log_entries WHERE person_id != ? LIMIT 1", (mine,)
+        ).fetchone()
         conn.execute("UPDATE log_entries SET person_id = ? WHERE seq = ?", (other, newest["index"]))
     with running(d) as nation:
         shown = portal_records(nation.topology, nation.urls, card, PIN)
@@ -279,7 +292,8 @@ def test_a_record_erased_after_its_retention_still_proves_and_keeps_the_chain(
     shutil.copytree(src, d)
     with sqlite3.connect(d / "network.db") as conn:
         changed = conn.execute(
-            "UPDATE log_entries SET retain_until = '2000-01-01 00:00:00.000000' WHERE leaf LIKE ?", (f"%{ids[0]}%",)
+            "UPDATE log_entries SET retain_until = '2000-01-01 00:00:00.000000' WHERE leaf LIKE ?",
+            (f"%{ids[0]}%",),
         ).rowcount
     assert changed == 1
     with running(d) as nation:

@@ -323,7 +323,9 @@ def test_audit_finds_planted_wrong_links(linked: dict[str, Any]) -> None:
             assert number_b and number_d
             # only the forms planted here on b, c and d (c's own number on an earlier form would
             # make b's beside it legitimate)
-            s.execute(delete(FormNumber).where(FormNumber.record_id.in_([b.record_id, c.record_id, d.record_id])))
+            s.execute(
+                delete(FormNumber).where(FormNumber.record_id.in_([b.record_id, c.record_id, d.record_id]))
+            )
             # b's number on c's form (a family member's number); two numbers on d's record
             s.add(FormNumber(record_id=b.record_id, my_number=number_b, form="申告書", received_on=TODAY))
             s.add(FormNumber(record_id=c.record_id, my_number=number_b, form="申告書", received_on=TODAY))

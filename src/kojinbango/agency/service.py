@@ -162,7 +162,9 @@ class AgencyService:
 
         def record_asked(new: list[tuple[int, str]]) -> None:
             with writing(self.db) as s:
-                s.add_all(AgencyFugo(person_id=pid, acquisition_number=a, requested_at=now()) for pid, a in new)
+                s.add_all(
+                    AgencyFugo(person_id=pid, acquisition_number=a, requested_at=now()) for pid, a in new
+                )
 
         def record_delivered(pids: list[int]) -> None:
             with writing(self.db) as s:
@@ -259,7 +261,10 @@ class AgencyService:
         """A batch of (number, provider, affair, info, staff): None for a person not ready to ask
         about (no 符号 yet), else the query sent and its state (or the error it failed with)."""
         with self.db.begin() as conn:  # the event loop's own connection
-            found = {n: (pid, at) for n, pid, at in conn.execute(_PERSONS, {"numbers": list({i[0] for i in items})})}
+            found = {
+                n: (pid, at)
+                for n, pid, at in conn.execute(_PERSONS, {"numbers": list({i[0] for i in items})})
+            }
         out: list[tuple[_Ask, dict[str, Any]] | None | BaseException] = [None] * len(items)
         asks: list[tuple[int, _Ask]] = []
         for i, (number, provider_org, affair, info, staff) in enumerate(items):

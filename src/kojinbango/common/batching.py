@@ -171,7 +171,9 @@ def only(outcomes: Sequence[R | BaseException]) -> R:
     return outcome
 
 
-def together_or_alone(items: list[T], run: Callable[[list[T]], Sequence[R]], what: str) -> list[R | Exception]:
+def together_or_alone(
+    items: list[T], run: Callable[[list[T]], Sequence[R]], what: str
+) -> list[R | Exception]:
     """``run`` (one transaction, one outcome per item) on all ``items`` at once; should it fail as a
     whole, on each item alone, so one bad item cannot sink the others (its exception is its outcome).
     A single item's failure is raised."""

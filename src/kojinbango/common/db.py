@@ -133,7 +133,9 @@ class _Checkpointer:
             conn = self._conns.get(path)
             if conn is None:
                 try:  # never creates the file: one removed under a live engine is forgotten
-                    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0, check_same_thread=False)
+                    conn = sqlite3.connect(
+                        f"file:{path}?mode=rw", uri=True, timeout=0, check_same_thread=False
+                    )
                 except sqlite3.Error:
                     self._files.pop(path, None)
                     return

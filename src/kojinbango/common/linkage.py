@@ -416,7 +416,9 @@ def waiting_queries(
         waiting = [view(r) for r in rows]
         total = len(waiting)
         if total == limit:  # more may wait than are listed: say how many
-            total = int(s.scalar(select(func.count()).select_from(model).where(model.status.in_(WAITING))) or 0)
+            total = int(
+                s.scalar(select(func.count()).select_from(model).where(model.status.in_(WAITING))) or 0
+            )
     out: dict[str, Any] = {"waiting": waiting, "total": total}
     if collect is not None:
         out["collected"] = collected

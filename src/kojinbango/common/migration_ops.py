@@ -26,9 +26,7 @@ def key_seen_nonces(columns: tuple[str, ...]) -> None:
         "created BIGINT NOT NULL, seen_at DATETIME NOT NULL, "
         f"CONSTRAINT pk_seen_nonces PRIMARY KEY ({key})){rowid}"
     )
-    op.execute(
-        f"INSERT INTO seen_nonces_rekeyed ({_NONCE_COLUMNS}) SELECT {_NONCE_COLUMNS} FROM seen_nonces"
-    )
+    op.execute(f"INSERT INTO seen_nonces_rekeyed ({_NONCE_COLUMNS}) SELECT {_NONCE_COLUMNS} FROM seen_nonces")
     op.execute("DROP TABLE seen_nonces")
     op.execute("ALTER TABLE seen_nonces_rekeyed RENAME TO seen_nonces")
 

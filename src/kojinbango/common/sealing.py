@@ -359,12 +359,7 @@ def open_under(key: bytes, token: str) -> bytes:
     Only that form: a header naming another algorithm, compression or critical extensions is
     refused, whatever the key would do with it."""
     head, header, cek_wrapped, nonce, body, mac = _compact(token)
-    if (
-        header.get("alg") != BATCH_ALG
-        or header.get("enc") != ENC
-        or "zip" in header
-        or "crit" in header
-    ):
+    if header.get("alg") != BATCH_ALG or header.get("enc") != ENC or "zip" in header or "crit" in header:
         raise SealError(f"the sealed information is not sealed under a batch's key ({BATCH_ALG}, {ENC})")
     if len(cek_wrapped) != 40 or len(nonce) != 12 or len(mac) != 16:
         raise SealError("the sealed information is malformed (key, IV or tag of the wrong length)")

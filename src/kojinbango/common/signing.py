@@ -77,7 +77,9 @@ class InternalKey:
     def of(creds: OrgCredentials) -> InternalKey:
         """Derived afresh (a few µs): its users — a middleware, a client — keep the one they made."""
         scalar = creds.key.private_numbers().private_value.to_bytes(32, "big")
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INTERNAL_INFO + creds.org_id.encode())
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=_INTERNAL_INFO + creds.org_id.encode()
+        )
         return InternalKey(creds.org_id, hkdf.derive(scalar))
 
     def mac(self, data: bytes) -> bytes:

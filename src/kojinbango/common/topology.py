@@ -120,7 +120,9 @@ class Topology:
         if not org.encryption_certificate:
             return None
         ca = load_certificate(self.resolve(self.ca_certificate))
-        return verify_encryption_certificate(load_certificate(self.resolve(org.encryption_certificate)), ca, org_id)
+        return verify_encryption_certificate(
+            load_certificate(self.resolve(org.encryption_certificate)), ca, org_id
+        )
 
     def opening_keys(self, org_id: str) -> list[ec.EllipticCurvePrivateKey]:
         """``org_id``'s own keys for opening the answers sealed to it: the current one, then those it

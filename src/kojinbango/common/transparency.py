@@ -58,7 +58,13 @@ def check_bundle(
     the chain or erased), ``erased`` and ``leaf_hash``.  ``complete`` is false when a record is
     missing before any record of the list, or after the last (``chain_head``).
     """
-    out: dict[str, Any] = {"head_valid": False, "consistent": None, "problem": "", "records": [], "complete": True}
+    out: dict[str, Any] = {
+        "head_valid": False,
+        "consistent": None,
+        "problem": "",
+        "records": [],
+        "complete": True,
+    }
     head = bundle.get("tree_head")
     payload: dict[str, Any] | None = None
     if head is not None:
@@ -99,7 +105,11 @@ def check_bundle(
         if entry["chain_valid"] is False:
             out["complete"] = False
         try:
-            hashed = leaf_hash(text.encode()) if isinstance(text, str) else bytes.fromhex(str(rec.get("leaf_hash")))
+            hashed = (
+                leaf_hash(text.encode())
+                if isinstance(text, str)
+                else bytes.fromhex(str(rec.get("leaf_hash")))
+            )
         except ValueError:
             hashed = b""
         previous = entry["leaf_hash"] = hashed.hex()

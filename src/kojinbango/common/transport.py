@@ -251,7 +251,9 @@ class GroupCommitNonceStore:
         self._writer: threading.Thread | None = None
         self._waiting = False
         # Nonces of requests served on an event loop, waiting for that loop's next group commit.
-        self._loop_batches: dict[asyncio.AbstractEventLoop, list[tuple[tuple[str, str], int, asyncio.Future[bool]]]] = {}
+        self._loop_batches: dict[
+            asyncio.AbstractEventLoop, list[tuple[tuple[str, str], int, asyncio.Future[bool]]]
+        ] = {}
         on_file = self.db.is_sqlite and sqlite_path(self.db.url) is not None  # not an in-memory database
         self._sqlite = SqliteRows(self.db, self.table, _NONCE_COLUMNS) if on_file else None
         cutoff = int(time.time()) - self.WINDOW_SECONDS
@@ -547,7 +549,12 @@ class SignatureMiddleware:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
                     await self._answer(
-                        send, start["status"], start.get("headers", []), b"".join(chunks), verified.nonce, answer_key
+                        send,
+                        start["status"],
+                        start.get("headers", []),
+                        b"".join(chunks),
+                        verified.nonce,
+                        answer_key,
                     )
 
         await self.app(scope, replay_receive, capture)

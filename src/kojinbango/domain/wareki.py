@@ -184,9 +184,7 @@ def parse_date(s: str) -> date:
     return d
 
 
-_PARTIAL_SEIREKI_RE: Final = re.compile(
-    r"(?:西暦)?(?P<y>\d{4})(?:年|[-/.])?(?:(?P<m>\d{1,2})(?:月|[-/.])?)?"
-)
+_PARTIAL_SEIREKI_RE: Final = re.compile(r"(?:西暦)?(?P<y>\d{4})(?:年|[-/.])?(?:(?P<m>\d{1,2})(?:月|[-/.])?)?")
 _PARTIAL_WAREKI_RE: Final = re.compile(
     r"(?P<era>[^\d元]+?)(?P<y>元|\d{1,3})(?:年|[-/.])?(?:(?P<m>\d{1,2})(?:月|[-/.])?)?"
 )

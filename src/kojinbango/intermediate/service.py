@@ -471,7 +471,9 @@ class IntermediateService:
     ) -> dict[str, Any] | tuple[int, dict[str, Any], dict[str, Any]]:
         """Write the query (once per request id): its id, what to send and the row — or, for a query
         already sent, its state."""
-        (opened,) = self._open_many([Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)])
+        (opened,) = self._open_many(
+            [Query(tenant, request_id, integrated_number, provider, affair, info, wait, also)]
+        )
         if isinstance(opened, BaseException):  # (not ``only``: mypy joins this union to Collection)
             raise opened
         return opened
@@ -609,7 +611,9 @@ class IntermediateService:
         """Each query's new state, its querier's record (made or brought up to date), and the
         business system's rows (``result_hooks``), in ``s``'s transaction, one statement per kind."""
         missing = [qid for qid, _, known in said if known is None]
-        rows = {r.id: dict(r._mapping) for r in s.execute(_QUERIES_BY_ID, {"ids": missing})} if missing else {}
+        rows = (
+            {r.id: dict(r._mapping) for r in s.execute(_QUERIES_BY_ID, {"ids": missing})} if missing else {}
+        )
         updated: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         for qid, state, known in said:
@@ -654,7 +658,12 @@ class IntermediateService:
                 )  # fmt: skip
             else:
                 record_changes.append(
-                    {"rec": rec, "p_outcome": outcome, "p_provided_at": q["_provided"], "p_reason": q["reason"]}
+                    {
+                        "rec": rec,
+                        "p_outcome": outcome,
+                        "p_provided_at": q["_provided"],
+                        "p_reason": q["reason"],
+                    }
                 )
         if new_records:
             s.execute(_INSERT_RECORD, new_records)
@@ -741,12 +750,16 @@ class IntermediateService:
             with writing_core(self.db) as s:
                 return self._provisions(s, part)
 
-        outcomes: list[dict[str, Any] | BaseException] = list(together_or_alone(payloads, provisions, "provisions"))
+        outcomes: list[dict[str, Any] | BaseException] = list(
+            together_or_alone(payloads, provisions, "provisions")
+        )
         if os.environ.get(FAILPOINT) == "crash_after_provide":
             os._exit(9)  # the provision is committed; the answer never leaves (a crash mid-exchange)
         return outcomes
 
-    def _provisions(self, s: Connection, payloads: list[dict[str, Any]]) -> list[dict[str, Any] | BusinessError]:
+    def _provisions(
+        self, s: Connection, payloads: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | BusinessError]:
         """Provisions in ``s``'s transaction: for each query its signed document and the provider's
         record (the document made before for a 処理通番 delivered again).  A BusinessError is that
         query's outcome, with nothing of it written."""
@@ -847,7 +860,9 @@ class IntermediateService:
                 nums = list({facts.numbers[(tenant, str(p["fugo"]))] for p in mine
                              if str(p["info"]) == category and (tenant, str(p["fugo"])) in facts.numbers})  # fmt: skip
                 if nums:
-                    for num, version, data, as_of in s.execute(_COPIES, {"tenant": tenant, "cat": category, "nums": nums}):
+                    for num, version, data, as_of in s.execute(
+                        _COPIES, {"tenant": tenant, "cat": category, "nums": nums}
+                    ):
                         facts.copies[(tenant, category, num)] = (version, data, as_of)
         return facts
 
@@ -969,4 +984,3 @@ class IntermediateService:
 def _rows(result: Any) -> int:
     """Rows a DELETE or UPDATE touched."""
     return int(getattr(result, "rowcount", 0) or 0)
-

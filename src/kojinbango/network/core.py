@@ -66,7 +66,9 @@ MAX_FUGO_ITEMS = 5000
 
 def exchange_counts(s: Session) -> dict[str, int]:
     """How many exchanges are in each status."""
-    return {st: int(n) for st, n in s.execute(select(Exchange.status, func.count()).group_by(Exchange.status))}
+    return {
+        st: int(n) for st, n in s.execute(select(Exchange.status, func.count()).group_by(Exchange.status))
+    }
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,9 @@ MISSING = leaf_hash(b"kojinbango: this entry is missing from the database")
 _LEAVES: Table = LogEntry.__table__  # type: ignore[assignment]
 _INSERT_LEAF = insert(_LEAVES)
 MISFILED = "entry {seq} is filed under a person its record does not name"
-UNCHAINED = "entry {seq} does not follow its person's previous record (a record of theirs was removed or moved)"
+UNCHAINED = (
+    "entry {seq} does not follow its person's previous record (a record of theirs was removed or moved)"
+)
 
 
 @dataclass
@@ -175,7 +177,9 @@ class MerkleLog:
         self.load_problems = list(state.problems) + state.misattributed
         self.last_of = state.last_of
         if state.misattributed:
-            log.error("provision records attributed to the wrong person: %s", "; ".join(state.misattributed[:5]))
+            log.error(
+                "provision records attributed to the wrong person: %s", "; ".join(state.misattributed[:5])
+            )
         if head is not None and head.tree_size == self.frontier.size:
             self._check_head(head)
         if head is not None and head.tree_size > self.frontier.size:
@@ -218,7 +222,11 @@ class MerkleLog:
                     elif not _commits_to(entry, person_id):
                         misattributed.append(MISFILED.format(seq=seq))
                         owner = owners.find(entry, prev)
-                    elif prev is not None and person_id is not None and prev != filed_last.get(person_id, b"").hex():
+                    elif (
+                        prev is not None
+                        and person_id is not None
+                        and prev != filed_last.get(person_id, b"").hex()
+                    ):
                         misattributed.append(UNCHAINED.format(seq=seq))
                 elif retain_until > t:
                     problems.append(f"entry {seq} was erased before its retention period ended")
@@ -254,7 +262,9 @@ class MerkleLog:
         return self._appending(self.db.begin)
 
     @contextmanager
-    def _appending(self, begin: Callable[[], AbstractContextManager[Session | Connection]]) -> Iterator[Appender]:
+    def _appending(
+        self, begin: Callable[[], AbstractContextManager[Session | Connection]]
+    ) -> Iterator[Appender]:
         with self.lock:
             with begin() as s:
                 appender = Appender(s, self.frontier.size, self.retention, self.last_of)

@@ -140,7 +140,11 @@ class RecordsService:
         # no gap in the chain of this person's records, and the newest record shown before still there
         complete = checked["complete"] and self._still_listed(subscriber_id, checked["records"])
         ok = empty or (
-            checked["head_valid"] and checked["consistent"] is not False and valid and not misfiled and complete
+            checked["head_valid"]
+            and checked["consistent"] is not False
+            and valid
+            and not misfiled
+            and complete
         )
         if ok and checked["records"]:
             self._remember_newest(subscriber_id, checked["records"][-1])
@@ -185,7 +189,11 @@ class RecordsService:
                 s.add(SeenRecord(subscriber_id=subscriber_id, last_index=int(newest["index"]),
                                  leaf_hash=str(newest["leaf_hash"]), seen_at=_now()))  # fmt: skip
             elif int(newest["index"]) >= seen.last_index:
-                seen.last_index, seen.leaf_hash, seen.seen_at = int(newest["index"]), str(newest["leaf_hash"]), _now()
+                seen.last_index, seen.leaf_hash, seen.seen_at = (
+                    int(newest["index"]),
+                    str(newest["leaf_hash"]),
+                    _now(),
+                )
 
 
 def install(app: FastAPI, service: RecordsService, token_of: Any) -> None:

@@ -330,9 +330,7 @@ class CardDesk:
             birth = r.birth_date
         if resumed_with_sign is None:
             with_sign = (
-                chip.has_signing
-                and sign_pin is not None
-                and may_hold_signing_certificate(birth, today_jst())
+                chip.has_signing and sign_pin is not None and may_hold_signing_certificate(birth, today_jst())
             )
         else:  # an interrupted hand-over: J-LIS may already hold certificates for exactly these keys
             with_sign = resumed_with_sign

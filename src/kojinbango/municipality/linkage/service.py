@@ -151,7 +151,9 @@ class LinkageService:
         def record_asked(new: list[tuple[int, str]]) -> None:
             t = now()
             with writing(self.db) as s:
-                s.add_all(FugoRequest(addressee_id=aid, acquisition_number=a, requested_at=t) for aid, a in new)
+                s.add_all(
+                    FugoRequest(addressee_id=aid, acquisition_number=a, requested_at=t) for aid, a in new
+                )
 
         def record_delivered(aids: list[int]) -> None:
             with writing(self.db) as s:
@@ -260,9 +262,7 @@ class LinkageService:
     ) -> dict[str, Any]:
         request_id, payload = self._open(my_number, provider, affair, info, staff)
         state = self._call(QUERIES_PATH, payload)
-        state = wait_final(
-            state, lambda: self._call(RESULT_PATH, {"request_id": request_id}), wait_seconds
-        )
+        state = wait_final(state, lambda: self._call(RESULT_PATH, {"request_id": request_id}), wait_seconds)
         return self._store(request_id, state)
 
     async def aquery(
@@ -284,7 +284,9 @@ class LinkageService:
         )
         return self._store(request_id, state)
 
-    def _open(self, my_number: str, provider: str, affair: str, info: str, staff: str) -> tuple[str, dict[str, Any]]:
+    def _open(
+        self, my_number: str, provider: str, affair: str, info: str, staff: str
+    ) -> tuple[str, dict[str, Any]]:
         """The business system's row of a new query (its 符号 obtained first if need be): the
         request id and what to send to the intermediate server."""
         provider_org = query_provider(self.topology, provider, info)

@@ -40,7 +40,9 @@ def install(app: FastAPI, service: LinkageService) -> None:
     @router.post("/query")  # on the event loop: waiting for the exchange holds no thread
     async def query(body: QueryForm, request: Request) -> dict[str, Any]:
         who = internal_staff(request, body.staff or "職員", 100)
-        return await service.aquery(body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds)
+        return await service.aquery(
+            body.my_number, body.provider, body.affair, body.info, who, body.wait_seconds
+        )
 
     @router.post("/result")
     def result(body: ExchangeForm) -> dict[str, Any]:

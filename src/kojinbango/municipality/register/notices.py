@@ -67,7 +67,9 @@ class NoticePrinter:
                     select(NoticePrint.notice_id).where(NoticePrint.notice_id.in_([n.id for n, _ in rows]))
                 )
             )
-            return [self._notice_data(n, r, n.id in printed_before, today_jst(run.started_at)) for n, r in rows]
+            return [
+                self._notice_data(n, r, n.id in printed_before, today_jst(run.started_at)) for n, r in rows
+            ]
 
     def _render_runs(self, runs: Sequence[PrintRun]) -> None:
         """Render runs in parallel worker processes; each file appears complete or not at all."""
