@@ -190,3 +190,29 @@ def test_a_notice_printed_in_the_early_hours_of_japan_time_bears_that_day(
             rid = s.scalar(select(Resident.id).where(Resident.status == "active").limit(1))
         nation.printer(rt.org_id).print_for_resident(rid)
     assert [d.issued_on for d in printed] == [dt.date(2026, 11, 28)]
+
+
+def test_an_older_deployment_gets_the_organisations_it_lacks(nation_dir: Path) -> None:
+    """A deployment from before the cards and the linkage: the portal, the bank, the network, the
+    intermediate server and the agency are added, each with its certificate and its own SQLite
+    file, the network with its 符号 key's file; those it has are left as they were."""
+    from kojinbango.common.topology import Topology
+    from kojinbango.nation import add_card_organisations, add_linkage_organisations
+
+    added = ("portal", "bank", "network", "intermediate", "nenkin")
+    topo = Topology.load(nation_dir / "topology.json")
+    kept = {o.id: o.base_url for o in topo.organisations.values() if o.id not in added}
+    for org_id in added:
+        del topo.organisations[org_id]
+        (nation_dir / "pki" / f"{org_id}.pem").unlink()
+    topo.save()
+    add_linkage_organisations(add_card_organisations(Topology.load(nation_dir / "topology.json")))
+    again = Topology.load(nation_dir / "topology.json")  # saved
+    for org_id in added:
+        org = again.org(org_id)
+        assert (nation_dir / org.certificate).exists() and org.database_url == f"sqlite:///{org_id}.db"
+        assert org.secrets == ({"fugo_key": "secrets/network/fugo.key"} if org_id == "network" else {})
+    assert {o.id: o.base_url for o in again.organisations.values() if o.id not in added} == kept
+    saved = (nation_dir / "topology.json").read_text()
+    add_linkage_organisations(add_card_organisations(again))  # a second time: nothing to add
+    assert (nation_dir / "topology.json").read_text() == saved

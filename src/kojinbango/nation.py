@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,15 +105,19 @@ def create_deployment(data_dir: Path, base_port: int = BASE_PORT) -> Topology:
     return add_linkage_organisations(add_card_organisations(topo, base_port), base_port)
 
 
-def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topology:
-    """The portal (マイポータル) and a sample bank, and each municipality's card issuance option
-    (交付時来庁方式 for the first, 申請時来庁方式 for the second); added to older deployments too."""
-    changed = False
-    pki = topo.root / "pki"
-    for org_id, kind, name, port in CARD_ORGANISATIONS:
+def _add_organisations(
+    topo: Topology,
+    entries: Sequence[tuple[str, str, str, int]],
+    base_port: int,
+    secrets: Callable[[str, str], dict[str, str]] = lambda _id, _kind: {},
+) -> bool:
+    """Each of ``entries`` (id, kind, name, port offset) the deployment does not have yet, with its
+    certificate and its own SQLite file; True if any was added."""
+    added = False
+    for org_id, kind, name, port in entries:
         if org_id in topo.organisations:
             continue
-        issue_org_certificate(pki, org_id, name)
+        issue_org_certificate(topo.root / "pki", org_id, name)
         topo.organisations[org_id] = OrgEntry(
             id=org_id,
             kind=kind,
@@ -122,8 +126,16 @@ def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topolo
             certificate=f"pki/{org_id}.pem",
             key=f"pki/{org_id}.key",
             database_url=f"sqlite:///{org_id}.db",
+            secrets=secrets(org_id, kind),
         )
-        changed = True
+        added = True
+    return added
+
+
+def add_card_organisations(topo: Topology, base_port: int = BASE_PORT) -> Topology:
+    """The portal (マイポータル) and a sample bank, and each municipality's card issuance option
+    (交付時来庁方式 for the first, 申請時来庁方式 for the second); added to older deployments too."""
+    changed = _add_organisations(topo, CARD_ORGANISATIONS, base_port)
     if "card_issuance" not in topo.settings:
         munis = [o.id for o in topo.of_kind("municipality")]
         modes = ("交付時来庁方式", "申請時来庁方式")
@@ -143,23 +155,13 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
     from kojinbango.common.linkage import DEFAULT_REFRESH, LinkageSettings
     from kojinbango.network.legal import write_default
 
-    changed = False
-    pki = topo.root / "pki"
-    for org_id, kind, name, port in LINKAGE_ORGANISATIONS:
-        if org_id in topo.organisations:
-            continue
-        issue_org_certificate(pki, org_id, name)
-        topo.organisations[org_id] = OrgEntry(
-            id=org_id,
-            kind=kind,
-            name=name,
-            base_url=f"http://127.0.0.1:{base_port + port}",
-            certificate=f"pki/{org_id}.pem",
-            key=f"pki/{org_id}.key",
-            database_url=f"sqlite:///{org_id}.db",
-            secrets={"fugo_key": f"secrets/{org_id}/fugo.key"} if kind == "network" else {},
-        )
-        changed = True
+    # the network's secret key for 符号 (a file of its own, never in the topology)
+    changed = _add_organisations(
+        topo,
+        LINKAGE_ORGANISATIONS,
+        base_port,
+        lambda org_id, kind: {"fugo_key": f"secrets/{org_id}/fugo.key"} if kind == "network" else {},
+    )
     if "linkage" not in topo.settings:
         munis = [o.id for o in topo.of_kind("municipality")]
         intermediate = topo.of_kind("intermediate")[0].id
@@ -180,7 +182,7 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
             "retry_give_up_hours": defaults.retry_give_up_hours,
         }
         changed = True
-    changed |= _add_answer_encryption(topo, pki)
+    changed |= _add_answer_encryption(topo, topo.root / "pki")
     write_default(LinkageSettings.of(topo).table_path(topo))
     if changed:
         topo.save()
