@@ -76,6 +76,55 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("a service did not start")
 
 
+def host_profile() -> dict[str, Any]:
+    """What the machine is, measured the same way on every run, so that runs on different hosts can
+    be told apart (the figures move with the host far more than with most changes to the code): the
+    CPU's model, the cores, a loop of three million additions in Python and a P-256 signature and
+    its check (the exchange path's signature), each the best of three."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def best(f: Callable[[], object], repeat: int = 3) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    def loop() -> int:
+        x = 0
+        for i in range(3_000_000):
+            x += i
+        return x
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    message, algorithm = b"k" * 256, ec.ECDSA(hashes.SHA256())
+    signature = key.sign(message, algorithm)
+    n = 500
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "python_loop_ms": round(best(loop) * 1000, 1),
+        "p256_sign_us": round(best(lambda: [key.sign(message, algorithm) for _ in range(n)]) / n * 1e6, 1),
+        "p256_verify_us": round(
+            best(lambda: [key.public_key().verify(signature, message, algorithm) for _ in range(n)])
+            / n
+            * 1e6,
+            1,
+        ),
+    }
+
+
 # --- the bare hops -----------------------------------------------------------------------------
 def stub_app(next_url: str | None) -> Any:
     """A stand-in hop on the organisations' own stack: FastAPI on uvicorn, the hop's route answered
@@ -466,6 +515,7 @@ def run(
     from kojinbango.common.signing import InternalKey, sign_request
     from kojinbango.common.topology import Topology
 
+    host = host_profile()  # before anything runs beside it
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-exchange-"))
     procs: list[subprocess.Popen[bytes]] = []
     pg = PgDatabases(pg_url) if pg_url else None
@@ -570,6 +620,7 @@ def run(
             "concurrency": concurrency,
             "rounds": ROUNDS,
             "cpus": os.cpu_count(),
+            "host": host,
             "exchange": ours,
             "exchange_at_80_percent": at80,
             **({"exchange_at_rates": at_rates} if rates else {}),

@@ -46,6 +46,10 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
         assert out[key] is not None and out[key] > 0
     assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
     assert out["databases"] == "sqlite"
+    # the host, measured alike on every run so that runs on different machines can be told apart
+    host = out["host"]
+    assert host["cpus"] == os.cpu_count() and isinstance(host["cpu_model"], str)
+    assert all(host[k] > 0 for k in ("python_loop_ms", "p256_sign_us", "p256_verify_us"))
     assert out["targets"] == {
         "at_least_500_per_s": ours["queries_per_s"] >= 500,
         "ratio_at_least_0_5": ours["queries_per_s"] / bare["queries_per_s"] >= 0.5,
