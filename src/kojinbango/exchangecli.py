@@ -170,11 +170,13 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def _report(answer: dict[str, Any]) -> int:
+    from kojinbango.common.linkage import WAITING
+
     _print(answer)
     status = answer.get("status")
     if status in FINAL_OK:
         return 0
-    if status in ("unsent", "pending"):
+    if status in WAITING:
         print(
             f"kojinbango: the answer is not there yet (処理通番 {answer.get('exchange_id')}); "
             "collect it later with `kojinbango exchange result`",

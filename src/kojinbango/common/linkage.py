@@ -129,6 +129,9 @@ def org_of_public_id(topology: Topology, ident: str) -> str:
 # --- the querier's side of a query (a municipality or a national agency) -------------------------
 FINAL = ("answered", "not_held", "refused", "failed")
 """States of a query that no longer change."""
+WAITING = ("unsent", "pending")
+"""States of a query still waiting for its answer: not yet accepted by the network, or accepted and
+not yet answered."""
 
 
 def query_provider(topology: Topology, provider: str, info: str) -> str:
@@ -373,9 +376,6 @@ def write_lock(db: Database) -> threading.RLock:
     """The in-process lock around ``db``'s write transactions (``Database.write_lock``: the SQLite
     file's, which the checkpointer takes too)."""
     return db.write_lock
-
-
-WAITING = ("unsent", "pending")
 
 
 def waiting_queries(

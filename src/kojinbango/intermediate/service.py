@@ -36,7 +36,7 @@ from kojinbango.common.db import Database
 from kojinbango.common.documents import sign_documents
 from kojinbango.common.errors import BusinessError, Conflict, NotFound
 from kojinbango.common.layouts import CATEGORIES, LayoutError, validate
-from kojinbango.common.linkage import ANSWER_KIND, iso, parse_iso, writing, writing_core
+from kojinbango.common.linkage import ANSWER_KIND, FINAL, WAITING, iso, parse_iso, writing, writing_core
 from kojinbango.common.pki import CertificateError, OrgCredentials
 from kojinbango.common.sealing import Sealer, key_id
 from kojinbango.common.topology import TopologyError
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 # is sealed to within this long, without a restart).
 RECIPIENT_SECONDS = 60.0
 
-FINAL = ("answered", "not_held", "refused", "failed")
 # by querier: its encryption key, and each answer's body with the information to seal into it
 _ToSeal = dict[str, tuple[ec.EllipticCurvePublicKey, list[tuple[dict[str, Any], Any]]]]
 
@@ -711,7 +710,7 @@ class IntermediateService:
                 self._view(q)
                 for q in s.scalars(
                     select(OutgoingQuery)
-                    .where(OutgoingQuery.tenant == tenant, OutgoingQuery.status.in_(("unsent", "pending")))
+                    .where(OutgoingQuery.tenant == tenant, OutgoingQuery.status.in_(WAITING))
                     .order_by(OutgoingQuery.id)
                 )
             ]
@@ -951,7 +950,7 @@ class IntermediateService:
                     )
                     .where(
                         OutgoingQuery.tenant.in_(sorted(self.tenants)),
-                        OutgoingQuery.status.in_(("unsent", "pending")),
+                        OutgoingQuery.status.in_(WAITING),
                     )
                     .limit(200)
                 )
