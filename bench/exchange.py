@@ -418,16 +418,29 @@ def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, A
 
 
 # --- the nation ----------------------------------------------------------------------------------
-def build_nation(d: Path, residents: int, databases: Callable[[str], str] | None = None) -> list[str]:
+PROVIDER = "m131016"  # municipality A, which the agency asks
+
+
+def served(direct: bool) -> tuple[str, ...]:
+    """The processes of the exchange path: the provider's side is the joint intermediate server,
+    or in direct mode (論点2) the municipality itself."""
+    return ("network", PROVIDER, "nenkin") if direct else SERVED
+
+
+def build_nation(
+    d: Path, residents: int, databases: Callable[[str], str] | None = None, direct: bool = False
+) -> list[str]:
     """A prepared nation; returns 個人番号 of people the agency may ask A about (符号 already held).
 
-    ``databases``: a database URL for each organisation (PostgreSQL), else SQLite files in ``d``."""
+    ``databases``: a database URL for each organisation (PostgreSQL), else SQLite files in ``d``.
+    ``direct``: municipality A in direct mode (``kojinbango.direct``)."""
     from sqlalchemy import select
 
     from kojinbango import demo, linkage_setup
     from kojinbango.common.topology import Topology
     from kojinbango.domain.jst import today_jst
-    from kojinbango.municipality.addressee.models import Addressee
+    from kojinbango.municipality.addressee.models import Addressee, RecordLink
+    from kojinbango.municipality.linkage.copies import LINKED
     from kojinbango.municipality.linkage.models import CopyState
     from kojinbango.nation import create_deployment, init_nation, intro, running
 
@@ -435,22 +448,27 @@ def build_nation(d: Path, residents: int, databases: Callable[[str], str] | None
         deployment = create_deployment(d)
         for org in deployment.organisations.values():
             org.database_url = databases(org.id)
+        if direct:
+            databases(f"{PROVIDER}_linkage")  # its linkage side's database (common.linkage)
         deployment.save()
-    init_nation(d, residents, seed=11)
+    init_nation(d, residents, seed=11, direct=[PROVIDER[1:]] if direct else ())
     with running(d) as nation:
         intro(nation)
         demo.move(nation, 11, today_jst())
         linkage_setup.prepare(nation, 11)
         a = nation.municipalities()[0]
+        # people A holds 地方税関係情報 of: a 副本 registered, or in direct mode a linked 課税台帳 record
+        held = (
+            select(Addressee.my_number)
+            .join(RecordLink, RecordLink.addressee_id == Addressee.id)
+            .where(RecordLink.system == "tax", RecordLink.status.in_(LINKED))
+            if direct
+            else select(Addressee.my_number)
+            .join(CopyState, CopyState.addressee_id == Addressee.id)
+            .where(CopyState.category == "地方税関係情報")
+        )
         with a.db.transaction() as s:
-            numbers = list(
-                s.scalars(
-                    select(Addressee.my_number)
-                    .join(CopyState, CopyState.addressee_id == Addressee.id)
-                    .where(CopyState.category == "地方税関係情報", Addressee.my_number.is_not(None))
-                    .limit(200)
-                )
-            )
+            numbers = list(s.scalars(held.where(Addressee.my_number.is_not(None)).distinct().limit(200)))
         agency = nation.runtime("agency").services["agency"]
         for n in numbers:
             agency.register(n)
@@ -499,11 +517,14 @@ def run(
     pg_url: str | None = None,
     rates: Sequence[float] = (),
     sustain: float | None = None,
+    direct: bool = False,
 ) -> dict[str, Any]:
     """``pg_url``: every organisation on its own PostgreSQL database on that server (else SQLite).
     ``rates``: offered loads (exchanges per second) at which to measure the latency as well, each
     an open-loop run like the one at 80 % (``exchange_at_rates``).  ``sustain``: then hold the last
-    of ``rates`` (or 80 % of the measured rate) for that many seconds (``sustained``)."""
+    of ``rates`` (or 80 % of the measured rate) for that many seconds (``sustained``).  ``direct``:
+    municipality A answers in direct mode (論点2) — no intermediate server on the provider's side,
+    the answer read from its 正本 — for comparison with the joint intermediate server."""
     if queries < 1 or not 1 <= concurrency <= 10_000:
         raise ValueError("--queries must be at least 1 and --concurrency from 1 to 10000")
     if sustain is not None and not 0 < sustain <= 3600:
@@ -520,11 +541,11 @@ def run(
     pg = PgDatabases(pg_url) if pg_url else None
     try:
         t0 = time.perf_counter()
-        numbers = build_nation(tmp / "nation", residents, pg)
+        numbers = build_nation(tmp / "nation", residents, pg, direct)
         setup_s = time.perf_counter() - t0
         topo = Topology.load(tmp / "nation" / "topology.json")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for org in SERVED:
+        for org in served(direct):
             log = tmp / f"{org}.log"
             p = subprocess.Popen(
                 [
@@ -592,7 +613,7 @@ def run(
         gc.freeze()  # the driver's own heap (it built the nation) out of the collector's full passes
         closed_loop(exchange, min(100, queries), concurrency)  # warm-up
         closed_loop(bare, min(100, queries), concurrency)
-        pids = dict(zip(SERVED, (p.pid for p in procs[: len(SERVED)]), strict=True))
+        pids = dict(zip(served(direct), (p.pid for p in procs[: len(SERVED)]), strict=True))
         hops = {f"hop{i}": p.pid for i, p in enumerate(stubs)}
         ours, plain = interleaved([(exchange, pids), (bare, hops)], queries, concurrency)
         n_open = max(200, queries // 2)  # requests in each open-loop run
@@ -650,8 +671,11 @@ def run(
             },
             "setup_seconds": round(setup_s, 1),
             "databases": "postgresql" if pg else "sqlite",
-            "note": "exchange = agency staff API → agency + its intermediate server → network IF/core → joint "
-            "intermediate server → back; bare_hops = the same three server processes relaying JSON only",
+            # the provider's side: the joint intermediate server, or municipality A itself (論点2)
+            "provider_mode": "direct" if direct else "intermediate",
+            "note": "exchange = agency staff API → agency + its intermediate server → network IF/core → "
+            + ("municipality A itself (direct mode)" if direct else "joint intermediate server")
+            + " → back; bare_hops = the same three server processes relaying JSON only",
         }
     finally:
         for p in procs:

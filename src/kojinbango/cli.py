@@ -50,7 +50,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from kojinbango.nation import init_nation
 
     _setup_logs(args.data_dir)
-    info = init_nation(args.data_dir, args.residents, args.seed)
+    info = init_nation(args.data_dir, args.residents, args.seed, direct=args.direct)
     _print_json(info)
     return 0
 
@@ -399,7 +399,12 @@ def _bench_exchange(args: argparse.Namespace) -> int:
     module = _load_bench("exchange")
     _print_json(
         module.run(
-            args.queries, args.concurrency, pg_url=args.pg_url, rates=args.rate or (), sustain=args.sustain
+            args.queries,
+            args.concurrency,
+            pg_url=args.pg_url,
+            rates=args.rate or (),
+            sustain=args.sustain,
+            direct=args.direct,
         )
     )
     return 0
@@ -418,6 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(sp)
     sp.add_argument("--residents", type=int, default=3000)
     sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument(
+        "--direct",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="a municipality (地方公共団体コード) in direct mode: it answers the network itself, from its "
+        "正本, with no intermediate server (論点2, for comparison); may be repeated",
+    )
     sp.set_defaults(func=cmd_init)
 
     sp = sub.add_parser("intro", help="flow 1-1: number every resident, notices, push to J-LIS")
@@ -476,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="exchange: then hold the last --rate (or 80%% of the measured rate) for this many seconds,"
         " with the latency per window (JSON: sustained)",
+    )
+    sp.add_argument(
+        "--direct",
+        action="store_true",
+        help="exchange: the provider municipality in direct mode (論点2): it answers the network itself,"
+        " from its 正本, with no intermediate server (JSON: provider_mode)",
     )
     sp.add_argument("--seconds", type=float, default=10.0, help="portal: measured window per phase")
     sp.add_argument("--workers", type=int, default=0, help="portal: worker processes (default: CPU count)")

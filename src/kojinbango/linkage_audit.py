@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, iso, public_id
+from kojinbango.common.linkage import LinkageSettings, iso, public_id, receiver_database_url
 from kojinbango.common.topology import Topology
 from kojinbango.intermediate.models import ProvisionRecord
 from kojinbango.network.core import exchange_counts
@@ -23,7 +23,7 @@ from kojinbango.network.models import Exchange, LogEntry
 
 
 def _records_at(topology: Topology, org_id: str) -> list[ProvisionRecord]:
-    db = Database(topology.database_url(org_id))
+    db = Database(receiver_database_url(topology, org_id))
     try:
         with db.transaction() as s:
             return list(s.scalars(select(ProvisionRecord)))

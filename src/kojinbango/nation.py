@@ -26,6 +26,7 @@ from kojinbango.common.app import OrgRuntime
 from kojinbango.common.pki import create_ca, issue_encryption_certificate, issue_org_certificate
 from kojinbango.common.topology import OrgEntry, Topology
 from kojinbango.common.transport import SERVER_KEEP_ALIVE_SECONDS
+from kojinbango.domain.identifiers import validate_lg_code
 from kojinbango.domain.jst import today_jst
 from kojinbango.municipality.register.notices import NoticePrinter
 from kojinbango.municipality.register.service import RegisterService
@@ -189,6 +190,19 @@ def add_linkage_organisations(topo: Topology, base_port: int = BASE_PORT) -> Top
     return topo
 
 
+def set_direct(topo: Topology, lg_codes: Sequence[str]) -> None:
+    """Put these municipalities (by 地方公共団体コード) in direct mode (論点2): each becomes its own
+    receiver in ``settings.linkage.intermediate_of``.  Before any 符号 is obtained: a deployment
+    already linked would have its 符号 and records at the intermediate server."""
+    if not lg_codes:
+        return
+    receivers = topo.settings["linkage"]["intermediate_of"]  # type: ignore[index]
+    for code in lg_codes:
+        org = topo.municipality_by_code(validate_lg_code(code))
+        receivers[org.id] = org.id
+    topo.save()
+
+
 QUERIER_KINDS = ("municipality", "agency")  # 情報照会者: answers to them are sealed (common.sealing)
 
 
@@ -228,9 +242,18 @@ def build(
     topology: Topology, org_id: str, directory: dict[str, str] | None = None, database_url: str | None = None
 ) -> OrgRuntime:
     """Assemble one organisation from the topology (imported lazily: a machine runs only its own)."""
-    module = importlib.import_module(FACTORIES[topology.org(org_id).kind])
+    kind = topology.org(org_id).kind
+    direct = kind == "municipality" and _answers_itself(topology, org_id)
+    module = importlib.import_module("kojinbango.direct" if direct else FACTORIES[kind])
     runtime: OrgRuntime = module.create(topology, org_id, directory=directory, database_url=database_url)
     return runtime
+
+
+def _answers_itself(topology: Topology, org_id: str) -> bool:
+    """A municipality in direct mode (``kojinbango.direct``), once the network is there."""
+    from kojinbango.common.linkage import LinkageSettings
+
+    return bool(topology.of_kind("network")) and LinkageSettings.of(topology).receives_itself(org_id)
 
 
 class _Server(threading.Thread):
@@ -343,8 +366,12 @@ def read_nation(data_dir: Path) -> dict[str, Any]:
     return data
 
 
-def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None = None) -> dict[str, Any]:
-    """Create the nation with its residents registered (住民票コード, no numbers yet)."""
+def init_nation(
+    data_dir: Path, residents: int, seed: int, as_of: dt.date | None = None, direct: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Create the nation with its residents registered (住民票コード, no numbers yet).
+
+    ``direct``: 地方公共団体コード of municipalities in direct mode (論点2, ``kojinbango.direct``)."""
     if (data_dir / NATION_FILE).exists():
         raise FileExistsError(f"{data_dir} already holds a nation; use another --data-dir or remove it")
     if residents < len(MUNICIPALITIES):
@@ -354,8 +381,14 @@ def init_nation(data_dir: Path, residents: int, seed: int, as_of: dt.date | None
         raise FileExistsError(
             f"{data_dir} holds an unfinished nation (an earlier init stopped midway); remove it and run init again"
         )
+    for code in direct:
+        if validate_lg_code(code) not in MUNICIPALITIES:
+            raise ValueError(
+                f"--direct {code}: no municipality with that code in this nation ({', '.join(MUNICIPALITIES)})"
+            )
     as_of = as_of or today_jst()
     topology = create_deployment(data_dir)
+    set_direct(topology, direct)
     marker.touch()
     counts: dict[str, int] = {}
     with running(data_dir) as nation:

@@ -45,7 +45,7 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     for key in ("queries_per_s", "p50_ms", "p99_ms", "ratio"):
         assert out[key] is not None and out[key] > 0
     assert out["ratio"] == round(ours["queries_per_s"] / bare["queries_per_s"], 3)
-    assert out["databases"] == "sqlite"
+    assert out["databases"] == "sqlite" and out["provider_mode"] == "intermediate"
     # the host, measured alike on every run so that runs on different machines can be told apart
     host = out["host"]
     assert host["cpus"] == os.cpu_count() and isinstance(host["cpu_model"], str)
@@ -83,6 +83,17 @@ def test_the_exchange_bench_runs_every_exchange_and_reports_both_chains() -> Non
     # the CPU of every process per request: an exchange does more than relaying JSON
     assert 0 < bare["cpu_ms_per_query"] < ours["cpu_ms_per_query"]
     assert out["cpu_ratio"] == round(bare["cpu_ms_per_query"] / ours["cpu_ms_per_query"], 3)
+
+
+def test_the_bench_compares_the_direct_mode_provider() -> None:
+    """``--direct`` (論点2): municipality A answers the network itself; its process is measured in the
+    place of the joint intermediate server's, and every exchange is still answered and verified."""
+    out = _bench().run(30, 4, residents=150, direct=True)
+    assert out["provider_mode"] == "direct" and "municipality A itself" in out["note"]
+    ours = out["exchange"]
+    assert ours["completed"] == 30 and ours["errors"] == 0
+    assert set(ours["cpu_ms_per_query_by_process"]) == {"driver", "network", "m131016", "nenkin"}
+    assert out["exchange_alone"]["errors"] == 0 and out["ratio"] > 0
 
 
 def test_a_rate_that_is_no_load_is_refused_before_anything_is_built(

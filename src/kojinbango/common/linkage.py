@@ -99,11 +99,39 @@ class LinkageSettings:
     def tenants_of(self, intermediate: str) -> list[str]:
         return sorted(o for o, i in self.intermediate_of.items() if i == intermediate)
 
+    def receives_itself(self, org_id: str) -> bool:
+        """Whether ``org_id`` is its own receiver: an agency with its intermediate server in its own
+        service, or a municipality in direct mode (論点2, compared in simulations: its business
+        systems answer the network themselves, from the 正本, with no intermediate server)."""
+        return self.intermediate_of.get(org_id) == org_id
+
     def refresh_mode(self, org_id: str, category: str) -> str:
         return self.refresh.get(org_id, {}).get(category, DEFAULT_REFRESH.get(category, "nightly"))
 
     def table_path(self, topology: Topology) -> Path:
         return topology.resolve(self.legal_table)
+
+
+def linkage_database_url(municipality_url: str) -> str:
+    """The database of a direct-mode municipality's linkage side (its 符号, queries and provision
+    records; ``kojinbango.direct``), beside its own: ``X.db`` → ``X-linkage.db`` for SQLite,
+    database ``name`` → ``name_linkage`` on a server (created by the operator, as every
+    organisation's is)."""
+    if municipality_url.startswith("sqlite:"):
+        stem = municipality_url[:-3] if municipality_url.endswith(".db") else municipality_url
+        return f"{stem}-linkage.db"
+    base, _, rest = municipality_url.rpartition("/")
+    name, sep, query = rest.partition("?")
+    return f"{base}/{name}_linkage{sep}{query}"
+
+
+def receiver_database_url(topology: Topology, receiver: str) -> str:
+    """Where a receiver (intermediate server, agency, direct-mode municipality) keeps its 符号,
+    queries and provision records."""
+    url = topology.database_url(receiver)
+    if topology.org(receiver).kind == "municipality":
+        return linkage_database_url(url)
+    return url
 
 
 def public_id(topology: Topology, org_id: str) -> str:

@@ -184,6 +184,11 @@ class Query:
     also: BusinessRow | None
 
 
+# Direct mode: (tenant, category, 統合宛名番号s) → {統合宛名番号: (layout version, data, as of)},
+# read from the tenant's 正本 when asked.
+LiveCopies = Callable[[str, str, list[str]], dict[str, tuple[int, Any, dt.datetime]]]
+
+
 class IntermediateService:
     def __init__(
         self,
@@ -197,8 +202,12 @@ class IntermediateService:
         acall: ACall | None = None,
         sealing_key: Callable[[str], ec.EllipticCurvePublicKey | None] | None = None,
         batches_in_flight: int = 1,
+        live: LiveCopies | None = None,
     ):
         self.db = db
+        # direct mode (論点2): the tenant's business systems answer from the 正本 at query time;
+        # no 副本 is kept here
+        self.live = live
         # the querier's encryption key, by organisation: the provided information is sealed to it
         self._sealing_key = sealing_key
         # querier → its key as its certificate was last read (``_recipient``)
@@ -306,6 +315,10 @@ class IntermediateService:
         then (a full refresh, e.g. the nightly batch).
         """
         tenant = self._tenant(tenant)
+        if self.live is not None:
+            raise BusinessError(
+                "direct mode: the business systems answer from the 正本; no 副本 is registered"
+            )
         if category not in CATEGORIES:
             raise BusinessError(f"unknown information category {category!r}")
         if len(items) > MAX_ITEMS:
@@ -347,6 +360,12 @@ class IntermediateService:
 
     def copy_of(self, tenant: str, integrated_number: str, category: str) -> dict[str, Any]:
         tenant = self._tenant(tenant)
+        if self.live is not None:  # what a query would be answered with now
+            found = self.live(tenant, category, [integrated_number]).get(integrated_number)
+            if found is None:
+                raise NotFound("this tenant holds no such information")
+            version, data, as_of = found
+            return {"category": category, "layout_version": version, "data": data, "as_of": iso(as_of)}
         with writing(self.db) as s:
             c = s.get(Copy, (tenant, integrated_number, category))
             if c is None:
@@ -858,7 +877,10 @@ class IntermediateService:
             for category in {str(p["info"]) for p in mine}:
                 nums = list({facts.numbers[(tenant, str(p["fugo"]))] for p in mine
                              if str(p["info"]) == category and (tenant, str(p["fugo"])) in facts.numbers})  # fmt: skip
-                if nums:
+                if nums and self.live is not None:
+                    for num, copy in self.live(tenant, category, nums).items():
+                        facts.copies[(tenant, category, num)] = copy
+                elif nums:
                     for num, version, data, as_of in s.execute(
                         _COPIES, {"tenant": tenant, "cat": category, "nums": nums}
                     ):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,10 @@ def create(
     org_id: str,
     directory: Mapping[str, str] | None = None,
     database_url: str | None = None,
+    extra_callers: Iterable[str] = (),
 ) -> OrgRuntime:
+    """``extra_callers``: organisations allowed to call it beyond its peers (direct mode, assembled
+    by ``kojinbango.direct``: the network and the municipality itself)."""
     org = topology.org(org_id)
     if not org.lg_code or not org.prefecture:
         raise ValueError(f"municipality {org_id} needs lg_code and prefecture in the topology")
@@ -102,6 +105,7 @@ def create(
     peers = {m.id for m in topology.of_kind("municipality") if m.id != org_id}
     peers.add(jlis)  # the card centre resolves applications and delivers cards
     peers.update(p.id for p in topology.of_kind("portal"))  # お知らせ and 自己情報 (/api/portal/…)
+    peers.update(extra_callers)
     app = org_app(
         f"{org.name} 住民記録システム",
         creds,

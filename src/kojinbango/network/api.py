@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from kojinbango.common.app import direct_json_route
 from kojinbango.common.batching import MAX_BATCH, encode_outcome
 from kojinbango.common.errors import BusinessError, Unauthorised
+from kojinbango.common.linkage import LinkageSettings
 from kojinbango.common.merkle import ProofError
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import caller
@@ -78,8 +79,12 @@ def install(app: FastAPI, core: NetworkCore, iface: NetworkInterface, topology: 
         items = core.issue_fugo(body.holder, [i.model_dump() for i in body.items])
         return iface.deliver_fugo(body.holder, items)
 
+    settings = LinkageSettings.of(topology)
+
     def from_intermediate(request: Request) -> str:
-        if kind(request) not in ("intermediate", "agency"):
+        # intermediate servers, and organisations that are their own receiver (the agency; a
+        # municipality in direct mode, 論点2)
+        if kind(request) != "intermediate" and not settings.receives_itself(caller(request)):
             raise Unauthorised("only intermediate servers talk to the IF system")
         return caller(request)
 

@@ -46,7 +46,7 @@ def create(
     callers = [
         o.id
         for o in topology.organisations.values()
-        if o.kind in ("jlis", "intermediate", "agency", "portal")
+        if o.kind in ("jlis", "intermediate", "agency", "portal") or settings.receives_itself(o.id)
     ]
     app = org_app(
         f"{org.name} (core + IF)",

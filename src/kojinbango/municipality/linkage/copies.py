@@ -8,10 +8,10 @@ database and returns ``{addressee_id: data}`` in the category's layout.  Persons
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from kojinbango.municipality.addressee.models import Addressee, RecordLink
@@ -20,6 +20,7 @@ from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.register.service import full_address
 
 LINKED = ("linked", "non_resident_linked")
+S = TypeVar("S", bound=Select)  # type: ignore[type-arg]  # any Select, its row type kept
 STATUS = {"active": "current", "moved_out": "moved_out", "dead": "dead"}
 
 
@@ -27,12 +28,18 @@ def _name(family: str, given: str) -> str:
     return f"{family}\u3000{given}".strip("\u3000")
 
 
-def residence(s: Session) -> dict[int, dict[str, Any]]:
-    """住民票関係情報 with 世帯情報 for every 住登者 (current or removed) of the register."""
-    addressee_of = dict(
-        s.execute(select(Addressee.resident_id, Addressee.id).where(Addressee.resident_id.is_not(None))).all()
-    )
-    residents = list(s.scalars(select(Resident)))
+def residence(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+    """住民票関係情報 with 世帯情報 for every 住登者 (current or removed) of the register (``only``:
+    of these 統合宛名 alone, read with their households)."""
+    linked = select(Addressee.resident_id, Addressee.id).where(Addressee.resident_id.is_not(None))
+    if only is not None:
+        linked = linked.where(Addressee.id.in_(list(only)))
+    addressee_of = dict(s.execute(linked).all())
+    if only is None:
+        residents = list(s.scalars(select(Resident)))
+    else:
+        theirs = select(Resident.household_id).where(Resident.id.in_(list(addressee_of)))
+        residents = list(s.scalars(select(Resident).where(Resident.household_id.in_(theirs))))
     households: dict[tuple[int, str], list[Resident]] = defaultdict(list)
     for r in residents:
         households[(r.household_id, r.status)].append(r)
@@ -68,18 +75,26 @@ def residence(s: Session) -> dict[int, dict[str, Any]]:
     return out
 
 
-def local_tax(s: Session) -> dict[int, dict[str, Any]]:
-    """地方税関係情報: the 課税台帳's assessments of every linked person, by 年度."""
+def local_tax(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+    """地方税関係情報: the 課税台帳's assessments of every linked person (``only``: of these), by 年度."""
     by_person: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     rows = s.execute(
-        select(
-            RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.income, TaxAssessment.tax_amount
+        _only(
+            only,
+            select(
+                RecordLink.addressee_id,
+                TaxAssessment.fiscal_year,
+                TaxAssessment.income,
+                TaxAssessment.tax_amount,
+            )
+            .join(TaxAssessment, TaxAssessment.record_id == RecordLink.record_id)
+            .where(
+                RecordLink.system == "tax",
+                RecordLink.status.in_(LINKED),
+                RecordLink.addressee_id.is_not(None),
+            )
+            .order_by(RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.id),
         )
-        .join(TaxAssessment, TaxAssessment.record_id == RecordLink.record_id)
-        .where(
-            RecordLink.system == "tax", RecordLink.status.in_(LINKED), RecordLink.addressee_id.is_not(None)
-        )
-        .order_by(RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.id)
     )
     for aid, year, income, tax in rows:
         assert aid is not None
@@ -89,25 +104,29 @@ def local_tax(s: Session) -> dict[int, dict[str, Any]]:
     return {aid: {"assessments": [years[y] for y in sorted(years)]} for aid, years in by_person.items()}
 
 
-def child_allowance(s: Session) -> dict[int, dict[str, Any]]:
-    """児童手当関係情報: every linked recipient with the children counted for the allowance."""
+def child_allowance(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+    """児童手当関係情報: every linked recipient (``only``: of these) with the children counted for the
+    allowance."""
     child = aliased(BusinessRecord)
     rows = s.execute(
-        select(
-            RecordLink.addressee_id,
-            ChildAllowance.started_on,
-            ChildAllowance.monthly_amount,
-            child.name,
-            child.birth_date,
-        )  # fmt: skip
-        .join(ChildAllowance, ChildAllowance.recipient_id == RecordLink.record_id)
-        .join(child, child.id == ChildAllowance.child_id)
-        .where(
-            RecordLink.system == "welfare",
-            RecordLink.status.in_(LINKED),
-            RecordLink.addressee_id.is_not(None),
+        _only(
+            only,
+            select(
+                RecordLink.addressee_id,
+                ChildAllowance.started_on,
+                ChildAllowance.monthly_amount,
+                child.name,
+                child.birth_date,
+            )  # fmt: skip
+            .join(ChildAllowance, ChildAllowance.recipient_id == RecordLink.record_id)
+            .join(child, child.id == ChildAllowance.child_id)
+            .where(
+                RecordLink.system == "welfare",
+                RecordLink.status.in_(LINKED),
+                RecordLink.addressee_id.is_not(None),
+            )
+            .order_by(RecordLink.addressee_id, ChildAllowance.id),
         )
-        .order_by(RecordLink.addressee_id, ChildAllowance.id)
     )
     out: dict[int, dict[str, Any]] = {}
     for aid, started, amount, name, birth in rows:
@@ -125,7 +144,12 @@ def child_allowance(s: Session) -> dict[int, dict[str, Any]]:
     return out
 
 
-EXTRACTORS: dict[str, Callable[[Session], dict[int, dict[str, Any]]]] = {
+def _only(only: Collection[int] | None, query: S) -> S:
+    """``query`` (over RecordLink) restricted to these 統合宛名 when given."""
+    return query if only is None else query.where(RecordLink.addressee_id.in_(list(only)))
+
+
+EXTRACTORS: dict[str, Callable[[Session, Collection[int] | None], dict[int, dict[str, Any]]]] = {
     "住民票関係情報": residence,
     "地方税関係情報": local_tax,
     "児童手当関係情報": child_allowance,

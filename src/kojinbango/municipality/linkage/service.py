@@ -26,6 +26,7 @@ from sqlalchemy import select
 from kojinbango.common.db import Database
 from kojinbango.common.documents import canonical
 from kojinbango.common.errors import BusinessError, NotFound
+from kojinbango.common.layouts import LayoutError, validate
 from kojinbango.common.linkage import (
     FINAL,
     LinkageSettings,
@@ -96,6 +97,41 @@ class LinkageService:
     @property
     def intermediate(self) -> str:
         return self.settings.receiver(self.org_id)
+
+    @property
+    def direct(self) -> bool:
+        """Direct mode (論点2, for comparison in simulations): this municipality answers the network
+        itself, from its 正本 at query time, and keeps its 符号 and records in its own service —
+        no intermediate server, no 副本."""
+        return self.settings.receives_itself(self.org_id)
+
+    def live_copies(
+        self, tenant: str, category: str, numbers: list[str]
+    ) -> dict[str, tuple[int, Any, dt.datetime]]:
+        """Direct mode: the information of these 統合宛名番号 as the business systems hold it now,
+        each validated against its category's current layout."""
+        if tenant != self.org_id or category not in EXTRACTORS:
+            return {}
+        with self.db.transaction() as s:
+            ids = dict(
+                s.execute(
+                    select(Addressee.integrated_number, Addressee.id).where(
+                        Addressee.integrated_number.in_(numbers)
+                    )
+                ).all()
+            )
+            data = EXTRACTORS[category](s, set(ids.values())) if ids else {}
+        t = now()
+        out: dict[str, tuple[int, Any, dt.datetime]] = {}
+        for number, aid in ids.items():
+            if aid in data:
+                try:
+                    out[number] = (validate(category, data[aid]).version, data[aid], t)
+                except LayoutError as exc:  # the 正本 does not fit the layout: a fault to fix there
+                    raise BusinessError(
+                        f"{category}: the business data does not fit its layout ({exc})"
+                    ) from None
+        return out
 
     def _call(self, path: str, payload: Any = None) -> Any:
         return self.client.call(self.intermediate, "POST", path, payload)
@@ -179,7 +215,12 @@ class LinkageService:
             for category in categories or list(EXTRACTORS):
                 if category not in EXTRACTORS:
                     raise BusinessError(f"this municipality registers no 副本 of {category!r}")
-                result[category] = self._refresh_one(category, full)
+                # direct mode: queries are answered from the 正本 itself, so there is nothing to send
+                result[category] = (
+                    {"changed": 0, "deleted": 0, "direct": True}
+                    if self.direct
+                    else self._refresh_one(category, full)
+                )
         return result
 
     def _refresh_one(self, category: str, full: bool) -> dict[str, int]:
@@ -191,7 +232,7 @@ class LinkageService:
         with writing(self.db) as s:
             self.addressee.sync_residents(s)
             stamp = fingerprint(s, category)
-            current = EXTRACTORS[category](s)
+            current = EXTRACTORS[category](s, None)
             numbers = dict(s.execute(select(Addressee.id, Addressee.integrated_number)).all())
             state = dict(
                 s.execute(
