@@ -203,3 +203,26 @@ def test_a_database_url_on_a_server_gets_its_own_linkage_database() -> None:
         linkage_database_url("postgresql://postgres@127.0.0.1:5432/m131016?sslmode=disable")
         == "postgresql://postgres@127.0.0.1:5432/m131016_linkage?sslmode=disable"
     )
+
+
+def test_reading_some_persons_gives_what_the_whole_extraction_gives_them(nation: Nation) -> None:
+    """The live read (the extractors' ``only``) matches the full refresh's output person for person,
+    household members included, for every category."""
+    from kojinbango.municipality.linkage.copies import EXTRACTORS
+
+    rt = nation.runtimes[A]
+    with rt.db.transaction() as s:
+        for category, extract in EXTRACTORS.items():
+            full = extract(s, None)
+            assert full, category
+            some = sorted(full)[:: max(1, len(full) // 7)][:8] + [10**9]  # and one nobody is
+            if category == "住民票関係情報":  # and some who live with others
+                some += [aid for aid, d in full.items() if d["household"]["members"]][:4]
+                assert len(some) > 9
+            assert extract(s, some) == {aid: full[aid] for aid in some if aid in full}, category
+        aid, number = s.execute(
+            select(Addressee.id, Addressee.integrated_number).order_by(Addressee.id)
+        ).first()
+        expected = EXTRACTORS["住民票関係情報"](s, [aid])[aid]
+    copy = rt.services["intermediate"].copy_of(A, number, "住民票関係情報")
+    assert copy["data"] == expected and copy["layout_version"] == 1
