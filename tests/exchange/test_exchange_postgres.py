@@ -45,3 +45,36 @@ def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ig
         records = linkage_audit.three_records(nation.topology)
         assert records["agree"] and len(records["exchanges"]) == 19
         assert linkage_audit.verify_network_log(nation.topology)["ok"]
+
+
+def test_direct_mode_on_postgresql(pg_database, pg_base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A municipality in direct mode (論点2) keeps its linkage side in ``<its database>_linkage``."""
+    import psycopg
+
+    from kojinbango.common.linkage import linkage_database_url
+
+    d = tmp_path / "pg-direct"
+    topo = create_deployment(d)
+    for org in topo.organisations.values():
+        org.database_url = pg_database(org.id)
+    topo.save()
+    linkage_url = linkage_database_url(topo.database_url("m131016"))
+    name = linkage_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_base_url, autocommit=True) as conn:  # the operator creates it
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        init_nation(d, 200, seed=9, direct=["131016"])
+        with running(d) as nation:
+            own = nation.runtimes["m131016"].services["intermediate"]
+            assert own.db.engine.dialect.name == "postgresql" and own.db.engine.url.database == name
+            intro(nation)
+            demo.move(nation, 9, today_jst())
+            linkage_setup.prepare(nation, 9)
+            answers = [ask(nation, s["command"]) for s in scenarios(d)]
+            assert [a["status"] for a in answers] == ["answered", "answered", "refused"]
+            assert all(a["signature_valid"] for a in answers[:2])
+            records = linkage_audit.three_records(nation.topology)
+            assert records["agree"] and len(records["exchanges"]) == 3
+    finally:
+        with psycopg.connect(pg_base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
