@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import BindParameter, Connection, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from kojinbango.municipality.addressee.models import Addressee, RecordLink
@@ -20,27 +20,50 @@ from kojinbango.municipality.register.models import Resident
 from kojinbango.municipality.register.service import full_address
 
 LINKED = ("linked", "non_resident_linked")
-S = TypeVar("S", bound=Select)  # type: ignore[type-arg]  # any Select, its row type kept
 STATUS = {"active": "current", "moved_out": "moved_out", "dead": "dead"}
+# Reads of the 正本 run from an ORM session (the refresh) or a bare connection (direct mode's live
+# read, once per query batch): rows, not entities, and statements built once.
+Reader = Session | Connection
+_ONLY: BindParameter[Any] = bindparam("only", expanding=True)  # the 統合宛名 (Addressee ids) asked about
+
+
+AnySelect = Select[*tuple[Any, ...]]
+
+
+def _restricted(query: AnySelect) -> tuple[AnySelect, AnySelect]:
+    """A read of linked records for everyone, and the same for the 統合宛名 in ``only``."""
+    return query, query.where(RecordLink.addressee_id.in_(_ONLY))
+
+
+def _rows(s: Reader, statements: tuple[AnySelect, AnySelect], only: Collection[int] | None) -> Any:
+    every, some = statements
+    return s.execute(every) if only is None else s.execute(some, {"only": list(only)})
+
+
+_PERSONS = select(Addressee.resident_id, Addressee.id).where(Addressee.resident_id.is_not(None))
+_PERSONS_OF = _PERSONS.where(Addressee.id.in_(_ONLY))
+_RESIDENTS = select(*Resident.__table__.c)
+_HOUSEHOLDS_OF = _RESIDENTS.where(
+    Resident.household_id.in_(
+        select(Resident.household_id).where(Resident.id.in_(bindparam("residents", expanding=True)))
+    )
+)
 
 
 def _name(family: str, given: str) -> str:
     return f"{family}\u3000{given}".strip("\u3000")
 
 
-def residence(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+def residence(s: Reader, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
     """住民票関係情報 with 世帯情報 for every 住登者 (current or removed) of the register (``only``:
     of these 統合宛名 alone, read with their households)."""
-    linked = select(Addressee.resident_id, Addressee.id).where(Addressee.resident_id.is_not(None))
-    if only is not None:
-        linked = linked.where(Addressee.id.in_(list(only)))
-    addressee_of = dict(s.execute(linked).all())
     if only is None:
-        residents = list(s.scalars(select(Resident)))
+        addressee_of = dict(s.execute(_PERSONS).all())
+        residents = list(s.execute(_RESIDENTS))
     else:
-        theirs = select(Resident.household_id).where(Resident.id.in_(list(addressee_of)))
-        residents = list(s.scalars(select(Resident).where(Resident.household_id.in_(theirs))))
-    households: dict[tuple[int, str], list[Resident]] = defaultdict(list)
+        addressee_of = dict(s.execute(_PERSONS_OF, {"only": list(only)}).all())
+        residents = list(s.execute(_HOUSEHOLDS_OF, {"residents": list(addressee_of)}))
+    households: dict[tuple[int, str], list[Any]] = defaultdict(list)
     for r in residents:
         households[(r.household_id, r.status)].append(r)
     out: dict[int, dict[str, Any]] = {}
@@ -75,62 +98,47 @@ def residence(s: Session, only: Collection[int] | None = None) -> dict[int, dict
     return out
 
 
-def local_tax(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+_TAX = _restricted(
+    select(RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.income, TaxAssessment.tax_amount)
+    .join(TaxAssessment, TaxAssessment.record_id == RecordLink.record_id)
+    .where(RecordLink.system == "tax", RecordLink.status.in_(LINKED), RecordLink.addressee_id.is_not(None))
+    .order_by(RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.id)
+)
+
+
+def local_tax(s: Reader, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
     """地方税関係情報: the 課税台帳's assessments of every linked person (``only``: of these), by 年度."""
     by_person: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-    rows = s.execute(
-        _only(
-            only,
-            select(
-                RecordLink.addressee_id,
-                TaxAssessment.fiscal_year,
-                TaxAssessment.income,
-                TaxAssessment.tax_amount,
-            )
-            .join(TaxAssessment, TaxAssessment.record_id == RecordLink.record_id)
-            .where(
-                RecordLink.system == "tax",
-                RecordLink.status.in_(LINKED),
-                RecordLink.addressee_id.is_not(None),
-            )
-            .order_by(RecordLink.addressee_id, TaxAssessment.fiscal_year, TaxAssessment.id),
-        )
-    )
-    for aid, year, income, tax in rows:
-        assert aid is not None
+    for aid, year, income, tax in _rows(s, _TAX, only):
         by_person[aid].setdefault(
             year, {"fiscal_year": year, "taxable": tax > 0, "total_income": income, "tax_amount": tax}
         )
     return {aid: {"assessments": [years[y] for y in sorted(years)]} for aid, years in by_person.items()}
 
 
-def child_allowance(s: Session, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
+_CHILD = aliased(BusinessRecord)
+_ALLOWANCES = _restricted(
+    select(
+        RecordLink.addressee_id,
+        ChildAllowance.started_on,
+        ChildAllowance.monthly_amount,
+        _CHILD.name,
+        _CHILD.birth_date,
+    )  # fmt: skip
+    .join(ChildAllowance, ChildAllowance.recipient_id == RecordLink.record_id)
+    .join(_CHILD, _CHILD.id == ChildAllowance.child_id)
+    .where(
+        RecordLink.system == "welfare", RecordLink.status.in_(LINKED), RecordLink.addressee_id.is_not(None)
+    )
+    .order_by(RecordLink.addressee_id, ChildAllowance.id)
+)
+
+
+def child_allowance(s: Reader, only: Collection[int] | None = None) -> dict[int, dict[str, Any]]:
     """児童手当関係情報: every linked recipient (``only``: of these) with the children counted for the
     allowance."""
-    child = aliased(BusinessRecord)
-    rows = s.execute(
-        _only(
-            only,
-            select(
-                RecordLink.addressee_id,
-                ChildAllowance.started_on,
-                ChildAllowance.monthly_amount,
-                child.name,
-                child.birth_date,
-            )  # fmt: skip
-            .join(ChildAllowance, ChildAllowance.recipient_id == RecordLink.record_id)
-            .join(child, child.id == ChildAllowance.child_id)
-            .where(
-                RecordLink.system == "welfare",
-                RecordLink.status.in_(LINKED),
-                RecordLink.addressee_id.is_not(None),
-            )
-            .order_by(RecordLink.addressee_id, ChildAllowance.id),
-        )
-    )
     out: dict[int, dict[str, Any]] = {}
-    for aid, started, amount, name, birth in rows:
-        assert aid is not None
+    for aid, started, amount, name, birth in _rows(s, _ALLOWANCES, only):
         entry = out.setdefault(aid, {"recipient": True, "monthly_amount": 0, "children": []})
         entry["children"].append(
             {
@@ -144,12 +152,7 @@ def child_allowance(s: Session, only: Collection[int] | None = None) -> dict[int
     return out
 
 
-def _only(only: Collection[int] | None, query: S) -> S:
-    """``query`` (over RecordLink) restricted to these 統合宛名 when given."""
-    return query if only is None else query.where(RecordLink.addressee_id.in_(list(only)))
-
-
-EXTRACTORS: dict[str, Callable[[Session, Collection[int] | None], dict[int, dict[str, Any]]]] = {
+EXTRACTORS: dict[str, Callable[[Reader, Collection[int] | None], dict[int, dict[str, Any]]]] = {
     "住民票関係情報": residence,
     "地方税関係情報": local_tax,
     "児童手当関係情報": child_allowance,
