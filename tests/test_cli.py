@@ -120,6 +120,35 @@ def test_demo_no_serve_json_exports_and_logs(tmp_path: Path) -> None:
     assert leaked == []
 
 
+def test_demo_with_a_municipality_in_direct_mode(tmp_path: Path) -> None:
+    """``demo --direct 131016`` (論点2): the whole demo runs with 千代田区 answering the network itself;
+    its scenarios and the portal example answer from its 正本, and a nation made one way is not
+    reused the other way."""
+    d = tmp_path / "demo"
+    r = run("demo", "--data-dir", str(d), "--residents", "300", "--no-serve", "--direct", "131016")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["errors"] == []
+    assert all(c["direct"] is True for c in out["linkage"]["connected"]["m131016"]["copies"].values())
+    assert (d / "m131016-linkage.db").exists()
+    statuses = []
+    for scenario in json.loads((d / "linkage" / "scenarios.json").read_text(encoding="utf-8")):
+        asked = run(*scenario["command"].split()[1:])
+        statuses.append((json.loads(asked.stdout)["status"], asked.returncode))
+    assert statuses == [("answered", 0), ("answered", 0), ("refused", 1)]
+    example = json.loads((d / "linkage" / "portal-example.json").read_text(encoding="utf-8"))
+    ask, show = (step["command"].split()[1:] for step in example["steps"])
+    answered = run(*ask)
+    assert answered.returncode == 0 and json.loads(answered.stdout)["status"] == "answered"
+    shown = run(*show)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["all_proofs_valid"] is True
+    records = run("exchange", "records", "--data-dir", str(d))
+    assert records.returncode == 0 and json.loads(records.stdout)["agree"] is True
+
+    again = run("demo", "--data-dir", str(d), "--no-serve", "--direct", "131041")
+    assert again.returncode == 2 and "made without direct mode for it" in again.stderr
+
+
 def test_export_unknown_municipality_is_a_clear_error(small_nation_dir: Path) -> None:
     r = run("export", "residents", "--data-dir", str(small_nation_dir), "--municipality", "999999")
     assert r.returncode != 0 and "no municipality with code 999999" in r.stderr

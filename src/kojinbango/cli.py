@@ -101,6 +101,23 @@ def cmd_intro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_direct(data_dir: Path, codes: list[str]) -> None:
+    """``demo --direct`` on a nation already made: it must have been made so (a municipality is not
+    moved between modes once it holds 符号)."""
+    from kojinbango.common.linkage import LinkageSettings
+    from kojinbango.common.topology import Topology
+
+    topology = Topology.load(data_dir / "topology.json")
+    settings = LinkageSettings.of(topology)
+    for code in codes:
+        org = topology.municipality_by_code(code)
+        if not settings.receives_itself(org.id):
+            raise ValueError(
+                f"--direct {code}: the nation in {data_dir} was made without direct mode for it; "
+                "use another --data-dir"
+            )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from kojinbango import demo
     from kojinbango.nation import NATION_FILE, init_nation, intro, running
@@ -108,7 +125,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir
     _setup_logs(data_dir)
     if not (data_dir / NATION_FILE).exists():
-        init_nation(data_dir, args.residents, args.seed)
+        init_nation(data_dir, args.residents, args.seed, direct=args.direct)
+    elif args.direct:
+        _check_direct(data_dir, args.direct)
     today = today_jst()
     from kojinbango.holder import demo_cards, load_topology
 
@@ -419,18 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     def data_dir(sp: argparse.ArgumentParser, default: Path | None = None) -> None:
         sp.add_argument("--data-dir", type=Path, required=default is None, default=default)
 
+    def direct_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--direct",
+            action="append",
+            default=[],
+            metavar="CODE",
+            help="a municipality (地方公共団体コード) in direct mode: it answers the network itself, from "
+            "its 正本, with no intermediate server (論点2, for comparison); may be repeated",
+        )
+
     sp = sub.add_parser("init", help="create the nation: residents registered, no numbers yet")
     data_dir(sp)
     sp.add_argument("--residents", type=int, default=3000)
     sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument(
-        "--direct",
-        action="append",
-        default=[],
-        metavar="CODE",
-        help="a municipality (地方公共団体コード) in direct mode: it answers the network itself, from its "
-        "正本, with no intermediate server (論点2, for comparison); may be repeated",
-    )
+    direct_option(sp)
     sp.set_defaults(func=cmd_init)
 
     sp = sub.add_parser("intro", help="flow 1-1: number every resident, notices, push to J-LIS")
@@ -441,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(sp, DEFAULT_DATA_DIR)
     sp.add_argument("--residents", type=int, default=3000)
     sp.add_argument("--seed", type=int, default=1)
+    direct_option(sp)
     sp.add_argument("--no-serve", action="store_true")
     sp.set_defaults(func=cmd_demo)
 
