@@ -24,13 +24,10 @@ from collections.abc import Mapping
 
 from kojinbango.common.app import OrgRuntime
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, linkage_database_url, public_id
+from kojinbango.common.linkage import linkage_database_url
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
-from kojinbango.intermediate import api as intermediate_api
-from kojinbango.intermediate import notices
-from kojinbango.intermediate.models import MIGRATIONS, VERSION_TABLE
-from kojinbango.intermediate.service import IntermediateService
+from kojinbango.intermediate.app import SERVER_MIGRATIONS, attach
 from kojinbango.municipality import app as municipality_app
 from kojinbango.municipality.linkage.service import LinkageService
 
@@ -41,7 +38,6 @@ def create(
     directory: Mapping[str, str] | None = None,
     database_url: str | None = None,
 ) -> OrgRuntime:
-    settings = LinkageSettings.of(topology)
     network = topology.of_kind("network")[0].id
     runtime = municipality_app.create(
         topology, org_id, directory, database_url, extra_callers=[network, org_id]
@@ -50,24 +46,11 @@ def create(
     assert isinstance(linkage, LinkageService) and linkage.direct
     db = Database(
         linkage_database_url(database_url or topology.database_url(org_id)),
-        extra_migrations=[(MIGRATIONS, VERSION_TABLE), (notices.MIGRATIONS, notices.VERSION_TABLE)],
+        extra_migrations=SERVER_MIGRATIONS,
     )
     runtime.closers.insert(0, db.dispose)  # closers run in reverse: the database goes last
     client = runtime.client
     assert isinstance(client, SignedClient)
-    service = IntermediateService(
-        db, topology.credentials(org_id), [org_id], network, client.call,
-        {o: public_id(topology, o) for o in topology.organisations}, settings.retention_years,
-        acall=client.acall, sealing_key=topology.sealing_key_now,
-        batches_in_flight=settings.batches_in_flight, live=linkage.live_copies,
-    )  # fmt: skip
-    intermediate_api.install_if(runtime.app, service, network)
-    intermediate_api.install_tenant(runtime.app, service)  # its own systems, signed by itself
-    mail = notices.IntermediateNotices(db, [org_id], network, client.call, settings.retry_max_seconds)
-    notices.install(runtime.app, mail)  # お知らせ, store and forward, as an intermediate server does
-    runtime.services.update(intermediate=service, notices=mail)
-    service.start()
-    runtime.closers.append(service.stop)
-    mail.start()
-    runtime.closers.append(mail.stop)
+    # its own systems reach it through the tenants' interface, signed by itself
+    attach(runtime, db, client, topology, [org_id], live=linkage.live_copies)
     return runtime

@@ -12,7 +12,7 @@ from kojinbango.agency.models import MIGRATIONS
 from kojinbango.agency.service import AgencyService
 from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, direct_json_route, org_app
 from kojinbango.common.db import Database
-from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads, public_id
+from kojinbango.common.linkage import LinkageSettings, LockedNonceStore, limit_worker_threads
 from kojinbango.common.staff_linkage import ExchangeForm, QueryForm, WaitingForm
 from kojinbango.common.topology import Topology
 from kojinbango.common.transport import (
@@ -24,10 +24,10 @@ from kojinbango.common.transport import (
     require_internal,
 )
 from kojinbango.intermediate import api as intermediate_api
+from kojinbango.intermediate.app import service_for
 from kojinbango.intermediate.models import MIGRATIONS as IM_MIGRATIONS
 from kojinbango.intermediate.models import VERSION_TABLE as IM_VERSION_TABLE
 from kojinbango.intermediate.models import seen_nonces
-from kojinbango.intermediate.service import IntermediateService
 
 
 def create(
@@ -47,11 +47,7 @@ def create(
     )
     client = SignedClient(creds, trust, directory or topology.directory(), timeout=30.0)
     network = topology.of_kind("network")[0].id
-    intermediate = IntermediateService(
-        db, creds, [org_id], network, client.call, {o: public_id(topology, o) for o in topology.organisations},
-        settings.retention_years, acall=client.acall, sealing_key=topology.sealing_key_now,
-        batches_in_flight=settings.batches_in_flight,
-    )  # fmt: skip
+    intermediate = service_for(topology, org_id, db, client, [org_id])
     service = AgencyService(db, org_id, client, topology, trust, intermediate)
     app = org_app(
         org.name,

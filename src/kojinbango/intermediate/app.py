@@ -11,7 +11,55 @@ from kojinbango.common.topology import Topology
 from kojinbango.common.transport import SignedClient
 from kojinbango.intermediate import api, notices
 from kojinbango.intermediate.models import MIGRATIONS, VERSION_TABLE, seen_nonces
-from kojinbango.intermediate.service import IntermediateService
+from kojinbango.intermediate.service import IntermediateService, LiveCopies
+
+# The intermediate server's tables beside an organisation's own (or alone in its database).
+SERVER_MIGRATIONS = [(MIGRATIONS, VERSION_TABLE), (notices.MIGRATIONS, notices.VERSION_TABLE)]
+
+
+def service_for(
+    topology: Topology,
+    org_id: str,
+    db: Database,
+    client: SignedClient,
+    tenants: list[str],
+    live: LiveCopies | None = None,
+) -> IntermediateService:
+    """The intermediate server's service run by ``org_id`` for ``tenants`` (itself, for the agency
+    and a direct-mode municipality), with the deployment's linkage settings."""
+    settings = LinkageSettings.of(topology)
+    return IntermediateService(
+        db, topology.credentials(org_id), tenants, topology.of_kind("network")[0].id, client.call,
+        {o: public_id(topology, o) for o in topology.organisations}, settings.retention_years,
+        acall=client.acall, sealing_key=topology.sealing_key_now,
+        batches_in_flight=settings.batches_in_flight, live=live,
+    )  # fmt: skip
+
+
+def attach(
+    runtime: OrgRuntime,
+    db: Database,
+    client: SignedClient,
+    topology: Topology,
+    tenants: list[str],
+    live: LiveCopies | None = None,
+) -> IntermediateService:
+    """The intermediate server on ``runtime``'s app: the IF (for the network), the tenants' interface
+    and お知らせ store and forward, on ``db``; started, and stopped with the runtime."""
+    network = topology.of_kind("network")[0].id
+    service = service_for(topology, runtime.org_id, db, client, tenants, live)
+    api.install_if(runtime.app, service, network)
+    api.install_tenant(runtime.app, service)
+    mail = notices.IntermediateNotices(
+        db, tenants, network, client.call, LinkageSettings.of(topology).retry_max_seconds
+    )
+    notices.install(runtime.app, mail)
+    runtime.services.update(intermediate=service, notices=mail)
+    service.start()
+    runtime.closers.append(service.stop)
+    mail.start()
+    runtime.closers.append(mail.stop)
+    return service
 
 
 def create(
@@ -24,25 +72,10 @@ def create(
     creds = topology.credentials(org_id)
     trust = topology.trust_store()
     settings = LinkageSettings.of(topology)
-    db = Database(
-        database_url or topology.database_url(org_id),
-        extra_migrations=[(MIGRATIONS, VERSION_TABLE), (notices.MIGRATIONS, notices.VERSION_TABLE)],
-    )
+    db = Database(database_url or topology.database_url(org_id), extra_migrations=SERVER_MIGRATIONS)
     client = SignedClient(creds, trust, directory or topology.directory(), timeout=30.0)
     network = topology.of_kind("network")[0].id
     tenants = settings.tenants_of(org_id)
-    service = IntermediateService(
-        db,
-        creds,
-        tenants,
-        network,
-        client.call,
-        {o: public_id(topology, o) for o in topology.organisations},
-        settings.retention_years,
-        acall=client.acall,
-        sealing_key=topology.sealing_key_now,
-        batches_in_flight=settings.batches_in_flight,
-    )
     app = org_app(
         f"{org.name}",
         creds,
@@ -51,15 +84,8 @@ def create(
         LockedNonceStore(db, seen_nonces),
         allowed_callers=[network, *tenants],
     )
-    api.install_if(app, service, network)
-    api.install_tenant(app, service)
-    mail = notices.IntermediateNotices(db, tenants, network, client.call, settings.retry_max_seconds)
-    notices.install(app, mail)  # お知らせ, store and forward
+    runtime = OrgRuntime(org_id, "intermediate", app, db, client, {})
+    attach(runtime, db, client, topology, tenants)
     limit_worker_threads(app, settings.worker_threads)
     close_sessions_on_shutdown(app, client)
-    runtime = OrgRuntime(org_id, "intermediate", app, db, client, {"intermediate": service, "notices": mail})
-    service.start()
-    runtime.closers.append(service.stop)
-    mail.start()
-    runtime.closers.append(mail.stop)
     return runtime
