@@ -9,27 +9,39 @@ import pytest
 from exchange_helpers import ask, concurrent_pension_queries, scenarios
 
 from kojinbango import demo, linkage_audit, linkage_setup
+from kojinbango.common.topology import Topology
 from kojinbango.domain.jst import today_jst
-from kojinbango.nation import create_deployment, init_nation, intro, running
+from kojinbango.nation import Nation, create_deployment, init_nation, intro, running
 
 pytestmark = pytest.mark.postgres
 
 
-def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    d = tmp_path / "pg"
+def _deployment(pg_database, d: Path) -> Topology:  # type: ignore[no-untyped-def]
+    """A deployment with every organisation on a fresh PostgreSQL database of its own."""
     topo = create_deployment(d)
     for org in topo.organisations.values():
         org.database_url = pg_database(org.id)
     topo.save()
+    return topo
+
+
+def _scenarios(nation: Nation, d: Path) -> None:
+    """Numbers, a move, linkage prepared, then the three scenarios: answered, answered, refused."""
+    intro(nation)
+    demo.move(nation, 9, today_jst())
+    linkage_setup.prepare(nation, 9)
+    answers = [ask(nation, s["command"]) for s in scenarios(d)]
+    assert [a["status"] for a in answers] == ["answered", "answered", "refused"]
+    assert all(a["signature_valid"] for a in answers[:2])
+
+
+def test_linkage_on_postgresql(pg_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "pg"
+    _deployment(pg_database, d)
     init_nation(d, 200, seed=9)
     with running(d) as nation:
         assert nation.runtime("network").db.engine.dialect.name == "postgresql"
-        intro(nation)
-        demo.move(nation, 9, today_jst())
-        linkage_setup.prepare(nation, 9)
-        answers = [ask(nation, s["command"]) for s in scenarios(d)]
-        assert [a["status"] for a in answers] == ["answered", "answered", "refused"]
-        assert all(a["signature_valid"] for a in answers[:2])
+        _scenarios(nation, d)
         records = linkage_audit.three_records(nation.topology)
         assert records["agree"] and len(records["exchanges"]) == 3
         assert linkage_audit.verify_network_log(nation.topology)["ok"]
@@ -54,10 +66,7 @@ def test_direct_mode_on_postgresql(pg_database, pg_base_url: str, tmp_path: Path
     from kojinbango.common.linkage import linkage_database_url
 
     d = tmp_path / "pg-direct"
-    topo = create_deployment(d)
-    for org in topo.organisations.values():
-        org.database_url = pg_database(org.id)
-    topo.save()
+    topo = _deployment(pg_database, d)
     linkage_url = linkage_database_url(topo.database_url("m131016"))
     name = linkage_url.rsplit("/", 1)[1]
     with psycopg.connect(pg_base_url, autocommit=True) as conn:  # the operator creates it
@@ -67,12 +76,7 @@ def test_direct_mode_on_postgresql(pg_database, pg_base_url: str, tmp_path: Path
         with running(d) as nation:
             own = nation.runtimes["m131016"].services["intermediate"]
             assert own.db.engine.dialect.name == "postgresql" and own.db.engine.url.database == name
-            intro(nation)
-            demo.move(nation, 9, today_jst())
-            linkage_setup.prepare(nation, 9)
-            answers = [ask(nation, s["command"]) for s in scenarios(d)]
-            assert [a["status"] for a in answers] == ["answered", "answered", "refused"]
-            assert all(a["signature_valid"] for a in answers[:2])
+            _scenarios(nation, d)
             records = linkage_audit.three_records(nation.topology)
             assert records["agree"] and len(records["exchanges"]) == 3
     finally:
