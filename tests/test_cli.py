@@ -172,6 +172,14 @@ def test_init_refuses_an_existing_or_unfinished_nation(small_nation_dir: Path, t
     assert r.returncode == 2 and "unfinished" in r.stderr
 
 
+def test_a_refused_init_leaves_no_trace(tmp_path: Path) -> None:
+    """Bad arguments are refused before anything is written: not even the log folder is made."""
+    d = tmp_path / "n"
+    r = run("init", "--data-dir", str(d), "--residents", "10", "--direct", "131017")
+    assert r.returncode == 2 and "check digit" in r.stderr
+    assert not d.exists()
+
+
 def test_intro_without_a_nation_says_so(tmp_path: Path) -> None:
     r = run("intro", "--data-dir", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "kojinbango init" in r.stderr

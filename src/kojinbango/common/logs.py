@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 _DIGITS = re.compile(r"(?<![0-9０-９])[0-9０-９]{11,12}(?![0-9０-９])")
 
@@ -35,6 +36,18 @@ class RedactingFilter(logging.Filter):
 _TRACEBACKS = logging.Formatter()
 
 
+class _LogFile(logging.FileHandler):
+    """A log file made (with its folder) by the first record, not before: a command refused before
+    it does anything leaves nothing behind in a data directory it was given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def configure(log_file: Path | None = None, level: int = logging.INFO) -> None:
     """Root logging to ``log_file`` (and stderr for warnings), every handler redacting."""
     root = logging.getLogger()
@@ -44,8 +57,7 @@ def configure(log_file: Path | None = None, level: int = logging.INFO) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh = _LogFile(log_file)
         fh.setLevel(level)
         handlers.append(fh)
     err = logging.StreamHandler()
