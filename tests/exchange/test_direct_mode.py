@@ -111,6 +111,12 @@ def test_no_copy_is_registered_anywhere(nation: Nation) -> None:
         assert s.scalar(select(func.count()).select_from(FugoLink).where(FugoLink.tenant == A)) > 0
     with pytest.raises(BusinessError, match="direct mode"):
         own.register_copies(A, "地方税関係情報", [])
+    # the linkage staff's 登録状況 says so: each category answered from the 正本, no 副本 counted
+    status = linkage.status()
+    assert status["direct"] is True and status["receiver"] == A and status["intermediate_error"] is None
+    assert {c["refresh"] for c in status["categories"]} == {"direct"}
+    assert all(c["registered"] is None and c["at_intermediate"] is None for c in status["categories"])
+    assert status["fugo"]["delivered"] > 0
 
 
 def test_records_agree_and_live_with_the_municipality(nation: Nation, answers: list[dict]) -> None:

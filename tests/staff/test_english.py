@@ -106,6 +106,7 @@ def test_staff_terminal_in_english_with_data_untranslated(nation: Nation, staff_
         ("/staff/links/", "To review"),
         ("/staff/admin/access-log", "Time (JST)"),
         ("/staff/admin/accounts", "Initial password (12 characters or more)"),
+        ("/staff/admin/linkage", "Information linkage: registration status"),
         ("/documents/verify", "Verify a certificate issued by"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kojinbango.card.relying import JpkiVerifier
 from kojinbango.common.app import OrgRuntime, close_sessions_on_shutdown, org_app
@@ -149,6 +149,10 @@ def create(
         str(topology.settings.get("reader_url", "http://127.0.0.1:8790")),
         lambda: services.get("linkage"),  # 3-3 from the counter once 情報連携 is there
         addressee.sync_residents,  # 統合宛名 for the 児童手当 claim written at the counter
+    )
+    # 情報連携の登録状況 for the 管理者 (503 until the deployment has the network)
+    linkage_views.install_status_page(
+        app, staff, org.name, lambda: cast(LinkageService | None, services.get("linkage"))
     )
     runtime = OrgRuntime(org_id, "municipality", app, db, client, services)
     runtime.closers.append(kiosk.verifier.close)

@@ -21,7 +21,7 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from kojinbango.common.db import Database
 from kojinbango.common.documents import canonical
@@ -406,6 +406,67 @@ class LinkageService:
         with writing(self.db) as s:
             rows = s.scalars(select(LinkageAnswer).order_by(LinkageAnswer.id.desc()).limit(limit))
             return [self._view(r) for r in rows]
+
+    # --- 登録状況: what the linkage staff see -------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The state of this municipality's side of information linkage, with no person in it: how
+        many persons have their 符号 (delivered, asked for, not yet asked), and per category how
+        the 副本 are refreshed, how many this municipality has registered and when it last sent
+        one, beside how many the intermediate server holds (``None`` with ``intermediate_error``
+        when it cannot be asked; both ``None`` in direct mode, which keeps no 副本)."""
+        with self.db.transaction() as s:
+            numbered = s.scalar(
+                select(func.count()).select_from(Addressee).where(Addressee.my_number.is_not(None))
+            )
+            delivered = s.scalar(
+                select(func.count()).select_from(FugoRequest).where(FugoRequest.delivered_at.is_not(None))
+            )
+            asked = s.scalar(
+                select(func.count()).select_from(FugoRequest).where(FugoRequest.delivered_at.is_(None))
+            )
+            sent = {
+                c: (int(n), last)
+                for c, n, last in s.execute(
+                    select(CopyState.category, func.count(), func.max(CopyState.sent_at)).group_by(
+                        CopyState.category
+                    )
+                )
+            }
+            states = {k: v for k, v in s.execute(select(LinkageState.key, LinkageState.value))}
+        held: dict[str, int] | None = None
+        error = None
+        if not self.direct:
+            try:
+                held = dict(self._call("/api/tenant/copies/counts")["counts"])
+            except (Unreachable, RemoteError) as exc:
+                error = str(exc)[:300]
+        categories = []
+        for category in EXTRACTORS:
+            registered, last = sent.get(category, (0, None))
+            categories.append(
+                {
+                    "category": category,
+                    "refresh": "direct" if self.direct else self.settings.refresh_mode(self.org_id, category),
+                    "registered": None if self.direct else registered,
+                    "last_sent_at": iso(last),
+                    "at_intermediate": None if held is None else int(held.get(category, 0)),
+                }
+            )
+        return {
+            "enabled": states.get("enabled") == "yes",
+            "direct": self.direct,
+            "receiver": self.intermediate,
+            "fugo": {
+                "persons_with_number": int(numbered or 0),
+                "delivered": int(delivered or 0),
+                "asked": int(asked or 0),
+                "not_asked": max(0, int(numbered or 0) - int(delivered or 0) - int(asked or 0)),
+            },
+            "categories": categories,
+            "nightly_at": self.settings.nightly_at,
+            "last_nightly": states.get("nightly"),
+            "intermediate_error": error,
+        }
 
     # --- worker: on-change refresh and the nightly batch ---------------------------------------
     def tick(self, at: dt.datetime | None = None) -> dict[str, Any]:
