@@ -49,6 +49,8 @@ def test_the_status_page_shows_what_is_registered_and_the_batch_mends_a_gap(
         page = c.get("/staff/admin/linkage")
         assert page.status_code == 200, page.text[-800:]
         assert f'<td id="fugo-delivered">{delivered}</td>' in page.text
+        joint = nation.topology.org("intermediate").name
+        assert f"{joint}（intermediate）" in page.text  # where this municipality's 副本 are
         assert _cell(page.text, TAX, "registered") == str(registered)
         assert _cell(page.text, TAX, "held") == str(_held(nation, TAX)) == str(registered)
         assert not any(n in page.text for n in numbers)  # counts, never a person

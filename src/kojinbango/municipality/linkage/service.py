@@ -456,6 +456,7 @@ class LinkageService:
             "enabled": states.get("enabled") == "yes",
             "direct": self.direct,
             "receiver": self.intermediate,
+            "receiver_name": self.topology.org(self.intermediate).name,
             "fugo": {
                 "persons_with_number": int(numbered or 0),
                 "delivered": int(delivered or 0),
