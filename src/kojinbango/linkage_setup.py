@@ -207,8 +207,7 @@ def connect(nation: Nation) -> dict[str, Any]:
     for rt in nation.municipalities():
         linkage = rt.services.get("linkage")
         assert isinstance(linkage, LinkageService)
-        linkage.enable()
-        out[rt.org_id] = {"fugo": linkage.ensure_fugo(), "copies": linkage.refresh(None, full=True)}
+        out[rt.org_id] = linkage.refresh_now()
     agency = nation.runtime("agency").services["agency"]
     assert isinstance(agency, AgencyService)
     out["nenkin"] = {"fugo": agency.ensure_fugo(), "copies": agency.refresh()}

@@ -121,10 +121,11 @@ def _context(request: Request) -> dict[str, Any]:
     return {"lang": language(request), "lang_next": _next_of(request)}
 
 
-def templates(app: FastAPI, directory: Path) -> Jinja2Templates:
-    """The templates of one package, translated; installs ``POST /lang`` on ``app`` once."""
+def templates(app: FastAPI, directory: Path, *also: Path) -> Jinja2Templates:
+    """The templates of one package, translated; installs ``POST /lang`` on ``app`` once.  ``also``:
+    further directories its templates may extend or include (after its own, before the shared)."""
     t = Jinja2Templates(directory=str(directory), context_processors=[_context])
-    t.env.loader = ChoiceLoader([FileSystemLoader(str(directory)), FileSystemLoader(str(SHARED_TEMPLATES))])
+    t.env.loader = ChoiceLoader([FileSystemLoader(str(d)) for d in (directory, *also, SHARED_TEMPLATES)])
     t.env.add_extension("jinja2.ext.i18n")
     t.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     t.env.filters["label"] = _label

@@ -220,6 +220,18 @@ class LinkageService:
                 )
         return result
 
+    def refresh_now(
+        self, categories: list[str] | None = None, full: bool = True, fugo: bool = True
+    ) -> dict[str, Any]:
+        """The nightly batch, now (``exchange refresh``, the 管理者's screen): linkage started, the
+        missing 符号 obtained (``fugo``), then the 副本 of ``categories`` (all by default)."""
+        self.enable()
+        out: dict[str, Any] = {}
+        if fugo:
+            out["fugo"] = self.ensure_fugo()
+        out["copies"] = self.refresh(categories, full=full)
+        return out
+
     def _refresh_one(self, category: str, full: bool) -> dict[str, int]:
         t = now()
         if not full:
@@ -415,15 +427,12 @@ class LinkageService:
         one, beside how many the intermediate server holds (``None`` with ``intermediate_error``
         when it cannot be asked; both ``None`` in direct mode, which keeps no 副本)."""
         with self.db.transaction() as s:
-            numbered = s.scalar(
-                select(func.count()).select_from(Addressee).where(Addressee.my_number.is_not(None))
+            numbered = int(
+                s.scalar(select(func.count()).select_from(Addressee).where(Addressee.my_number.is_not(None)))
+                or 0
             )
-            delivered = s.scalar(
-                select(func.count()).select_from(FugoRequest).where(FugoRequest.delivered_at.is_not(None))
-            )
-            asked = s.scalar(
-                select(func.count()).select_from(FugoRequest).where(FugoRequest.delivered_at.is_(None))
-            )
+            # every 取得番号 announced, and those whose 符号 came (count() of a column skips its NULLs)
+            requested, delivered = s.execute(select(func.count(), func.count(FugoRequest.delivered_at))).one()
             sent = {
                 c: (int(n), last)
                 for c, n, last in s.execute(
@@ -432,7 +441,7 @@ class LinkageService:
                     )
                 )
             }
-            states = {k: v for k, v in s.execute(select(LinkageState.key, LinkageState.value))}
+            states: dict[str, str] = dict(s.execute(select(LinkageState.key, LinkageState.value)).all())
         held: dict[str, int] | None = None
         error = None
         if not self.direct:
@@ -458,10 +467,10 @@ class LinkageService:
             "receiver": self.intermediate,
             "receiver_name": self.topology.org(self.intermediate).name,
             "fugo": {
-                "persons_with_number": int(numbered or 0),
-                "delivered": int(delivered or 0),
-                "asked": int(asked or 0),
-                "not_asked": max(0, int(numbered or 0) - int(delivered or 0) - int(asked or 0)),
+                "persons_with_number": numbered,
+                "delivered": delivered,
+                "asked": requested - delivered,
+                "not_asked": max(0, numbered - requested),
             },
             "categories": categories,
             "nightly_at": self.settings.nightly_at,
@@ -482,8 +491,7 @@ class LinkageService:
         local = in_jst(at or now_aware())
         hh, mm = (int(x) for x in self.settings.nightly_at.split(":"))
         if (local.hour, local.minute) >= (hh, mm) and self._get("nightly") != local.date().isoformat():
-            self.ensure_fugo()
-            done["nightly"] = self.refresh(None, full=True)
+            done["nightly"] = self.refresh_now()["copies"]
             self._set("nightly", local.date().isoformat())
         return done
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import ChoiceLoader, FileSystemLoader
 from pydantic import BaseModel
 
 from kojinbango.common import i18n
@@ -71,12 +70,7 @@ def install(app: FastAPI, service: LinkageService) -> None:
 
     @router.post("/refresh")
     def refresh(body: RefreshForm) -> dict[str, Any]:
-        service.enable()
-        out: dict[str, Any] = {}
-        if body.fugo:
-            out["fugo"] = service.ensure_fugo()
-        out["copies"] = service.refresh(body.categories, full=body.full)
-        return out
+        return service.refresh_now(body.categories, full=body.full, fugo=body.fugo)
 
     @router.get("/answers")
     def answers() -> dict[str, Any]:
@@ -90,9 +84,8 @@ def install_status_page(
 ) -> None:
     """情報連携の登録状況 for the municipality's 管理者 (the staff gate checks the role); ``linkage``
     gives the service once the deployment has the network."""
-    templates = i18n.templates(app, Path(__file__).parent / "templates")
-    staff_templates = Path(__file__).parents[1] / "staff" / "templates"  # the terminal's frame
-    templates.env.loader = ChoiceLoader([templates.env.loader, FileSystemLoader(str(staff_templates))])  # type: ignore[list-item]
+    here = Path(__file__).parent
+    templates = i18n.templates(app, here / "templates", here.parent / "staff" / "templates")  # its frame
     templates.env.globals.update(municipality=municipality, idle_seconds=int(staff.idle.total_seconds()))
 
     def page(request: Request, **extra: Any) -> Response:
@@ -116,16 +109,19 @@ def install_status_page(
         if service is None:
             return page(request)
         try:
-            service.enable()
-            fugo = service.ensure_fugo()
-            copies = service.refresh(None, full=True)
+            done = service.refresh_now()
         except (Unreachable, RemoteError, BusinessError) as exc:
             staff.record(
                 request.state.staff, "refresh_failed", STATUS_PATH, "linkage", None, {"error": str(exc)[:200]}
             )
             return page(request, refresh_error=str(exc))
-        detail = {c: r.get("changed", 0) for c, r in copies.items()}
+        detail = {c: r.get("changed", 0) for c, r in done["copies"].items()}
         staff.record(
-            request.state.staff, "refresh", STATUS_PATH, "linkage", None, {"fugo": fugo, "changed": detail}
+            request.state.staff,
+            "refresh",
+            STATUS_PATH,
+            "linkage",
+            None,
+            {"fugo": done["fugo"], "changed": detail},
         )
-        return page(request, refreshed={"fugo": fugo, "copies": copies})
+        return page(request, refreshed=done)
